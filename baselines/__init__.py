@@ -1,0 +1,1 @@
+"""Methods scored by triptych: simple baselines and reference-model ports, declared in ``specs/*.yaml``."""

@@ -1,0 +1,1 @@
+"""Metric implementations: pure functions first (one module per family), declared in ``specs/*.yaml``."""

@@ -1,0 +1,1 @@
+"""DVC stage entry points (one small script per stage); see dvc.yaml."""

@@ -1,0 +1,52 @@
+"""The registry is data: YAML entries -> typed specs, clear errors for unknown names and bad entries."""
+
+from __future__ import annotations
+
+import pytest
+
+from triptych.errors import TriptychError, UnknownNameError
+from triptych.registry import _parse_metric, registry
+
+
+def test_metrics_resolve_to_callables_with_versions():
+    reg = registry()
+    for name in ("psnr", "ssim"):
+        spec = reg.metric(name)
+        assert spec.default_variant is None and len(spec.variants) >= 2
+        for variant in spec.variants.values():
+            assert callable(variant.load()) and variant.version >= 1 and variant.protocol
+    assert set(reg.metric("ssim").variants) >= {"win65", "matlab3d"}
+    assert set(reg.metric("psnr").variants) >= {"e2fgvi", "amt"}
+
+
+def test_unknown_names_list_close_matches():
+    with pytest.raises(UnknownNameError, match="did you mean 'psnr'"):
+        registry().metric("psrn")
+    with pytest.raises(UnknownNameError, match="use one of: win65, matlab3d"):
+        registry().metric("ssim").variant("gaussian")
+
+
+def test_no_silent_default_variant():
+    with pytest.raises(TriptychError, match="has 2 variants and no default"):
+        registry().metric("ssim").variant(None)
+
+
+def test_bad_yaml_entries_are_rejected_with_their_location():
+    good = {"description": "d", "kind": "paired_image", "level": "frame", "direction": "higher", "tasks": [],
+            "gate_tolerance": 0.1, "variants": {"v": {"version": 1, "callable": "m:f", "description": "d",
+                                                      "protocol": "p"}}}
+    assert _parse_metric("x", good, "f.yaml: x").variants["v"].version == 1
+    with pytest.raises(TriptychError, match="f.yaml: x: unknown field"):
+        _parse_metric("x", {**good, "directon": "higher"}, "f.yaml: x")
+    with pytest.raises(TriptychError, match="level 'clip'"):
+        _parse_metric("x", {**good, "level": "clip"}, "f.yaml: x")
+    with pytest.raises(TriptychError, match="missing required field"):
+        _parse_metric("x", {k: v for k, v in good.items() if k != "variants"}, "f.yaml: x")
+
+
+def test_list_command_prints_every_metric(run_cli):
+    code, out, _ = run_cli("list", "metrics", "--json")
+    assert code == 0
+    import json
+    names = {row["metric"] for row in json.loads(out)}
+    assert names == set(registry().metrics)

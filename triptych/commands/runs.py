@@ -1,0 +1,52 @@
+"""``triptych runs list|show``"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from triptych.errors import TriptychError
+from triptych.results import list_runs, read_run, read_samples
+
+runs_app = typer.Typer(help="Inspect scored runs (Parquet rows + run JSON).", no_args_is_help=True)
+RESULTS_OPTION = typer.Option(Path("results"), "--results", help="results folder")
+
+
+@runs_app.command("list")
+def list_command(results: Path = RESULTS_OPTION) -> None:
+    """One line per run, newest first."""
+    table = Table("run_id", "status", "task", "benchmark", "method", "metrics", title=f"runs in {results}")
+    for run in list_runs(results):
+        metrics = ", ".join(f"{m['metric']}:{m['variant']}" for m in run.get("metrics", []))
+        table.add_row(run["run_id"], run.get("status", "?"), run.get("task", ""), run.get("benchmark", ""),
+                      run.get("method", ""), metrics)
+    Console().print(table)
+
+
+@runs_app.command("show")
+def show_command(run: str = typer.Argument(..., help="run id or run folder"), results: Path = RESULTS_OPTION,
+                 as_json: bool = typer.Option(False, "--json", help="print the run JSON")) -> None:
+    """The run's provenance and its per-metric aggregates."""
+    run_dir = Path(run) if Path(run).is_dir() else results / run
+    if not run_dir.is_dir():
+        raise TriptychError(f"no run {run!r} in {results}", fix="see 'triptych runs list --results DIR'")
+    meta = read_run(run_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(meta, indent=2) + "\n")
+        return
+    samples = read_samples(run_dir)
+    console = Console()
+    code = meta.get("code", {})
+    console.print(f"[bold]{meta['run_id']}[/bold] {meta.get('status')}  revision {code.get('git_revision')} "
+                  f"dirty={code.get('git_dirty')}  created {meta.get('created_utc')}")
+    summary = samples.groupby(["metric", "metric_variant", "metric_version", "unit"])["value"].agg(["mean", "count"])
+    console.print(summary.to_string())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(runs_app, name="runs")

@@ -1,0 +1,81 @@
+"""The interfaces every scored method implements, one per task, with one convention for all of them.
+
+Convention (all three tasks):
+- images are ``torch.Tensor`` float32 in [0, 1], RGB, channel-first: a frame is (3, H, W), a video is
+  (T, 3, H, W), masks are (T, 1, H, W) float32 with 1 = hole;
+- tensors arrive on the CPU; a method moves them to its own device and returns CPU tensors;
+- one sample per call (no batch axis): the harness, not the method, decides batching, so a batch size
+  can never change a number;
+- outputs keep the input's spatial size; values outside [0, 1] are allowed (each metric variant says
+  whether it clamps) but NaN / Inf are errors.
+
+A registry entry (``baselines/specs/*.yaml``) points at a factory ``make(**params)`` returning an object
+that implements the task's protocol; a factory that declares a ``context`` parameter also receives the
+benchmark's ``BenchmarkData`` (for baselines such as ``other_id`` that draw on other samples).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import torch
+
+from triptych.errors import TriptychError
+from triptych.registry import MethodSpec
+
+
+@runtime_checkable
+class Inpainter(Protocol):
+    def inpaint(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """frames (T, 3, H, W) and masks (T, 1, H, W) (1 = hole, after the benchmark's dilation) ->
+        completed frames (T, 3, H, W). The harness composites ``pred * mask + gt * (1 - mask)`` and
+        quantises as the benchmark variant prescribes; the method need not."""
+
+
+@runtime_checkable
+class Interpolator(Protocol):
+    def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float) -> torch.Tensor:
+        """Two frames (3, H, W) and a time 0 < t < 1 -> the frame at t (3, H, W), unrounded."""
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def generate(self, reference_images: Sequence[torch.Tensor], prompt: str, seed: int) -> list[torch.Tensor]:
+        """Reference photos of one identity (each (3, H, W), sizes may differ), a prompt with the class
+        word, a seed -> generated images (each (3, H', W')). The same seed must give the same images."""
+
+
+PROTOCOLS: dict[str, type] = {
+    "video_inpainting": Inpainter,
+    "frame_interpolation": Interpolator,
+    "personalization": Generator,
+}
+
+
+def build_method(spec: MethodSpec, context: Any = None) -> Any:
+    """Instantiate a registered method and check that it implements its task's protocol."""
+    factory = spec.load()
+    kwargs = dict(spec.params)
+    if "context" in inspect.signature(factory).parameters:
+        kwargs["context"] = context
+    method = factory(**kwargs)
+    protocol = PROTOCOLS[spec.task]
+    if not isinstance(method, protocol):
+        raise TriptychError(f"method {spec.name!r} ({spec.callable}) does not implement {protocol.__name__}",
+                            fix=f"give it the method documented in triptych.methods.{protocol.__name__}")
+    return method
+
+
+def check_output(output: torch.Tensor, expected_shape: tuple[int, ...], method: str, sample_id: str) -> torch.Tensor:
+    """A method's output must have the expected shape and be finite; say which method and sample if not."""
+    if not isinstance(output, torch.Tensor):
+        raise TriptychError(f"method {method!r} returned {type(output).__name__} for sample {sample_id!r}",
+                            fix="return a torch.Tensor (see triptych.methods)")
+    if tuple(output.shape) != tuple(expected_shape):
+        raise TriptychError(f"method {method!r} returned shape {tuple(output.shape)} for sample {sample_id!r}, "
+                            f"expected {tuple(expected_shape)}", fix="keep the input's size and layout")
+    if not torch.isfinite(output).all():
+        raise TriptychError(f"method {method!r} returned NaN or Inf for sample {sample_id!r}",
+                            fix="fix the method; triptych never scores non-finite outputs")
+    return output.detach().to("cpu", torch.float32)
