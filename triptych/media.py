@@ -43,7 +43,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         }
         fix = fixes.get(image.mode, "convert it to 8-bit RGB (e.g. PIL: Image.open(p).convert('RGB'))")
         raise InputError(f"{path}: image mode is {image.mode!r}, expected 8-bit 'RGB'", fix=fix)
-    return np.asarray(image, dtype=np.uint8)
+    return np.array(image, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)
 
 
 def read_mask(path: str | Path) -> np.ndarray:

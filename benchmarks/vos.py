@@ -1,0 +1,136 @@
+"""Video completion benchmarks (DAVIS / YouTube-VOS protocol) on folders of frames and masks.
+
+The ``e2fgvi`` benchmark variant follows E2FGVI @ 709cbe3 ``core/dataset.py`` and ``evaluate.py``
+(protocols.md section 1): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
+NEAREST, thresholded > 0 and dilated with a 3x3 cross for 4 iterations; the prediction truncated to
+uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from triptych.errors import InputError, TriptychError
+from triptych.manifests import verify_manifest, read_manifest
+from triptych.media import read_prediction, read_rgb
+from triptych.methods import check_output
+from triptych.registry import BenchmarkSpec
+from triptych.scoring import BenchmarkData, MetricUse, Score
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class Video:
+    name: str
+    frames: tuple[Path, ...]
+    masks: tuple[Path, ...]
+
+
+def process_frame(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """E2FGVI frame reading: decode to RGB, ``Image.resize(size)`` with PIL's default bicubic filter."""
+    image = read_rgb(path)
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize(tuple(size), Image.BICUBIC))
+
+
+def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) -> np.ndarray:
+    """E2FGVI mask processing: NEAREST resize, ``> 0``, ``cv2.dilate`` with a 3x3 cross, N iterations.
+
+    Returns uint8 {0, 1} (H, W), 1 = hole. The hole the model sees is larger than the PNG's.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: mask not found", fix="every frame needs a mask with the same file stem")
+    try:
+        with Image.open(path) as image:
+            mask = np.asarray(image.resize(tuple(size), Image.NEAREST).convert("L")) > 0
+    except OSError as exc:
+        raise InputError(f"{path}: cannot decode mask ({exc})", fix="re-export the mask as PNG") from exc
+    mask = mask.astype(np.uint8)
+    if dilation_iterations:
+        kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        mask = cv2.dilate(mask, kernel, iterations=dilation_iterations)
+    return mask
+
+
+def _list_images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise InputError(f"{folder}: folder not found", fix="check the benchmark's data root")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
+    """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR}}`` under ``params.root``."""
+    root = data_root / spec.params["root"]
+    manifest = read_manifest(data_root / spec.params["manifest"])
+    verify_manifest(manifest, root)
+    limit = spec.params.get("max_frames")
+    videos = []
+    for name, layout in spec.params["videos"].items():
+        frames = _list_images(root / layout["frames"])[:limit]
+        if not frames:
+            raise InputError(f"{root / layout['frames']}: no frames", fix="check the video folder")
+        mask_dir = root / layout["masks"]
+        masks = tuple(mask_dir / f"{f.stem}.png" for f in frames)
+        videos.append(Video(name, tuple(frames), masks))
+    return BenchmarkData(spec, variant, params, root, manifest, videos, VideoCompletion(params))
+
+
+class VideoCompletion:
+    """The task module of video completion (see ``triptych.scoring.TaskModule``)."""
+
+    def __init__(self, variant_params: dict[str, Any]) -> None:
+        self.size = tuple(variant_params["size"])
+        self.dilation = int(variant_params["mask_dilation"])
+
+    def load(self, video: Video) -> tuple[np.ndarray, np.ndarray]:
+        frames = np.stack([process_frame(p, self.size) for p in video.frames])
+        masks = np.stack([process_mask(p, self.size, self.dilation) for p in video.masks])
+        return frames, masks
+
+    def predict(self, method: Any, video: Video) -> np.ndarray:
+        frames, masks = self.load(video)
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+        m = torch.from_numpy(masks)[:, None].float()
+        out = check_output(method.inpaint(x, m), tuple(x.shape), type(method).__name__, video.name)
+        # E2FGVI evaluate.py: (pred * 255).astype(uint8) truncates; clip first so out-of-range values
+        # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
+        return np.clip(out.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255).astype(np.uint8)
+
+    def read_prediction(self, pred_dir: Path, video: Video) -> np.ndarray:
+        preds = []
+        for frame in video.frames:
+            candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in (".png", ".jpg")]
+            path = next((c for c in candidates if c.is_file()), candidates[0])
+            if not path.is_file():
+                raise InputError(f"{path}: prediction missing for frame {frame.name} of video {video.name!r}",
+                                 fix="write <pred-dir>/<video>/<frame>.png for every ground-truth frame")
+            image = read_prediction(path)
+            if image.dtype != np.uint8:
+                raise InputError(f"{path}: inpainting predictions are 8-bit PNG frames", fix="save PNGs")
+            if (image.shape[1], image.shape[0]) != self.size:
+                raise InputError(f"{path}: prediction is {image.shape[1]}x{image.shape[0]}, the benchmark "
+                                 f"variant scores at {self.size[0]}x{self.size[1]}",
+                                 fix="predict at the benchmark's resolution")
+            preds.append(image)
+        return np.stack(preds)
+
+    def measure(self, video: Video, prediction: np.ndarray, metrics: Sequence[MetricUse]) -> list[Score]:
+        frames, masks = self.load(video)
+        if len(prediction) != len(frames):
+            raise TriptychError(f"video {video.name!r}: {len(prediction)} predicted frames for {len(frames)}")
+        hole = masks[..., None].astype(np.uint8)
+        composite = prediction * hole + frames * (1 - hole)  # E2FGVI: pred * mask + gt * (1 - mask)
+        scores = []
+        for frame_path, comp, gt in zip(video.frames, composite, frames):
+            sample_id = f"{video.name}/{frame_path.stem}"
+            scores.extend(Score(sample_id, m, float(m.fn(comp, gt, **m.variant.params))) for m in metrics)
+        return scores

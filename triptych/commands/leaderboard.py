@@ -1,0 +1,48 @@
+"""``triptych leaderboard show``: reported rows beside reproduced ones, in the terminal."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from triptych.leaderboard.table import leaderboard_rows
+
+leaderboard_app = typer.Typer(help="Published and reproduced numbers, side by side.", no_args_is_help=True)
+TASK_ORDER = ("video_inpainting", "frame_interpolation", "personalization")
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.6g}"
+
+
+@leaderboard_app.command("show")
+def show_command(
+    results: Optional[Path] = typer.Option(None, "--results", help="results folder with scored runs"),
+    task: Optional[str] = typer.Option(None, "--task", help="only this task"),
+    all_reported: bool = typer.Option(False, "--all-reported", help="every published method, not only the "
+                                      "reference systems (E2FGVI, AMT, PhotoMaker)"),
+) -> None:
+    """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows."""
+    rows = leaderboard_rows(results, task, all_reported)
+    console = Console(width=160)
+    for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
+        table = Table("source", "benchmark", "split", "method", "metric", "variant", "value", "unit", "n",
+                      title=task_name)
+        subset = rows[rows["task"] == task_name].sort_values(["source", "benchmark", "split", "method", "metric"])
+        for _, r in subset.iterrows():
+            n = r.get("n")
+            table.add_row(r["source"], r["benchmark"], str(r["split"]), r["method"], r["metric"],
+                          str(r["metric_variant"] or "-"), _fmt(r["value"]), str(r["unit"] or ""),
+                          "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)))
+        console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(leaderboard_app, name="leaderboard")

@@ -1,0 +1,33 @@
+"""``triptych score --benchmark B (--method M | --pred-dir DIR) --out DIR``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from triptych.results import read_run
+from triptych.scoring import score
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("score")
+    def score_command(
+        benchmark: str = typer.Option(..., "--benchmark", help="benchmark name (see 'triptych list benchmarks')"),
+        out: Path = typer.Option(Path("results"), "--out", help="results folder; the run goes in OUT/<run_id>/"),
+        method: Optional[str] = typer.Option(None, "--method", help="a registered method to run"),
+        pred_dir: Optional[Path] = typer.Option(None, "--pred-dir", help="your method's outputs, in the "
+                                                "benchmark's layout (README: 'Score your method's outputs')"),
+        benchmark_variant: Optional[str] = typer.Option(None, "--benchmark-variant", help="data preparation variant"),
+        data_root: Optional[Path] = typer.Option(None, "--data-root", help="datasets folder (default: the "
+                                                 "checkout's datasets/, or TRIPTYCH_DATASETS)"),
+    ) -> None:
+        """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
+        run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root)
+        run = read_run(run_dir)
+        for m in run["metrics"]:
+            agg = m["aggregate"]
+            typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
+                       f"{agg['value']:.6g} {m['unit']}  (n={agg['n']})")
+        typer.echo(f"run: {run_dir}", err=True)

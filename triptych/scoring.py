@@ -1,0 +1,160 @@
+"""``triptych score``: benchmark + (method | prediction folder) -> one run in the results schema.
+
+Flow: the registry resolves the benchmark, its variant and its (metric, variant) pairs -> the benchmark's
+loader lists the samples and checks the data against its manifest -> for each sample the task module
+produces the prediction (from the method, or read from ``--pred-dir``) and measures it -> its rows are
+written as one part file -> ``finish`` merges the parts and records the aggregates and provenance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import triptych
+from triptych.errors import TriptychError
+from triptych.manifests import Manifest, read_manifest, verify_manifest
+from triptych.metrics.aggregate import SampleMean
+from triptych.methods import build_method
+from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
+from triptych.results import RunWriter, new_run_id
+
+
+def datasets_root() -> Path:
+    """Where benchmark data paths are resolved: ``TRIPTYCH_DATASETS`` or the checkout's ``datasets/``."""
+    env = os.environ.get("TRIPTYCH_DATASETS")
+    if env:
+        return Path(env)
+    root = Path(triptych.__file__).resolve().parent.parent / "datasets"
+    if not root.is_dir():
+        raise TriptychError("no datasets folder found next to the triptych sources",
+                            fix="set TRIPTYCH_DATASETS to a folder holding samples/ and manifests/, or pass "
+                                "--data-root")
+    return root
+
+
+@dataclass(frozen=True)
+class MetricUse:
+    """A (metric, variant) pair of a benchmark, resolved to its callable."""
+
+    spec: MetricSpec
+    variant: VariantSpec
+    fn: Callable[..., float]
+
+
+@dataclass(frozen=True)
+class Score:
+    """One measurement of one sample, before it becomes a results row."""
+
+    sample_id: str
+    metric: MetricUse
+    value: float
+
+
+class TaskModule(Protocol):
+    """What a task's benchmark module provides to the shared scoring loop."""
+
+    def predict(self, method: Any, sample: Any) -> Any: ...
+
+    def read_prediction(self, pred_dir: Path, sample: Any) -> Any: ...
+
+    def measure(self, sample: Any, prediction: Any, metrics: Sequence[MetricUse]) -> list[Score]: ...
+
+
+@dataclass
+class BenchmarkData:
+    """What a benchmark loader returns: the samples, the checked manifest, and the task module."""
+
+    spec: BenchmarkSpec
+    variant: str
+    variant_params: dict[str, Any]
+    root: Path
+    manifest: Manifest
+    samples: list[Any]
+    task: TaskModule
+    context: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
+    """The benchmark's committed manifest, verified against the files under ``data_root``."""
+    manifest = read_manifest(data_root / spec.params["manifest"])
+    verify_manifest(manifest, data_root / spec.params["root"])
+    return manifest
+
+
+def resolve_metrics(spec: BenchmarkSpec) -> list[MetricUse]:
+    reg = registry()
+    uses = []
+    for metric_name, variant_name in spec.metrics:
+        metric = reg.metric(metric_name)
+        variant = metric.variant(variant_name)
+        uses.append(MetricUse(metric, variant, variant.load()))
+    return uses
+
+
+def load_benchmark(name: str, variant: str | None = None, data_root: Path | None = None) -> BenchmarkData:
+    spec = registry().benchmark(name)
+    variant_name, variant_params = spec.variant(variant)
+    loader = load_callable(spec.loader)
+    return loader(spec, variant_name, variant_params, data_root or datasets_root())
+
+
+def _predictions(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> Iterator[tuple[Any, Any]]:
+    if (method_name is None) == (pred_dir is None):
+        raise TriptychError("give exactly one of --method and --pred-dir")
+    if pred_dir is not None:
+        if not pred_dir.is_dir():
+            raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
+        for sample in data.samples:
+            yield sample, data.task.read_prediction(pred_dir, sample)
+        return
+    method_spec = registry().method(method_name)
+    if method_spec.task != data.spec.task:
+        raise TriptychError(f"method {method_name!r} is a {method_spec.task} method, but benchmark "
+                            f"{data.spec.name!r} is {data.spec.task}",
+                            fix=f"see 'triptych list methods' for {data.spec.task} methods")
+    method = build_method(method_spec, context=data.context)
+    for sample in data.samples:
+        yield sample, data.task.predict(method, sample)
+
+
+def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
+          benchmark_variant: str | None = None, data_root: Path | None = None) -> Path:
+    """Score one method (or a prediction folder) on one benchmark; returns the run folder."""
+    data = load_benchmark(benchmark, benchmark_variant, data_root)
+    metrics = resolve_metrics(data.spec)
+    method_label = method if method is not None else "pred-dir"
+    method_version = str(registry().method(method).version) if method is not None else ""
+    writer = RunWriter(out, new_run_id(f"{benchmark.replace('/', '-')}-{method_label}"))
+    writer.begin({
+        "task": data.spec.task, "benchmark": data.spec.name, "split": data.spec.split,
+        "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
+        "benchmark_params": data.variant_params, "method": method_label, "method_version": method_version,
+        "pred_dir": str(pred_dir) if pred_dir is not None else None,
+        "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
+        "weights": [], "seed": 0,
+    })
+    accumulators = {(m.spec.name, m.variant.name): SampleMean() for m in metrics}
+    for index, (sample, prediction) in enumerate(_predictions(data, method, pred_dir)):
+        scores = data.task.measure(sample, prediction, metrics)
+        writer.add_rows((_row(writer.run_id, data, method_label, method_version, s) for s in scores),
+                        part=f"part-{index:06d}")
+        for s in scores:
+            accumulators[(s.metric.spec.name, s.metric.variant.name)].update(s.value)
+    summary = [{"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version,
+                "unit": m.spec.unit, "direction": m.spec.direction,
+                "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count}}
+               for m in metrics for acc in [accumulators[(m.spec.name, m.variant.name)]]]
+    writer.finish({"metrics": summary})
+    return writer.run_dir
+
+
+def _row(run_id: str, data: BenchmarkData, method: str, method_version: str, s: Score) -> dict[str, Any]:
+    return {"run_id": run_id, "task": data.spec.task, "benchmark": data.spec.name, "split": data.spec.split,
+            "benchmark_variant": data.variant, "method": method, "method_version": method_version,
+            "sample_id": s.sample_id, "level": s.metric.spec.level, "metric": s.metric.spec.name,
+            "metric_variant": s.metric.variant.name, "metric_version": s.metric.variant.version,
+            "value": s.value, "unit": s.metric.spec.unit}
