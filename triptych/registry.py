@@ -53,6 +53,7 @@ class VariantSpec:
     description: str
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
+    weights: tuple[str, ...] = ()  # weights-registry names (triptych/data/weights.yaml) this formula loads
 
     def load(self) -> Callable[..., Any]:
         return load_callable(self.callable)
@@ -170,10 +171,10 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
     variants = {}
     for vname, v in e["variants"].items():
         vwhere = f"{where} variant {vname!r}"
-        _check_keys(v, {"version", "callable", "description", "protocol", "params"}, vwhere)
+        _check_keys(v, {"version", "callable", "description", "protocol", "params", "weights"}, vwhere)
         _require(v, ("version", "callable", "description", "protocol"), vwhere)
         variants[vname] = VariantSpec(vname, int(v["version"]), v["callable"], v["description"],
-                                      v["protocol"], dict(v.get("params") or {}))
+                                      v["protocol"], dict(v.get("params") or {}), tuple(v.get("weights") or ()))
     default = e.get("default_variant")
     if default is not None and default not in variants:
         raise TriptychError(f"{where}: default_variant {default!r} is not among its variants")

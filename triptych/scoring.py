@@ -20,6 +20,7 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.methods import build_method
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id
+from triptych.weights import describe as describe_weights
 
 
 def datasets_root() -> Path:
@@ -126,8 +127,10 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     """Score one method (or a prediction folder) on one benchmark; returns the run folder."""
     data = load_benchmark(benchmark, benchmark_variant, data_root)
     metrics = resolve_metrics(data.spec)
+    method_spec = registry().method(method) if method is not None else None
     method_label = method if method is not None else "pred-dir"
-    method_version = str(registry().method(method).version) if method is not None else ""
+    method_version = str(method_spec.version) if method_spec is not None else ""
+    weight_names = [*(method_spec.weights if method_spec else ()), *(w for m in metrics for w in m.variant.weights)]
     writer = RunWriter(out, new_run_id(f"{benchmark.replace('/', '-')}-{method_label}"))
     writer.begin({
         "task": data.spec.task, "benchmark": data.spec.name, "split": data.spec.split,
@@ -135,7 +138,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         "benchmark_params": data.variant_params, "method": method_label, "method_version": method_version,
         "pred_dir": str(pred_dir) if pred_dir is not None else None,
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
-        "weights": [], "seed": 0,
+        "weights": [describe_weights(name) for name in dict.fromkeys(weight_names)], "seed": 0,
     })
     accumulators = {(m.spec.name, m.variant.name): SampleMean() for m in metrics}
     for index, (sample, prediction) in enumerate(_predictions(data, method, pred_dir)):

@@ -1,0 +1,178 @@
+"""Portrait sets for identity-preserving generation, and leave-one-out face-similarity scoring.
+
+A portrait set is one folder per identity, ``<root>/<name>_<classword>/``, holding that identity's
+reference photos (JPEG or PNG). The class word is the folder suffix, as the sample portraits have it
+(conventions.md, ``--pred-dir`` layouts). The published protocol's IDs and images were never released
+(PhotoMaker#188), so users supply the reference images (protocols.md section 3).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from triptych.errors import InputError, TriptychError
+from triptych.manifests import read_manifest, verify_manifest
+from triptych.media import IMAGE_SUFFIXES, read_rgb
+from triptych.methods import Generator
+from triptych.metrics.face import EmbeddingCache
+from triptych.registry import BenchmarkSpec
+from triptych.scoring import BenchmarkData, MetricUse, Score
+
+# The class words a folder suffix may carry (thesis 5.2.3: "man, woman, boy, girl, ..."). A closed list,
+# so a folder like ``alan_turing`` fails loudly instead of getting the class word "turing".
+CLASS_WORDS = ("man", "woman", "boy", "girl", "person", "child", "kid", "baby", "lady", "gentleman")
+
+
+@dataclass(frozen=True)
+class PortraitSet:
+    """Reference photos per identity name, with each identity's class word.
+
+    ``identities`` maps a name to its image paths, sorted. ``class_words`` maps the same names to their
+    class words.
+    """
+
+    root: Path
+    identities: dict[str, list[Path]]
+    class_words: dict[str, str]
+
+
+def id_slug(name: str) -> str:
+    """conventions.md: the name in lower case, every run of non-alphanumerics replaced by ``_``.
+
+    >>> id_slug("Alan Turing (young)")
+    'alan_turing_young_'
+    """
+    return re.sub(r"[^0-9a-z]+", "_", name.lower())
+
+
+def split_class_word(folder: str) -> tuple[str, str]:
+    """``newton_man`` -> ``("newton", "man")``. The last ``_`` separates the class word."""
+    name, sep, word = folder.rpartition("_")
+    if not sep or not name or word.lower() not in CLASS_WORDS:
+        raise InputError(
+            f"portrait folder {folder!r} has no class-word suffix (expected <name>_<classword>, with the "
+            f"class word one of {', '.join(CLASS_WORDS)})",
+            fix=f"rename it, e.g. {folder.rstrip('_')}_man or {folder.rstrip('_')}_woman",
+        )
+    return name, word.lower()
+
+
+def load_portraits(root: str | Path) -> PortraitSet:
+    """Read ``<root>/<name>_<classword>/*.{jpg,jpeg,png}``. Hidden entries and loose files are ignored.
+
+    Errors name the folder: a missing root, a root without identity folders, a folder without a
+    class-word suffix, a folder without images, two folders with the same name.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: portrait folder not found", fix="point at a folder of <name>_<classword>/ folders")
+    identities: dict[str, list[Path]] = {}
+    class_words: dict[str, str] = {}
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise InputError(f"{root}: no identity folders found",
+                         fix="put each identity's reference photos in <root>/<name>_<classword>/")
+    for folder in folders:
+        name, word = split_class_word(folder.name)
+        if name in identities:
+            raise InputError(f"{folder}: identity {name!r} is declared by two folders",
+                             fix="keep one folder per identity")
+        images = sorted(p for p in folder.iterdir()
+                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise InputError(f"{folder}: no JPEG or PNG reference images",
+                             fix="add the identity's reference photos, or remove the empty folder")
+        identities[name] = images
+        class_words[name] = word
+    return PortraitSet(root, identities, class_words)
+
+
+def read_reference(path: Path) -> torch.Tensor:
+    """A reference photo as the method convention's float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
+
+
+def _check_generated(output: Any, method: str, sample_id: str) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor) or output.ndim != 3 or output.shape[0] != 3:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise TriptychError(f"method {method!r} returned {shape} for sample {sample_id!r}, expected a (3, H, W) "
+                            "tensor", fix="return float32 RGB tensors (see triptych.methods.Generator)")
+    if not torch.isfinite(output).all():
+        raise TriptychError(f"method {method!r} returned NaN or Inf for sample {sample_id!r}",
+                            fix="fix the method; triptych never scores non-finite outputs")
+    return output.detach().to("cpu", torch.float32)
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """One generation request of the leave-one-out protocol: identity ``name`` with reference ``k`` held out.
+
+    The method gets the other references, the prompt ``"a photo of a <class word>"`` and seed k; each image
+    it returns is scored against the held-out photo only. So ``reference_copy`` measures same-identity
+    similarity between two different photos, and ``other_id`` cross-identity similarity.
+    """
+
+    name: str
+    k: int
+    held_out: Path
+    given: tuple[Path, ...]
+    prompt: str
+
+    @property
+    def sample_prefix(self) -> str:
+        return f"{id_slug(self.name)}/loo_{self.k}"
+
+
+def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
+    """A portrait set under ``params.root`` checked against its manifest; samples per the variant."""
+    root = data_root / spec.params["root"]
+    manifest = read_manifest(data_root / spec.params["manifest"])
+    verify_manifest(manifest, root)
+    portraits = load_portraits(root)
+    samples = []
+    for name in sorted(portraits.identities):
+        paths = portraits.identities[name]
+        if len(paths) < 2:
+            raise InputError(f"{paths[0].parent}: leave-one-out scoring needs at least 2 reference images, "
+                             f"found {len(paths)}", fix="add more reference photos of this identity")
+        prompt = f"a photo of a {portraits.class_words[name]}"
+        for k, held_out in enumerate(paths):
+            samples.append(LeaveOneOut(name, k, held_out, tuple(p for p in paths if p != held_out), prompt))
+    return BenchmarkData(spec, variant, params, root, manifest, samples, LeaveOneOutTask(), context=portraits)
+
+
+class LeaveOneOutTask:
+    """The task module of the leave-one-out portrait protocol (see ``triptych.scoring.TaskModule``)."""
+
+    def __init__(self) -> None:
+        self.cache = EmbeddingCache()  # each reference photo is embedded once per run
+
+    def predict(self, method: Generator, sample: LeaveOneOut) -> list[torch.Tensor]:
+        outputs = method.generate([read_reference(p) for p in sample.given], sample.prompt, sample.k)
+        if not outputs:
+            raise TriptychError(f"method {type(method).__name__!r} returned no images for {sample.name!r} "
+                                f"(held out {sample.held_out})", fix="return at least one image per call")
+        return [_check_generated(o, type(method).__name__, f"{sample.sample_prefix}/{i}") for i, o in enumerate(outputs)]
+
+    def read_prediction(self, pred_dir: Path, sample: LeaveOneOut) -> list[torch.Tensor]:
+        folder = pred_dir / sample.sample_prefix
+        images = sorted(folder.glob("*.png"), key=lambda p: p.stem) if folder.is_dir() else []
+        if not images:
+            raise InputError(f"{folder}: no generated images for identity {sample.name!r} (reference {sample.k} "
+                             "held out)", fix="write <pred-dir>/<id_slug>/loo_<k>/<i>.png")
+        return [read_reference(p) for p in images]
+
+    def measure(self, sample: LeaveOneOut, prediction: list[torch.Tensor], metrics: Sequence[MetricUse]) -> list[Score]:
+        scores = []
+        for i, image in enumerate(prediction):
+            sample_id = f"{sample.sample_prefix}/{i}"
+            for m in metrics:
+                value = m.fn(image, [sample.held_out], name=f"generated image {sample_id}", cache=self.cache,
+                             **m.variant.params)
+                scores.append(Score(sample_id, m, float(value)))
+        return scores

