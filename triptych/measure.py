@@ -1,20 +1,21 @@
 """``triptych measure``: one metric variant over a user's own prediction and ground-truth files.
 
-The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one function
-here. The result is one JSON document of the shape in ``conventions.md``.
+The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one module
+of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``conventions.md``.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from triptych.errors import InputError, TriptychError
-from triptych.media import check_same_size, pair_paths, read_prediction, read_rgb
 from triptych.metrics.aggregate import SampleMean
 from triptych.registry import MetricSpec, VariantSpec, registry
 from triptych.results import SCHEMA_VERSION, json_safe
+from triptych.weights import describe
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Measurement:
     inputs: MeasureInputs
     per_sample: list[tuple[str, float]] = field(default_factory=list)
     aggregate: SampleMean = field(default_factory=SampleMean)
-    weights: dict[str, Any] | None = None
+    weights: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
@@ -60,35 +61,19 @@ class Measurement:
         })
 
 
-def _measure_paired_image(m: Measurement, score: Callable[..., float]) -> None:
-    """Full-reference image metrics: one value per (prediction, ground truth) pair, pooled mean."""
-    for pair in pair_paths(m.inputs.pred, m.inputs.gt):
-        gt = read_rgb(pair.gt)
-        pred = read_prediction(pair.pred)
-        check_same_size(pred, gt, pair)
-        value = float(score(pred, gt, **m.variant.params))
-        m.aggregate.update(value)
-        m.per_sample.append((pair.sample_id, value))
-
-
-_KINDS: dict[str, Callable[[Measurement, Callable[..., Any]], None]] = {
-    "paired_image": _measure_paired_image,
-}
-# Options each kind consumes in addition to --pred/--gt; anything else given is refused, not ignored.
-_KIND_OPTIONS: dict[str, frozenset[str]] = {
-    "paired_image": frozenset(),
-}
-
-
 def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurement:
     spec = registry().metric(metric)
     chosen = spec.variant(variant)
-    if spec.kind not in _KINDS:
-        raise TriptychError(f"metric {metric!r} has kind {spec.kind!r}, which 'measure' cannot run yet")
-    unused = sorted(set(inputs.given_options()) - _KIND_OPTIONS[spec.kind])
+    try:
+        kind = importlib.import_module(f"triptych.measure_kinds.{spec.kind}")
+    except ModuleNotFoundError as exc:
+        raise TriptychError(f"metric {metric!r} has kind {spec.kind!r}, which 'measure' cannot run") from exc
+    unused = sorted(set(inputs.given_options()) - kind.OPTIONS)
     if unused:
         raise InputError(f"metric {metric!r} does not use {', '.join(unused)}",
                          fix=f"drop {', '.join(unused)}; masked variants are separate metrics")
     result = Measurement(spec, chosen, inputs)
-    _KINDS[spec.kind](result, chosen.load())
+    if chosen.weights:
+        result.weights = [describe(name) for name in chosen.weights]
+    kind.run(result, chosen.load())
     return result

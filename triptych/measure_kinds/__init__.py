@@ -1,0 +1,6 @@
+"""How ``triptych measure`` feeds each kind of metric: one module per ``kind`` of the metric registry.
+
+A module defines ``OPTIONS`` (the measure options it consumes besides ``--pred`` / ``--gt``; anything
+else given is refused, not ignored) and ``run(measurement, fn)``, which fills ``measurement.per_sample``
+and ``measurement.aggregate``. A task adds a kind by adding a module here.
+"""

@@ -1,0 +1,31 @@
+"""Identity metrics: each generated image (``--pred``, a file or a folder) against every reference photo
+of the identity (``--gt``, a file or a folder); one value per generated image, pooled mean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from triptych.errors import InputError
+from triptych.media import IMAGE_SUFFIXES
+
+OPTIONS: frozenset[str] = frozenset()
+
+
+def _images(path: Path, flag: str) -> list[Path]:
+    if path.is_file():
+        return [path]
+    images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise InputError(f"{flag} {path}: no PNG or JPEG images found", fix="check the path")
+    return images
+
+
+def run(m: Any, score: Callable[..., float]) -> None:
+    pred_root, references = Path(m.inputs.pred), _images(Path(m.inputs.gt), "--gt")
+    for image in _images(pred_root, "--pred"):
+        sample_id = image.stem if pred_root.is_file() else image.relative_to(pred_root).with_suffix("").as_posix()
+        value = float(score(image, references, **m.variant.params))
+        m.aggregate.update(value)
+        m.per_sample.append((sample_id, value))
+    m.extras["references"] = [str(p) for p in references]

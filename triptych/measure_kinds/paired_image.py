@@ -1,0 +1,19 @@
+"""Full-reference image metrics: one value per (prediction, ground truth) pair, pooled mean."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from triptych.media import check_same_size, pair_paths, read_prediction, read_rgb
+
+OPTIONS: frozenset[str] = frozenset()
+
+
+def run(m: Any, score: Callable[..., float]) -> None:
+    for pair in pair_paths(m.inputs.pred, m.inputs.gt):
+        gt = read_rgb(pair.gt)
+        pred = read_prediction(pair.pred)
+        check_same_size(pred, gt, pair)
+        value = float(score(pred, gt, **m.variant.params))
+        m.aggregate.update(value)
+        m.per_sample.append((pair.sample_id, value))
