@@ -16,12 +16,11 @@ from typing import Any, Sequence
 import torch
 
 from triptych.errors import InputError, TriptychError
-from triptych.manifests import read_manifest, verify_manifest
 from triptych.media import IMAGE_SUFFIXES, read_rgb
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, MetricUse, Score
+from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 # The class words a folder suffix may carry (thesis 5.2.3: "man, woman, boy, girl, ..."). A closed list,
 # so a folder like ``alan_turing`` fails loudly instead of getting the class word "turing".
@@ -131,8 +130,7 @@ class LeaveOneOut:
 def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """A portrait set under ``params.root`` checked against its manifest; samples per the variant."""
     root = data_root / spec.params["root"]
-    manifest = read_manifest(data_root / spec.params["manifest"])
-    verify_manifest(manifest, root)
+    manifest = load_checked_manifest(spec, data_root)
     portraits = load_portraits(root)
     samples = []
     for name in sorted(portraits.identities):

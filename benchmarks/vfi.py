@@ -15,11 +15,10 @@ import numpy as np
 import torch
 
 from triptych.errors import InputError
-from triptych.manifests import read_manifest, verify_manifest
 from triptych.media import Pair, check_same_size, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, MetricUse, Score
+from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,7 @@ class Triplet:
 def load_video_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Triplets cut from one video folder: for each centre c in ``params.centers``, (c-1, c, c+1)."""
     root = data_root / spec.params["root"]
-    manifest = read_manifest(data_root / spec.params["manifest"])
-    verify_manifest(manifest, root)
+    manifest = load_checked_manifest(spec, data_root)
     folder = root / spec.params["video"]
     frames = sorted(folder.glob("*.png"))
     name = spec.params.get("name", folder.parent.name)

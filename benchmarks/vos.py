@@ -18,11 +18,10 @@ import torch
 from PIL import Image
 
 from triptych.errors import InputError, TriptychError
-from triptych.manifests import verify_manifest, read_manifest
 from triptych.media import read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, MetricUse, Score
+from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -70,8 +69,7 @@ def _list_images(folder: Path) -> list[Path]:
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR}}`` under ``params.root``."""
     root = data_root / spec.params["root"]
-    manifest = read_manifest(data_root / spec.params["manifest"])
-    verify_manifest(manifest, root)
+    manifest = load_checked_manifest(spec, data_root)
     limit = spec.params.get("max_frames")
     videos = []
     for name, layout in spec.params["videos"].items():

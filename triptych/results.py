@@ -9,6 +9,8 @@ metadata and in ``run.json``, and checked on every read.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import json
 import math
 import os
@@ -16,7 +18,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 import pyarrow as pa
@@ -31,6 +33,7 @@ SCHEMA_VERSION = "1.0"
 SAMPLES_FILE = "samples.parquet"
 RUN_FILE = "run.json"
 PARTS_DIR = "parts"
+LOCK_FILE = ".lock"
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()),
@@ -136,17 +139,63 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def request_key(request: dict[str, Any]) -> str:
+    """A stable hash of what a run was asked to do; the same command resumes the same unfinished run."""
+    canonical = json.dumps(json_safe(request), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class RunWriter:
-    """Writes one run: ``begin`` -> ``add_rows`` (any number of times) -> ``finish``."""
+    """Writes one run: ``begin`` (or ``resume``) -> ``add_rows`` (any number of times) -> ``finish``.
+
+    The writer holds an exclusive ``flock`` on ``<run_dir>/.lock`` while it writes, so two processes never
+    write one run; a killed process releases it, and the same command can then resume the run.
+    """
 
     results: Path
     run_id: str
     meta: dict[str, Any] = field(default_factory=dict)
+    _lock: Any = None
 
     @property
     def run_dir(self) -> Path:
         return Path(self.results) / self.run_id
+
+    def _acquire(self) -> bool:
+        handle = open(self.run_dir / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._lock = handle
+        return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor drops the flock
+            self._lock = None
+
+    @classmethod
+    def resume(cls, results: Path, key: str) -> "RunWriter | None":
+        """The unfinished run (status running or failed) made by the same request, if no process holds it."""
+        root = Path(results)
+        if not root.is_dir():
+            return None
+        for run_dir in sorted(p for p in root.iterdir() if (p / RUN_FILE).is_file()):
+            try:
+                meta = read_run(run_dir)
+            except SchemaError:
+                continue
+            if meta.get("status") in ("running", "failed") and meta.get("request_key") == key:
+                writer = cls(root, run_dir.name, meta)
+                if writer._acquire():
+                    writer.meta["status"] = "running"
+                    writer.meta.setdefault("resumed_utc", []).append(utc_now())
+                    writer._write_meta()
+                    return writer
+        return None
 
     def begin(self, meta: dict[str, Any]) -> None:
         try:
@@ -156,6 +205,7 @@ class RunWriter:
         except OSError as exc:
             raise TriptychError(f"{self.run_dir}: cannot create run folder ({exc.strerror})",
                                 fix="check that the results folder is writable") from exc
+        self._acquire()
         self.meta = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
@@ -180,12 +230,26 @@ class RunWriter:
     def parts(self) -> list[Path]:
         return sorted((self.run_dir / PARTS_DIR).glob("*.parquet"))
 
-    def finish(self, summary: dict[str, Any]) -> pd.DataFrame:
+    def has_part(self, part: str) -> bool:
+        return (self.run_dir / PARTS_DIR / f"{part}.parquet").is_file()
+
+    def fail(self, error: str) -> None:
+        """Mark the run failed; its finished parts stay, and the same command resumes it."""
+        self.meta["status"] = "failed"
+        self.meta["error"] = error
+        self._write_meta()
+        self.release()
+
+    def finish(self, summary: dict[str, Any] | Callable[[pd.DataFrame], dict[str, Any]]) -> pd.DataFrame:
+        """Merge the parts into ``samples.parquet`` and mark the run complete; ``summary`` (a dict, or a
+        function of the merged rows) is added to the run JSON."""
         frames = [validate_rows(pq.read_table(p).to_pandas(), str(p)) for p in self.parts()]
         samples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
         _write_table(samples, self.run_dir / SAMPLES_FILE)
-        self.meta.update(summary)
+        self.meta.update(summary(samples) if callable(summary) else summary)
         self.meta["status"] = "complete"
         self.meta["finished_utc"] = utc_now()
+        self.meta.pop("error", None)
         self._write_meta()
+        self.release()
         return samples

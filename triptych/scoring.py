@@ -9,9 +9,12 @@ written as one part file -> ``finish`` merges the parts and records the aggregat
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
+
+import pandas as pd
 
 import triptych
 from triptych.errors import TriptychError
@@ -19,7 +22,7 @@ from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
 from triptych.methods import build_method
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
-from triptych.results import RunWriter, new_run_id
+from triptych.results import RunWriter, new_run_id, request_key
 from triptych.weights import describe as describe_weights
 
 
@@ -103,56 +106,88 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     return loader(spec, variant_name, variant_params, data_root or datasets_root())
 
 
-def _predictions(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> Iterator[tuple[Any, Any]]:
+def _producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> Callable[[Any], Any]:
+    """sample -> prediction: run the registered method, or read the method's outputs from ``pred_dir``."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
     if pred_dir is not None:
         if not pred_dir.is_dir():
             raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
-        for sample in data.samples:
-            yield sample, data.task.read_prediction(pred_dir, sample)
-        return
+        return lambda sample: data.task.read_prediction(pred_dir, sample)
     method_spec = registry().method(method_name)
     if method_spec.task != data.spec.task:
         raise TriptychError(f"method {method_name!r} is a {method_spec.task} method, but benchmark "
                             f"{data.spec.name!r} is {data.spec.task}",
                             fix=f"see 'triptych list methods' for {data.spec.task} methods")
     method = build_method(method_spec, context=data.context)
-    for sample in data.samples:
-        yield sample, data.task.predict(method, sample)
+    return lambda sample: data.task.predict(method, sample)
+
+
+def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, Any]) -> RunWriter:
+    """Resume the unfinished run of the same request (after a crash or kill), or begin a new one."""
+    key = request_key(request)
+    writer = RunWriter.resume(out, key)
+    if writer is not None:
+        print(f"resuming run {writer.run_id}: {len(writer.parts())} sample(s) already scored", file=sys.stderr)
+        return writer
+    writer = RunWriter(out, new_run_id(label))
+    writer.begin({**meta, "request": request, "request_key": key})
+    return writer
 
 
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None) -> Path:
-    """Score one method (or a prediction folder) on one benchmark; returns the run folder."""
+    """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
+    same call resumes the run and scores only the samples without a part; if a sample fails, the run is
+    marked failed, its finished parts are kept, and the same call resumes after the fix.
+    """
     data = load_benchmark(benchmark, benchmark_variant, data_root)
     metrics = resolve_metrics(data.spec)
+    produce = _producer(data, method, pred_dir)
     method_spec = registry().method(method) if method is not None else None
     method_label = method if method is not None else "pred-dir"
     method_version = str(method_spec.version) if method_spec is not None else ""
     weight_names = [*(method_spec.weights if method_spec else ()), *(w for m in metrics for w in m.variant.weights)]
-    writer = RunWriter(out, new_run_id(f"{benchmark.replace('/', '-')}-{method_label}"))
-    writer.begin({
+    request = {"benchmark": data.spec.name, "benchmark_version": data.spec.version, "benchmark_variant": data.variant,
+               "method": method_label, "method_version": method_version,
+               "pred_dir": str(pred_dir.resolve()) if pred_dir is not None else None,
+               "metrics": [(m.spec.name, m.variant.name, m.variant.version) for m in metrics],
+               "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve())}
+    writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, {
         "task": data.spec.task, "benchmark": data.spec.name, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
         "benchmark_params": data.variant_params, "method": method_label, "method_version": method_version,
-        "pred_dir": str(pred_dir) if pred_dir is not None else None,
+        "pred_dir": request["pred_dir"],
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
         "weights": [describe_weights(name) for name in dict.fromkeys(weight_names)], "seed": 0,
     })
-    accumulators = {(m.spec.name, m.variant.name): SampleMean() for m in metrics}
-    for index, (sample, prediction) in enumerate(_predictions(data, method, pred_dir)):
-        scores = data.task.measure(sample, prediction, metrics)
-        writer.add_rows((_row(writer.run_id, data, method_label, method_version, s) for s in scores),
-                        part=f"part-{index:06d}")
-        for s in scores:
-            accumulators[(s.metric.spec.name, s.metric.variant.name)].update(s.value)
-    summary = [{"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version,
-                "unit": m.spec.unit, "direction": m.spec.direction,
-                "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count}}
-               for m in metrics for acc in [accumulators[(m.spec.name, m.variant.name)]]]
-    writer.finish({"metrics": summary})
+    try:
+        for index, sample in enumerate(data.samples):
+            part = f"part-{index:06d}"
+            if writer.has_part(part):
+                continue
+            scores = data.task.measure(sample, produce(sample), metrics)
+            writer.add_rows((_row(writer.run_id, data, method_label, method_version, s) for s in scores), part=part)
+    except (TriptychError, KeyboardInterrupt) as exc:
+        done = len(writer.parts())
+        writer.fail(str(exc))
+        if isinstance(exc, TriptychError):
+            raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}the {done} sample(s) already "
+                                f"scored are kept in {writer.run_dir}; the same command resumes the run") from exc
+        raise
+    writer.finish(lambda samples: {"metrics": [_summary(m, samples) for m in metrics]})
     return writer.run_dir
+
+
+def _summary(m: MetricUse, samples: pd.DataFrame) -> dict[str, Any]:
+    """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes)."""
+    acc = SampleMean()
+    for value in samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name), "value"]:
+        acc.update(float(value))
+    return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
+            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count}}
 
 
 def _row(run_id: str, data: BenchmarkData, method: str, method_version: str, s: Score) -> dict[str, Any]:
