@@ -59,6 +59,11 @@ class FrameInterpolation:
         return out.permute(1, 2, 0).numpy()  # float32 HWC, unrounded, unclamped: the metric variant decides
 
     def read_prediction(self, pred_dir: Path, triplet: Triplet) -> np.ndarray:
+        if not (pred_dir / triplet.sample_id).parent.is_dir():
+            raise InputError(f"--pred-dir {pred_dir}: no folder {Path(triplet.sample_id).parent.as_posix()!r} for "
+                             f"triplet {triplet.sample_id!r}; the folder may be laid out for another benchmark",
+                             fix="interpolation predictions go at the ground-truth frame's relative path, "
+                                 f"e.g. <pred-dir>/{triplet.sample_id}.png")
         candidates = [pred_dir / f"{triplet.sample_id}{s}" for s in (".png", ".npy")]
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:

@@ -92,6 +92,13 @@ class VideoCompletion:
     def load(self, video: Video) -> tuple[np.ndarray, np.ndarray]:
         frames = np.stack([process_frame(p, self.size) for p in video.frames])
         masks = np.stack([process_mask(p, self.size, self.dilation) for p in video.masks])
+        for path, mask in zip(video.masks, masks):
+            if not mask.any():
+                raise InputError(f"{path}: the mask has no hole, so the frame would score as a perfect copy",
+                                 fix="fixed-mask protocols need a hole in every frame: fix or regenerate the mask")
+            if mask.all():
+                raise InputError(f"{path}: the mask covers the whole frame, so nothing is left to complete from",
+                                 fix="check the mask's polarity (255 or > 0 = hole) and regenerate it")
         return frames, masks
 
     def predict(self, method: Any, video: Video) -> np.ndarray:
@@ -104,6 +111,10 @@ class VideoCompletion:
         return np.clip(out.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255).astype(np.uint8)
 
     def read_prediction(self, pred_dir: Path, video: Video) -> np.ndarray:
+        if not (pred_dir / video.name).is_dir():
+            raise InputError(f"--pred-dir {pred_dir}: no folder {video.name!r} for video {video.name!r}; the folder "
+                             "may be laid out for another benchmark",
+                             fix="video completion predictions go in <pred-dir>/<video>/<frame>.png")
         preds = []
         for frame in video.frames:
             candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in (".png", ".jpg")]

@@ -23,9 +23,10 @@ stays valid.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -210,6 +211,18 @@ def clip_tensor(clip: np.ndarray | torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    """Full float32 convolutions on CUDA (TF32 would move features by far more than the fixture's 1e-4
+    tolerance; fixture README, "On a GPU"); the previous settings are restored."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def i3d_features(clip: np.ndarray | torch.Tensor, model: InceptionI3d, *, batch_stats: bool = True) -> np.ndarray:
     """The 1024-d float32 I3D feature of one clip (E2FGVI ``get_i3d_activations``), fed whole.
 
@@ -222,7 +235,7 @@ def i3d_features(clip: np.ndarray | torch.Tensor, model: InceptionI3d, *, batch_
     was_training = model.training
     model.train(batch_stats)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _no_tf32():
             feature = model(x.to(device))[0]
     finally:
         model.train(was_training)

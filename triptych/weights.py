@@ -208,7 +208,8 @@ def weights_registry() -> dict[str, WeightSpec]:
 def get_spec(name: str, registry: Registry | None = None) -> WeightSpec:
     table = weights_registry() if registry is None else registry
     if name not in table:
-        matches = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+        matches = [n for n in table if n.startswith(name)][:3] or difflib.get_close_matches(name, list(table), n=3,
+                                                                                             cutoff=0.5)
         hint = f" (did you mean {', '.join(repr(m) for m in matches)}?)" if matches else ""
         raise UnknownNameError(f"unknown weights {name!r}{hint}",
                                fix=f"run 'triptych weights list' to see the {len(table)} registered names")

@@ -1,4 +1,4 @@
-"""``triptych leaderboard show``: reported rows beside reproduced ones, in the terminal."""
+"""``triptych leaderboard show|build``: reported rows beside reproduced ones, in the terminal or as a static site."""
 
 from __future__ import annotations
 
@@ -42,6 +42,19 @@ def show_command(
                           str(r["metric_variant"] or "-"), _fmt(r["value"]), str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)))
         console.print(table)
+
+
+@leaderboard_app.command("build")
+def build_command(
+    results: Path = typer.Option(..., "--results", help="results folder with scored runs"),
+    out: Path = typer.Option(..., "--out", help="folder of the site (created; a previous site is rebuilt in place)"),
+) -> None:
+    """A static site (tables, provenance, plots, CSV/JSON) that opens from file:// with no server or network."""
+    from triptych.leaderboard.build import build_site  # jinja2 is needed only here
+
+    index = build_site(results, out)
+    typer.echo(f"site written: {index.resolve().as_uri()}", err=True)
+    typer.echo(str(index))
 
 
 def register(app: typer.Typer) -> None:

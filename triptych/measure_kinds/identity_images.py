@@ -13,6 +13,8 @@ OPTIONS: frozenset[str] = frozenset()
 
 
 def _images(path: Path, flag: str) -> list[Path]:
+    if not path.exists():
+        raise InputError(f"{flag} {path}: no such file or folder", fix="check the path")
     if path.is_file():
         return [path]
     images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,272 @@
+"""E_warp, the flow warping error of Lai et al. 2018, as pure functions.
+
+Protocol (protocols.md section 1, E_warp; fixtures/ewarp/tennis/README.md), reference
+phoenix104104/fast_blind_video_consistency @ bce0c7e: ``evaluate_WarpError.py``,
+``compute_flow_occlusion.py``, ``utils.py`` and the Resample2d forward kernel:
+
+- Pair (t, t+1), t = 0..T-2: frame t+1 is backward-warped into frame t's grid with the forward flow
+  F = F_(t->t+1): ``W(x) = I_(t+1)(x + F(x))`` (``warp_backward``).
+- Occlusion in frame t's grid (``occlusion_mask``): the reference calls ``detect_occlusion(bw, fw)``,
+  the reverse of its parameter names, so B_w = B(x + F(x)) is the backward flow B = F_(t+1->t) warped
+  by F, and the motion boundary is taken on the FORWARD flow.
+- Per pair (``pair_error``): mean squared RGB error over the non-occluded pixels and 3 channels, on
+  uint8 / 255 float32 frames; the warped frame is not clipped.
+- Per video (``video_ewarp``): the mean over pairs, accumulated in float32 as the reference does.
+  Dataset (``dataset_ewarp``): the mean of the per-video values.
+
+Values are raw: the papers print E_warp x 100 (header "E_warp x 10^-2"), and that scale is applied
+only to the reported rows. The flows come from the ground-truth frames (``triptych.metrics.flow``),
+and every variant (``ewarp_files``, ``ewarp_dis``, ``ewarp_raft``) names its flow backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from triptych.errors import InputError, TriptychError
+from triptych.metrics import flow as flowlib
+from triptych.metrics.convert import to_unit_float32
+from triptych.metrics.flow import FlowPair
+
+# Occlusion thresholds of utils.detect_occlusion (Lai et al. 2018), applied in float32 as the reference does.
+FB_RELATIVE = np.float32(0.01)  # mask1: |F + B_w|^2 > 0.01 (|F|^2 + |B_w|^2) + 0.5
+FB_ABSOLUTE = np.float32(0.5)
+MB_RELATIVE = np.float32(0.01)  # mask2: |grad F|^2 > 0.01 |F|^2 + 0.002
+MB_ABSOLUTE = np.float32(0.002)
+
+
+@dataclass(frozen=True)
+class PairError:
+    """One pair's error ``value = sse / n``; ``n`` = 3 x non-occluded pixels (H x W x 3 if none is visible)."""
+
+    value: float
+    sse: float
+    n: int
+    occluded: int
+
+
+@dataclass(frozen=True)
+class VideoEwarp:
+    """E_warp of one video: ``value`` (float32 mean over pairs), the pairs, and the flow provenance."""
+
+    value: float
+    pairs: tuple[PairError, ...]
+    flow: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_pair(self) -> list[float]:
+        return [p.value for p in self.pairs]
+
+    @property
+    def occluded_pixels(self) -> list[int]:
+        return [p.occluded for p in self.pairs]
+
+
+# --------------------------------------------------------------------------------------------------
+# Warping and occlusion
+
+
+def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``image`` (H, W, C) at x + flow(x): float32 (H, W, C), the Resample2d forward kernel.
+
+    Bilinear with pixel centres at integer coordinates (``grid_sample(align_corners=True)``). The
+    sample position ``x + dx`` is float32, and the weights ``alpha = xf - floor(xf)`` come from the
+    unclamped position. Each of the four tap indices is clamped to [0, W-1] x [0, H-1], so samples outside
+    the frame take the edge value (``padding_mode='border'``). They are not masked, and the result is not
+    clipped.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or flow.shape[:2] != image.shape[:2] or flow.ndim != 3 or flow.shape[2] != 2:
+        raise InputError(f"cannot warp an image of shape {image.shape} with a flow of shape {flow.shape}",
+                         fix="image (H, W, C) and flow (H, W, 2) must have the same H and W")
+    height, width = image.shape[:2]
+    flow = np.asarray(flow, dtype=np.float32)
+    xf = np.arange(width, dtype=np.float32)[None, :] + flow[..., 0]
+    yf = np.arange(height, dtype=np.float32)[:, None] + flow[..., 1]
+    x0, y0 = np.floor(xf), np.floor(yf)
+    alpha = (xf - x0)[..., None]
+    beta = (yf - y0)[..., None]
+    x_left = np.clip(x0, 0, width - 1).astype(np.intp)
+    x_right = np.clip(x0 + 1, 0, width - 1).astype(np.intp)
+    y_top = np.clip(y0, 0, height - 1).astype(np.intp)
+    y_bottom = np.clip(y0 + 1, 0, height - 1).astype(np.intp)
+    one = np.float32(1.0)
+    return ((one - alpha) * (one - beta) * image[y_top, x_left] + alpha * (one - beta) * image[y_top, x_right]
+            + (one - alpha) * beta * image[y_bottom, x_left] + alpha * beta * image[y_bottom, x_right])
+
+
+def flow_magnitude(flow: np.ndarray) -> np.ndarray:
+    """Squared magnitude ``dx^2 + dy^2`` (no square root), float32 (utils.compute_flow_magnitude)."""
+    return flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1]
+
+
+def flow_gradients(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Forward differences ``(du_x, dv_x, du_y, dv_y)`` of a flow (utils.compute_flow_gradients).
+
+    ``du_c[y, x] = F_c[y, x] - F_c[y, x+1]`` (0 in the last column) and ``dv_c[y, x] = F_c[y, x] -
+    F_c[y+1, x]`` (0 in the last row). The differences are taken in float32 and stored as float64.
+    """
+    height, width = flow.shape[:2]
+    out = []
+    for c in (0, 1):
+        comp = flow[..., c]
+        du = np.zeros((height, width), np.float64)
+        dv = np.zeros((height, width), np.float64)
+        du[:, :-1] = comp[:, :-1] - comp[:, 1:]
+        dv[:-1, :] = comp[:-1, :] - comp[1:, :]
+        out += [du, dv]
+    return out[0], out[1], out[2], out[3]
+
+
+def forward_backward_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """mask1 of the occlusion rule, bool (H, W) in frame t's grid (utils.detect_occlusion).
+
+    B_w = B(x + F(x)) is the backward flow sampled by the forward flow with ``warp_backward``, and
+    mask1 = |F + B_w|^2 > 0.01 (|B_w|^2 + |F|^2) + 0.5, all in float32, with strict '>'.
+    """
+    backward_warped = warp_backward(backward, forward)
+    return flow_magnitude(forward + backward_warped) > (
+        FB_RELATIVE * (flow_magnitude(backward_warped) + flow_magnitude(forward)) + FB_ABSOLUTE)
+
+
+def motion_boundary_mask(flow: np.ndarray) -> np.ndarray:
+    """mask2 of the occlusion rule, bool (H, W): du_x^2 + dv_x^2 + du_y^2 + dv_y^2 > 0.01 |F|^2 + 0.002.
+
+    ``flow_gradients`` gives the left side in float64; the right side is float32, as in
+    utils.detect_occlusion. The comparison is strict '>'.
+    """
+    du_x, dv_x, du_y, dv_y = flow_gradients(flow)
+    return (du_x ** 2 + dv_x ** 2) + (du_y ** 2 + dv_y ** 2) > (MB_RELATIVE * flow_magnitude(flow) + MB_ABSOLUTE)
+
+
+def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Occluded pixels of pair t in frame t's grid, bool (H, W); True = occluded.
+
+    ``forward`` = F_(t->t+1), ``backward`` = B = F_(t+1->t). This is what ``compute_flow_occlusion.py``
+    computes with ``detect_occlusion(bw, fw)``, the arguments in the reverse order of the signature
+    (protocols.md section 1): occluded = ``forward_backward_mask(F, B)`` (B_w = B(x + F(x))) OR
+    ``motion_boundary_mask(F)``, the motion boundary of the FORWARD flow. Passing the flows the other way
+    round gives a mask in frame t+1's grid, one of the fixture's listed mistakes.
+    """
+    forward = flowlib.check_flow(forward, "forward flow")
+    backward = flowlib.check_flow(backward, "backward flow", forward.shape[:2])
+    return np.logical_or(forward_backward_mask(forward, backward), motion_boundary_mask(forward))
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+
+
+def masked_error(warped: np.ndarray, frame_t: np.ndarray, occluded: np.ndarray) -> PairError:
+    """Mean squared error of ``warped`` against ``frame_t`` over the non-occluded pixels and 3 channels.
+
+    ``sse`` is the sum of the squared differences over the non-occluded pixels (accumulated in float64).
+    ``n`` is 3 x the number of non-occluded pixels, or H x W x 3 if every pixel is occluded
+    (evaluate_WarpError.py). ``frame_t`` is uint8 (read as uint8 / 255 float32) or float in [0, 1].
+    """
+    it = to_unit_float32(frame_t)
+    warped = np.asarray(warped, dtype=np.float32)
+    if warped.shape != it.shape or it.ndim != 3 or it.shape[2] != 3:
+        raise InputError(f"frames of one pair must be (H, W, 3) of one size, got {warped.shape} and {it.shape}",
+                         fix="all frames of a video must have one size")
+    if occluded.shape != it.shape[:2]:
+        raise InputError(f"occlusion mask {occluded.shape} does not match the frame size {it.shape[:2]}")
+    visible = ~np.asarray(occluded, dtype=bool)
+    sse = float(np.sum(np.square(warped[visible] - it[visible]), dtype=np.float64))
+    count = int(visible.sum())
+    n = 3 * count if count > 0 else it.shape[0] * it.shape[1] * 3
+    return PairError(sse / n, sse, n, int(occluded.size - count))
+
+
+def pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
+               occluded: np.ndarray) -> PairError:
+    """Warping error of pair t (evaluate_WarpError.py): frame t+1 warped into frame t's grid by the
+    forward flow (``warp_backward``, not clipped), then ``masked_error`` against frame t.
+
+    Frames are uint8 RGB (read as uint8 / 255 float32), or float arrays in [0, 1] taken as they are.
+    """
+    inext = to_unit_float32(frame_next)
+    if inext.ndim != 3 or inext.shape[:2] != forward.shape[:2]:
+        raise InputError(f"frame t+1 {inext.shape} does not match the flow {forward.shape}",
+                         fix="compute the flows on frames of the scored size")
+    return masked_error(warp_backward(inext, forward), frame_t, occluded)
+
+
+def mean_float32(values: Sequence[float]) -> float:
+    """Mean accumulated in float32, in order, as the reference's ``err += ...; err / (T-1)`` does."""
+    if not values:
+        raise TriptychError("E_warp of a video with no frame pair is undefined",
+                            fix="E_warp needs at least 2 frames per video")
+    total = np.float32(0.0)
+    for value in values:
+        total = np.float32(total + np.float32(value))
+    return float(total / np.float32(len(values)))
+
+
+def video_ewarp(frames: Sequence[np.ndarray], flows: Iterable[FlowPair],
+                flow_provenance: dict[str, Any] | None = None) -> VideoEwarp:
+    """E_warp of one video: frames 0..T-1 with the flows of pairs 0..T-2 (from the ground truth)."""
+    if len(frames) < 2:
+        raise InputError(f"a video of {len(frames)} frame(s) has no frame pair",
+                         fix="E_warp needs at least 2 frames per video")
+    pairs = []
+    for t, pair in enumerate(flows):
+        if t >= len(frames) - 1:
+            raise InputError(f"more flow pairs than the {len(frames) - 1} frame pairs of the video",
+                             fix="compute the flows on the frames that are scored")
+        shape = np.asarray(frames[t]).shape[:2]
+        forward = flowlib.check_flow(pair.forward, f"forward flow of pair {t}", shape)
+        backward = flowlib.check_flow(pair.backward, f"backward flow of pair {t}", shape)
+        pairs.append(pair_error(frames[t], frames[t + 1], forward, occlusion_mask(forward, backward)))
+    if len(pairs) != len(frames) - 1:
+        raise InputError(f"{len(pairs)} flow pair(s) for the {len(frames) - 1} frame pairs of the video",
+                         fix="give one forward and one backward flow per pair t = 0..T-2")
+    return VideoEwarp(mean_float32([p.value for p in pairs]), tuple(pairs), dict(flow_provenance or {}))
+
+
+def dataset_ewarp(values: Sequence[float]) -> float:
+    """Dataset E_warp: the mean of the per-video values (not pooled over pairs)."""
+    if len(values) == 0:
+        raise TriptychError("E_warp over no video is undefined", fix="score at least one video")
+    return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Metric variants: one per flow backend (metrics/specs/ewarp.yaml). Signature of the video_flow kind:
+# fn(pred_frames, gt_frames, [flow_dir]) -> VideoEwarp. A required ``flow_dir`` means --flow-dir is
+# required; a variant without ``flow_dir`` refuses it.
+
+
+def _check_video(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]) -> tuple[int, int]:
+    """The frame size (H, W) of a video; the prediction must have as many frames as the ground truth."""
+    if len(pred_frames) != len(gt_frames):
+        raise InputError(f"{len(pred_frames)} predicted frames for {len(gt_frames)} ground-truth frames",
+                         fix="predict every frame of the video")
+    if len(gt_frames) < 2:
+        raise InputError(f"a video of {len(gt_frames)} frame(s) has no frame pair",
+                         fix="E_warp needs at least 2 frames per video")
+    height, width = np.asarray(gt_frames[0]).shape[:2]
+    return int(height), int(width)
+
+
+def ewarp_files(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], flow_dir: Path) -> VideoEwarp:
+    """Variant ``files``: E_warp of the prediction with stored ground-truth flows from ``flow_dir``."""
+    shape = _check_video(pred_frames, gt_frames)
+    provenance = flowlib.files_provenance(flow_dir, len(gt_frames))
+    return video_ewarp(pred_frames, flowlib.file_flow_pairs(flow_dir, len(gt_frames), shape), provenance)
+
+
+def ewarp_dis(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]) -> VideoEwarp:
+    """Variant ``dis``: E_warp of the prediction with OpenCV DIS flows of the ground truth."""
+    _check_video(pred_frames, gt_frames)
+    return video_ewarp(pred_frames, flowlib.dis_flow_pairs(gt_frames), flowlib.dis_provenance())
+
+
+def ewarp_raft(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]) -> VideoEwarp:
+    """Variant ``raft``: E_warp of the prediction with torchvision RAFT-Large flows of the ground truth."""
+    _check_video(pred_frames, gt_frames)
+    return video_ewarp(pred_frames, flowlib.raft_flow_pairs(gt_frames), flowlib.raft_provenance())

@@ -1,0 +1,179 @@
+"""Fréchet distance between two sets of feature vectors: the reference formula and an exact low-rank one.
+
+``frechet_distance_reference`` reproduces E2FGVI @ 709cbe3 ``core/metrics.py`` ``calculate_vfid`` ->
+``calculate_frechet_distance`` (the pytorch-fid formula), as ``shared/fixtures/inpainting/README.md``
+("VFID") documents it:
+
+- means ``np.mean(features, axis=0)`` keep the features' dtype (float32), and so does ``diff = m1 - m2``;
+- covariances ``np.cov(features, rowvar=False)``: float64, ddof = 1;
+- ``covmean = scipy.linalg.sqrtm(s1 @ s2, disp=False)``; if it is not all finite, ``1e-6 * I`` is added to
+  both covariances and ``sqrtm`` runs again; a complex result keeps its real part unless an imaginary
+  part on the diagonal exceeds 1e-3, where the reference raises ``ValueError('Imaginary component ...')``;
+- ``d = diff @ diff + tr(s1) + tr(s2) - 2 tr(covmean)``.
+
+With N videos in 1024 dimensions (N = 50 on DAVIS) both covariances have rank <= N - 1, and ``sqrtm`` of
+their singular product is ill-posed (E2FGVI#82, ProPainter#55). Where the reference would crash, triptych
+raises a ``TriptychError`` that says why and gives the exact value instead of garbage.
+
+``frechet_distance_lowrank`` is exact for any set sizes: with centred feature matrices Xr (n x d) and
+Xf (m x d), the non-zero eigenvalues of S1 S2 are the squared singular values of
+M = Xr Xf^T / sqrt((n - 1)(m - 1)) (n x m), so tr sqrt(S1 S2) is the nuclear norm of M, all in float64.
+It is the cross-check reported next to every VFID (``extras``), never silently substituted for it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from triptych.errors import InputError, TriptychError
+
+SQRTM_OFFSET = 1e-6  # the reference's fallback offset
+IMAG_DIAG_ATOL = 1e-3  # the reference's np.allclose(diag.imag, 0, atol=1e-3)
+
+
+@dataclass(frozen=True)
+class FrechetResult:
+    """One Fréchet distance and how it was computed (everything a reader needs to trust it)."""
+
+    value: float  # the reference formula's value (the metric)
+    exact_lowrank: float  # the exact float64 value (nuclear-norm identity)
+    n_real: int
+    n_fake: int
+    dim: int
+    rank_real: int  # rank of the real covariance (= rank of the centred real features)
+    rank_fake: int
+    sq_mean_diff: float
+    trace_real: float
+    trace_fake: float
+    trace_covmean: float  # real part of tr sqrtm(S1 S2) as the reference took it
+    trace_covmean_exact: float  # the nuclear norm
+    sqrtm_offset_used: bool  # True when the reference's 1e-6 offset fallback ran
+    max_abs_imag_diag: float  # largest |imag| on covmean's diagonal (0 for a real result)
+
+    def extras(self) -> dict[str, Any]:
+        """The fields for a result's ``extras`` (covariance ranks included, as conventions.md asks)."""
+        return asdict(self)
+
+
+def as_feature_matrix(features: Any, name: str) -> np.ndarray:
+    """Stack a set of feature vectors as an (n, d) array of their own float dtype; n >= 2, all finite."""
+    array = np.asarray(features)
+    if array.ndim != 2:
+        raise InputError(f"{name}: features have shape {array.shape}, expected (videos, dim)",
+                         fix="pass one feature vector per video")
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    if array.shape[0] < 2:
+        raise InputError(f"{name}: a Fréchet distance needs at least two videos, got {array.shape[0]}",
+                         fix="score a set of two or more videos, or cut clips with --clip-len / --clip-stride")
+    if not np.isfinite(array).all():
+        raise InputError(f"{name}: features contain NaN or Inf", fix="check the feature extractor and its inputs")
+    return array
+
+
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.sqrtm(matrix, disp=False)[0]``, silent on every scipy (``disp`` is deprecated in 1.17
+    and removed in 1.18; ``disp=True`` in older versions prints to stdout, which would corrupt --json)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            out = scipy.linalg.sqrtm(matrix, disp=False)
+        except TypeError:
+            out = scipy.linalg.sqrtm(matrix)
+    return np.asarray(out[0] if isinstance(out, tuple) else out)
+
+
+def covariance_rank(features: np.ndarray) -> int:
+    """Rank of ``np.cov(features, rowvar=False)``, computed from the centred (n, d) features in float64."""
+    x = np.asarray(features, dtype=np.float64)
+    return int(np.linalg.matrix_rank(x - x.mean(axis=0)))
+
+
+def lowrank_trace_sqrt(real: np.ndarray, fake: np.ndarray) -> float:
+    """tr sqrt(S1 S2) exactly, as the nuclear norm of Xr_c Xf_c^T / sqrt((n - 1)(m - 1)), in float64.
+
+    >>> rng = np.random.default_rng(0); a, b = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    >>> s = scipy.linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False))
+    >>> bool(np.isclose(lowrank_trace_sqrt(a, b), np.trace(s).real))
+    True
+    """
+    xr = np.asarray(real, dtype=np.float64)
+    xf = np.asarray(fake, dtype=np.float64)
+    xr = xr - xr.mean(axis=0)
+    xf = xf - xf.mean(axis=0)
+    cross = (xr @ xf.T) / np.sqrt((xr.shape[0] - 1) * (xf.shape[0] - 1))
+    return float(np.linalg.svd(cross, compute_uv=False).sum())
+
+
+def frechet_distance_lowrank(real: Any, fake: Any) -> float:
+    """The exact Fréchet distance, all in float64 from the features: |m1 - m2|^2 + tr S1 + tr S2
+    - 2 tr sqrt(S1 S2), the traces as sums of squared centred features / (n - 1)."""
+    xr = as_feature_matrix(real, "real").astype(np.float64)
+    xf = as_feature_matrix(fake, "fake").astype(np.float64)
+    _check_dims(xr, xf)
+    diff = xr.mean(axis=0) - xf.mean(axis=0)
+    return float(diff @ diff) + _trace_cov(xr) + _trace_cov(xf) - 2.0 * lowrank_trace_sqrt(xr, xf)
+
+
+def _trace_cov(x: np.ndarray) -> float:
+    centred = x - x.mean(axis=0)
+    return float(np.sum(centred * centred) / (x.shape[0] - 1))
+
+
+def _check_dims(real: np.ndarray, fake: np.ndarray) -> None:
+    if real.shape[1] != fake.shape[1]:
+        raise InputError(f"feature sets of different dimensions: {real.shape[1]} and {fake.shape[1]}",
+                         fix="extract both sets with the same network")
+
+
+def frechet_distance_reference(real: Any, fake: Any) -> FrechetResult:
+    """E2FGVI ``calculate_vfid(real, fake)`` (see the module doc), with the exact value beside it.
+
+    Raises ``TriptychError`` where the reference raises ``ValueError('Imaginary component ...')`` (an
+    imaginary diagonal part of sqrtm above 1e-3), and where it would return a non-finite number.
+    """
+    xr = as_feature_matrix(real, "real (ground-truth) features")
+    xf = as_feature_matrix(fake, "fake (predicted) features")
+    _check_dims(xr, xf)
+    mu1, mu2 = np.mean(xr, axis=0), np.mean(xf, axis=0)  # the features' dtype, as the reference
+    s1, s2 = np.cov(xr, rowvar=False), np.cov(xf, rowvar=False)  # float64, ddof = 1
+    diff = mu1 - mu2
+    covmean = _sqrtm(s1 @ s2)
+    offset_used = not np.isfinite(covmean).all()
+    if offset_used:
+        offset = np.eye(s1.shape[0]) * SQRTM_OFFSET
+        covmean = _sqrtm((s1 + offset) @ (s2 + offset))
+    exact = frechet_distance_lowrank(xr, xf)
+    ranks = covariance_rank(xr), covariance_rank(xf)
+    max_imag_diag = 0.0
+    if np.iscomplexobj(covmean):
+        max_imag_diag = float(np.max(np.abs(np.diagonal(covmean).imag)))
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=IMAG_DIAG_ATOL):
+            raise TriptychError(
+                f"Fréchet distance: scipy.linalg.sqrtm(S_real @ S_fake) has an imaginary diagonal part of "
+                f"{max_imag_diag:.3g} (> {IMAG_DIAG_ATOL:g}), where the reference calculate_frechet_distance "
+                f"raises 'Imaginary component'. The covariances are singular: ranks {ranks[0]} and {ranks[1]} "
+                f"from {xr.shape[0]} and {xf.shape[0]} videos in {xr.shape[1]} dimensions, so the square root "
+                f"of their product is ill-conditioned. The exact value (tr sqrt(S1 S2) as the nuclear norm of "
+                f"Xr_c Xf_c^T / (n - 1), float64; triptych.metrics.frechet.frechet_distance_lowrank) is {exact!r}",
+                fix="the reference has no value for this set; report the exact low-rank value above, labelled "
+                    "as such, or score more videos")
+        covmean = covmean.real
+    trace_covmean = float(np.trace(covmean))
+    value = float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * trace_covmean)
+    if not np.isfinite(value):
+        raise TriptychError(
+            f"Fréchet distance is not finite ({value}) even after the reference's {SQRTM_OFFSET:g} offset "
+            f"(covariance ranks {ranks[0]} and {ranks[1]}); the exact low-rank value is {exact!r}",
+            fix="check the features; the reference would have returned this non-finite number")
+    return FrechetResult(
+        value=value, exact_lowrank=exact, n_real=int(xr.shape[0]), n_fake=int(xf.shape[0]), dim=int(xr.shape[1]),
+        rank_real=ranks[0], rank_fake=ranks[1], sq_mean_diff=float(diff.dot(diff)),
+        trace_real=float(np.trace(s1)), trace_fake=float(np.trace(s2)), trace_covmean=trace_covmean,
+        trace_covmean_exact=lowrank_trace_sqrt(xr, xf), sqrtm_offset_used=bool(offset_used),
+        max_abs_imag_diag=max_imag_diag)

@@ -1,0 +1,108 @@
+"""VFID: the Fréchet distance between the I3D features of the ground-truth and the predicted videos.
+
+protocols.md section 1 and ``shared/fixtures/inpainting/README.md`` (E2FGVI @ 709cbe3 ``core/metrics.py``
+``calculate_i3d_activations`` -> ``calculate_vfid``): each video (or clip) is fed whole to the I3D as
+(1, 3, T, H, W) in [0, 1]; its feature is Mixed_5c averaged over T, H, W (``metrics/i3d.py``); VFID is the
+Fréchet distance of the set of ground-truth features (real) and the set of predicted ones (fake)
+(``metrics/frechet.py``). One value per set (``level: set``), lower is better.
+
+Variants (``metrics/specs/vfid.yaml``): ``e2fgvi`` (BatchNorm with each clip's own statistics, as the
+reference's never-``eval()``-ed model) and ``eval-bn`` (stored running statistics: a diagnostic that gives
+very different numbers). The pretrained weights are the registry's ``i3d_rgb_imagenet``, or a file passed
+with ``--weights`` (recorded as user-supplied unless its sha256 matches a registry pin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Union
+
+import numpy as np
+import torch
+
+from triptych.errors import InputError
+from triptych.metrics.frechet import FrechetResult, frechet_distance_reference
+from triptych.metrics.i3d import InceptionI3d, i3d_features, load_i3d
+
+Clip = Union[np.ndarray, torch.Tensor]
+ClipSource = Union[Clip, Callable[[], Clip]]  # a clip, or a function that reads it when it is needed
+
+
+@dataclass(frozen=True)
+class ClipPair:
+    """One sample of the set: a ground-truth clip and the predicted clip at the same place."""
+
+    clip_id: str
+    real: ClipSource
+    fake: ClipSource
+
+
+@dataclass(frozen=True)
+class VfidResult:
+    value: float
+    frechet: FrechetResult
+    clip_ids: tuple[str, ...]
+    real_features: np.ndarray  # (n, 1024) float32
+    fake_features: np.ndarray
+    batch_stats: bool
+    weights: dict[str, Any] = field(default_factory=dict)  # provenance of the I3D weights (with state_sha256)
+
+    def extras(self) -> dict[str, Any]:
+        """What a result's ``extras`` records: covariance ranks, the exact low-rank value and its relative
+        difference, the Fréchet components, the BatchNorm mode and the per-clip feature norms."""
+        exact = self.frechet.exact_lowrank
+        return {
+            **self.frechet.extras(),
+            "exact_lowrank_rel_diff": abs(self.value - exact) / abs(exact) if exact != 0 else None,
+            "batchnorm": "per-clip batch statistics (train mode)" if self.batch_stats else "running statistics (eval)",
+            "input_range": "[0, 1]",
+            "clips": list(self.clip_ids),
+            "feature_norms": {cid: {"gt": float(np.linalg.norm(r.astype(np.float64))),
+                                    "pred": float(np.linalg.norm(f.astype(np.float64)))}
+                              for cid, r, f in zip(self.clip_ids, self.real_features, self.fake_features)},
+        }
+
+
+def _materialise(source: ClipSource) -> Clip:
+    return source() if callable(source) else source
+
+
+def clip_features(pairs: Iterable[ClipPair], model: InceptionI3d, *, batch_stats: bool
+                  ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """I3D features of every clip pair, one clip in memory at a time: (ids, real (n, 1024), fake (n, 1024))."""
+    ids: list[str] = []
+    real: list[np.ndarray] = []
+    fake: list[np.ndarray] = []
+    for pair in pairs:
+        ids.append(pair.clip_id)
+        real.append(i3d_features(_materialise(pair.real), model, batch_stats=batch_stats))
+        fake.append(i3d_features(_materialise(pair.fake), model, batch_stats=batch_stats))
+    if len(ids) < 2:
+        raise InputError(f"VFID needs at least two videos (or clips), got {len(ids)}",
+                         fix="score a folder with one sub-folder per video, or cut clips with --clip-len / --clip-stride")
+    return tuple(ids), np.stack(real), np.stack(fake)
+
+
+def vfid_from_features(real: np.ndarray, fake: np.ndarray) -> FrechetResult:
+    """VFID of precomputed features: E2FGVI ``calculate_vfid(real, fake)`` (see ``frechet.py``)."""
+    return frechet_distance_reference(real, fake)
+
+
+def vfid(pairs: Iterable[ClipPair], *, batch_stats: bool, weights: str | Path | None = None,
+         model: InceptionI3d | None = None, record: dict[str, Any] | None = None) -> VfidResult:
+    """VFID of a set of (ground truth, prediction) clips; the registry entry's callable.
+
+    ``model`` (with its provenance ``record``) skips loading; otherwise ``load_i3d(weights)`` loads the
+    registered ``i3d_rgb_imagenet`` (``weights=None``) or the given file, hashing it before any forward.
+    """
+    if model is None:
+        model, record = load_i3d(weights, _default_device())
+    ids, real, fake = clip_features(pairs, model, batch_stats=batch_stats)
+    result = vfid_from_features(real, fake)
+    return VfidResult(result.value, result, ids, real, fake, batch_stats, dict(record or {}))
+
+
+def _default_device() -> str:
+    """CUDA when present (TF32 is switched off around each forward, see ``i3d_features``), else CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
