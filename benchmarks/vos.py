@@ -83,26 +83,31 @@ def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any]
 
 
 class VideoCompletion:
-    """The task module of video completion (see ``triptych.scoring.TaskModule``)."""
+    """The task module of video completion (see ``triptych.scoring.TaskModule``).
+
+    Scoring streams: ``measure`` holds one frame, its mask and its prediction at a time, so a
+    prediction folder of any length is scored in bounded memory. Only ``predict`` holds the whole
+    video, because a method needs it.
+    """
 
     def __init__(self, variant_params: dict[str, Any]) -> None:
         self.size = tuple(variant_params["size"])
         self.dilation = int(variant_params["mask_dilation"])
 
-    def load(self, video: Video) -> tuple[np.ndarray, np.ndarray]:
-        frames = np.stack([process_frame(p, self.size) for p in video.frames])
-        masks = np.stack([process_mask(p, self.size, self.dilation) for p in video.masks])
-        for path, mask in zip(video.masks, masks):
-            if not mask.any():
-                raise InputError(f"{path}: the mask has no hole, so the frame would score as a perfect copy",
-                                 fix="fixed-mask protocols need a hole in every frame: fix or regenerate the mask")
-            if mask.all():
-                raise InputError(f"{path}: the mask covers the whole frame, so nothing is left to complete from",
-                                 fix="check the mask's polarity (255 or > 0 = hole) and regenerate it")
-        return frames, masks
+    def mask(self, path: Path) -> np.ndarray:
+        """The variant's processed mask of one frame; a mask with no hole, or only hole, is refused."""
+        mask = process_mask(path, self.size, self.dilation)
+        if not mask.any():
+            raise InputError(f"{path}: the mask has no hole, so the frame would score as a perfect copy",
+                             fix="fixed-mask protocols need a hole in every frame: fix or regenerate the mask")
+        if mask.all():
+            raise InputError(f"{path}: the mask covers the whole frame, so nothing is left to complete from",
+                             fix="check the mask's polarity (255 or > 0 = hole) and regenerate it")
+        return mask
 
     def predict(self, method: Any, video: Video) -> np.ndarray:
-        frames, masks = self.load(video)
+        frames = np.stack([process_frame(p, self.size) for p in video.frames])
+        masks = np.stack([self.mask(p) for p in video.masks])
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
         m = torch.from_numpy(masks)[:, None].float()
         out = check_output(method.inpaint(x, m), tuple(x.shape), type(method).__name__, video.name)
@@ -110,36 +115,42 @@ class VideoCompletion:
         # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
         return np.clip(out.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255).astype(np.uint8)
 
-    def read_prediction(self, pred_dir: Path, video: Video) -> np.ndarray:
+    def read_prediction(self, pred_dir: Path, video: Video) -> list[Path]:
+        """The prediction files of the video, checked to exist; each is read when it is scored."""
         if not (pred_dir / video.name).is_dir():
             raise InputError(f"--pred-dir {pred_dir}: no folder {video.name!r} for video {video.name!r}; the folder "
                              "may be laid out for another benchmark",
                              fix="video completion predictions go in <pred-dir>/<video>/<frame>.png")
-        preds = []
+        paths = []
         for frame in video.frames:
             candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in (".png", ".jpg")]
-            path = next((c for c in candidates if c.is_file()), candidates[0])
-            if not path.is_file():
-                raise InputError(f"{path}: prediction missing for frame {frame.name} of video {video.name!r}",
+            path = next((c for c in candidates if c.is_file()), None)
+            if path is None:
+                raise InputError(f"{candidates[0]}: prediction missing for frame {frame.name} of video {video.name!r}",
                                  fix="write <pred-dir>/<video>/<frame>.png for every ground-truth frame")
-            image = read_prediction(path)
-            if image.dtype != np.uint8:
-                raise InputError(f"{path}: inpainting predictions are 8-bit PNG frames", fix="save PNGs")
-            if (image.shape[1], image.shape[0]) != self.size:
-                raise InputError(f"{path}: prediction is {image.shape[1]}x{image.shape[0]}, the benchmark "
-                                 f"variant scores at {self.size[0]}x{self.size[1]}",
-                                 fix="predict at the benchmark's resolution")
-            preds.append(image)
-        return np.stack(preds)
+            paths.append(path)
+        return paths
 
-    def measure(self, video: Video, prediction: np.ndarray, metrics: Sequence[MetricUse]) -> list[Score]:
-        frames, masks = self.load(video)
-        if len(prediction) != len(frames):
-            raise TriptychError(f"video {video.name!r}: {len(prediction)} predicted frames for {len(frames)}")
-        hole = masks[..., None].astype(np.uint8)
-        composite = prediction * hole + frames * (1 - hole)  # E2FGVI: pred * mask + gt * (1 - mask)
+    def _predicted_frame(self, prediction: np.ndarray | list[Path], t: int) -> np.ndarray:
+        if isinstance(prediction, np.ndarray):
+            return prediction[t]
+        path = prediction[t]
+        image = read_prediction(path)
+        if image.dtype != np.uint8:
+            raise InputError(f"{path}: inpainting predictions are 8-bit PNG frames", fix="save PNGs")
+        if (image.shape[1], image.shape[0]) != self.size:
+            raise InputError(f"{path}: prediction is {image.shape[1]}x{image.shape[0]}, the benchmark "
+                             f"variant scores at {self.size[0]}x{self.size[1]}", fix="predict at the benchmark's resolution")
+        return image
+
+    def measure(self, video: Video, prediction: np.ndarray | list[Path], metrics: Sequence[MetricUse]) -> list[Score]:
+        if len(prediction) != len(video.frames):
+            raise TriptychError(f"video {video.name!r}: {len(prediction)} predicted frames for {len(video.frames)}")
         scores = []
-        for frame_path, comp, gt in zip(video.frames, composite, frames):
+        for t, (frame_path, mask_path) in enumerate(zip(video.frames, video.masks)):
+            gt = process_frame(frame_path, self.size)
+            hole = self.mask(mask_path)[..., None]
+            composite = self._predicted_frame(prediction, t) * hole + gt * (1 - hole)  # pred*mask + gt*(1-mask)
             sample_id = f"{video.name}/{frame_path.stem}"
-            scores.extend(Score(sample_id, m, float(m.fn(comp, gt, **m.variant.params))) for m in metrics)
+            scores.extend(Score(sample_id, m, float(m.fn(composite, gt, **m.variant.params))) for m in metrics)
         return scores

@@ -231,7 +231,8 @@ def build_site(results: str | Path, out: str | Path) -> Path:
         files = write.table(stem, bench.table, {**meta, "task": bench.task, "benchmark": bench.benchmark})
         panels = [_provenance(run_by_id[r]) for r in bench.run_ids if r in run_by_id]
         page_plots = _benchmark_plots(bench)
-        rows = bench.table.to_dict("records")
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+                for rec in bench.table.to_dict("records")]
         for row in rows:
             row["run_anchor"] = f"run-{row['run_id']}" if row["run_id"] else ""
         write.text(bench.page, env.get_template("benchmark.html").render(

@@ -238,7 +238,7 @@ def _cv2() -> Any:
         import cv2
     except ImportError as exc:
         raise TriptychError("the E_warp 'dis' flow backend needs OpenCV",
-                            fix="pip install opencv-python-headless (it comes with triptych's [inpainting] extra)") from exc
+                            fix="pip install 'triptych[inpainting]' (it brings opencv-python-headless)") from exc
     return cv2
 
 
@@ -301,12 +301,14 @@ def dis_provenance() -> dict[str, Any]:
 # (nothing is downloaded here; a missing file raises MissingWeightsError naming
 # ``triptych weights fetch`` / ``triptych weights import``). Input: uint8 RGB / 255 mapped to [-1, 1]
 # (the weights' own transforms), replicate-padded to a multiple of 8 on each side, split evenly
-# (RAFT's InputPadder); the flow is cropped back. 12 flow updates (torchvision's default); the last
-# prediction is the flow. Runs on CUDA when available, else on the CPU (slow: seconds per pair).
+# (RAFT's InputPadder); the flow is cropped back. Frames need at least 128 px per side. 12 flow
+# updates (torchvision's default); the last prediction is the flow. Runs on CUDA when available, else
+# on the CPU (slow: seconds per pair).
 
 RAFT_WEIGHTS = "raft_large_c_t_skht_v2"
 RAFT_UPDATES = 12
 RAFT_MULTIPLE = 8
+RAFT_MIN_SIDE = 128  # torchvision RAFT's correlation pyramid needs feature maps of at least 16 x 16
 
 
 def load_raft(weights: str = RAFT_WEIGHTS) -> Any:
@@ -334,8 +336,14 @@ def raft_flow(model: Any, frame_a: np.ndarray, frame_b: np.ndarray, device: str 
     import torch.nn.functional as functional
 
     a, b = _uint8_rgb(frame_a, "frame a"), _uint8_rgb(frame_b, "frame b")
+    if a.shape != b.shape:
+        raise InputError(f"RAFT flow of frames of different sizes {a.shape} and {b.shape}",
+                         fix="all frames of a video must have one size")
     height, width = a.shape[:2]
     left, right, top, bottom = _raft_padding(height, width)
+    if min(height + top + bottom, width + left + right) < RAFT_MIN_SIDE:
+        raise InputError(f"RAFT needs frames of at least {RAFT_MIN_SIDE} px per side, got {width}x{height} (WxH)",
+                         fix="use --variant dis for frames this small")
 
     def prepare(frame: np.ndarray) -> "torch.Tensor":
         tensor = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float().div(255.0)

@@ -53,7 +53,7 @@ class VfidResult:
         difference, the Fréchet components, the BatchNorm mode and the per-clip feature norms."""
         exact = self.frechet.exact_lowrank
         return {
-            **self.frechet.extras(),
+            **{k: v for k, v in self.frechet.extras().items() if k != "value"},  # the value is the aggregate
             "exact_lowrank_rel_diff": abs(self.value - exact) / abs(exact) if exact != 0 else None,
             "batchnorm": "per-clip batch statistics (train mode)" if self.batch_stats else "running statistics (eval)",
             "input_range": "[0, 1]",

@@ -32,7 +32,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        hint = "free some disk space" if exc.errno == errno.ENOSPC else "check permissions and free space"
+        full = exc.errno == errno.ENOSPC or "No space left on device" in str(exc)  # pyarrow sets no errno
+        hint = "free some disk space" if full else "check permissions and free space"
         raise TriptychError(f"{path}: could not write ({exc.strerror or exc})", fix=hint) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -237,8 +237,12 @@ class RunWriter:
         """Mark the run failed; its finished parts stay, and the same command resumes it."""
         self.meta["status"] = "failed"
         self.meta["error"] = error
-        self._write_meta()
-        self.release()
+        try:
+            self._write_meta()
+        except TriptychError:
+            pass  # e.g. the disk is full: the run stays "running", which the same command resumes alike
+        finally:
+            self.release()
 
     def finish(self, summary: dict[str, Any] | Callable[[pd.DataFrame], dict[str, Any]]) -> pd.DataFrame:
         """Merge the parts into ``samples.parquet`` and mark the run complete; ``summary`` (a dict, or a

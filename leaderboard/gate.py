@@ -1,0 +1,293 @@
+"""``triptych gate``: compare a candidate's aggregates with a baseline, in the spirit of ``dvc metrics diff``.
+
+Rows are matched on ``GATE_KEYS`` (benchmark, split, benchmark variant, method, metric, metric variant,
+metric version). Each metric's ``direction`` and ``gate_tolerance`` come from the registry (a rules file
+may widen or narrow a tolerance, absolute or relative to the baseline value). The gate fails on:
+
+* a regression beyond tolerance (worse in the metric's direction by more than the tolerance);
+* a metric version change (the same row under another ``metric_version``: never compared silently);
+* a data-manifest change (both sides record a manifest sha256 and they differ: refused, not compared);
+* a missing row (in the baseline, not in the candidate), or a metric the registry does not know.
+
+Improvements (within or beyond tolerance) and rows only in the candidate ("new") pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import yaml
+
+from triptych.errors import TriptychError
+from triptych.leaderboard.table import reproduced_rows
+from triptych.registry import MetricSpec, registry
+from triptych.results import SCHEMA_VERSION, json_safe
+
+GATE_KEYS = ["benchmark", "split", "benchmark_variant", "method", "metric", "metric_variant", "metric_version"]
+AGGREGATES_KIND = "triptych-aggregates"
+REPORT_KIND = "triptych-gate-report"
+FAILING = ("regression", "version_changed", "data_changed", "missing", "unknown_metric")
+PASSING = ("improved", "within_tolerance", "unchanged", "new")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a value may move in the worse direction: ``max(absolute, relative * |baseline|)``."""
+
+    absolute: float = 0.0
+    relative: float = 0.0
+
+    def allowed(self, baseline: float) -> float:
+        rel = self.relative * abs(baseline) if math.isfinite(baseline) else 0.0
+        return max(self.absolute, rel)
+
+    def describe(self) -> str:
+        parts = [f"±{self.absolute:g}"] if self.absolute or not self.relative else []
+        if self.relative:
+            parts.append(f"±{self.relative * 100:g}% of baseline")
+        return " or ".join(parts)
+
+
+@dataclass
+class GateRow:
+    """One compared row: its key, both values, the verdict and why."""
+
+    key: dict[str, Any]
+    status: str
+    baseline: float | None = None
+    candidate: float | None = None
+    delta: float | None = None
+    allowed: float | None = None
+    tolerance: str = ""
+    direction: str = ""
+    reason: str = ""
+    baseline_version: int | None = None
+    candidate_version: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+    @property
+    def label(self) -> str:
+        k = self.key
+        return (f"{k['benchmark']}/{k['split']} ({k['benchmark_variant']}) {k['method']} "
+                f"{k['metric']}:{k['metric_variant']} v{k['metric_version']}")
+
+
+@dataclass
+class GateResult:
+    """All compared rows, failing ones first."""
+
+    baseline: str
+    candidate: str
+    rows: list[GateRow] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not any(r.failed for r in self.rows)
+
+    @property
+    def failures(self) -> list[GateRow]:
+        return [r for r in self.rows if r.failed]
+
+    def counts(self) -> dict[str, int]:
+        return {s: n for s in (*FAILING, *PASSING) if (n := sum(r.status == s for r in self.rows))}
+
+    def to_json(self) -> dict[str, Any]:
+        return json_safe({
+            "kind": REPORT_KIND, "schema_version": SCHEMA_VERSION, "passed": self.passed,
+            "baseline": self.baseline, "candidate": self.candidate, "counts": self.counts(),
+            "rows": [{**asdict(r), "label": r.label, "failed": r.failed} for r in self.rows],
+        })
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+def _finite_or_inf(value: Any, where: str) -> float:
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return float(value)
+    try:
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise TriptychError(f"{where}: value {value!r} is not a number") from exc
+    if math.isnan(out):
+        raise TriptychError(f"{where}: NaN value", fix="a baseline holds measured numbers only")
+    return out
+
+
+def aggregates_json(rows: pd.DataFrame) -> dict[str, Any]:
+    """Aggregates in the committed-baseline format (``kind: triptych-aggregates``)."""
+    cols = [*GATE_KEYS, "task", "unit", "value", "n", "manifest_sha256", "run_id"]
+    records = []
+    for rec in rows.reindex(columns=cols).to_dict("records"):
+        rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
+        rec = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+        records.append(rec)
+    return json_safe({"kind": AGGREGATES_KIND, "schema_version": SCHEMA_VERSION, "rows": records})
+
+
+def _from_json(path: Path) -> pd.DataFrame:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TriptychError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != AGGREGATES_KIND or not isinstance(doc.get("rows"), list):
+        raise TriptychError(f"{path}: not a triptych aggregates file (expected kind {AGGREGATES_KIND!r} and rows)",
+                            fix="write one with 'triptych gate ... --out DIR' (DIR/aggregates.json) or pass a "
+                                "results folder")
+    rows = []
+    for i, rec in enumerate(doc["rows"]):
+        where = f"{path}: rows[{i}]"
+        missing = [k for k in (*GATE_KEYS, "value") if k not in rec]
+        if missing:
+            raise TriptychError(f"{where}: missing field(s) {', '.join(missing)}")
+        rows.append({**rec, "metric_version": int(rec["metric_version"]),
+                     "value": _finite_or_inf(rec["value"], where)})
+    return pd.DataFrame(rows).reindex(columns=[*GATE_KEYS, "task", "unit", "value", "n", "manifest_sha256", "run_id"])
+
+
+def load_aggregates(path: str | Path) -> pd.DataFrame:
+    """Aggregates of a results folder (pooled means of its complete runs) or of an aggregates JSON file."""
+    path = Path(path)
+    if path.is_dir():
+        frame = reproduced_rows(path)
+        frame = frame.reindex(columns=[*GATE_KEYS, "task", "unit", "value", "n", "manifest_sha256", "run_id"])
+    elif path.is_file():
+        frame = _from_json(path)
+    else:
+        raise TriptychError(f"{path}: no such results folder or aggregates file",
+                            fix="pass a results folder (RESULTS/<run_id>/...) or a committed aggregates JSON")
+    frame["metric_version"] = frame["metric_version"].astype(int)
+    frame[GATE_KEYS] = frame[GATE_KEYS].astype({k: str for k in GATE_KEYS if k != "metric_version"})
+    duplicated = frame.duplicated(subset=GATE_KEYS, keep=False)
+    if duplicated.any():
+        first = frame[duplicated].iloc[0]
+        runs = ", ".join(str(r) for r in frame[duplicated & (frame["metric"] == first["metric"])]["run_id"])
+        raise TriptychError(f"{path}: several rows for {first['benchmark']}/{first['split']} {first['method']} "
+                            f"{first['metric']}:{first['metric_variant']} (runs {runs})",
+                            fix="keep one run per benchmark, method and variant in the folder")
+    return frame.reset_index(drop=True)
+
+
+def load_rules(path: str | Path | None) -> dict[str, Tolerance]:
+    """Tolerance overrides: ``{metric or metric:variant: {absolute: x, relative: y}}`` (YAML)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TriptychError(f"{path}: cannot read the gate rules ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise TriptychError(f"{path}: expected a mapping 'metric[:variant]: {{absolute: x, relative: y}}'")
+    rules = {}
+    for name, rule in doc.items():
+        if not isinstance(rule, dict) or not rule or set(rule) - {"absolute", "relative"}:
+            raise TriptychError(f"{path}: rule {name!r} must set 'absolute' and/or 'relative' (and nothing else)",
+                                fix="e.g. 'psnr: {absolute: 0.05}' or 'ssim:win65: {relative: 0.001}'")
+        values = {k: float(v) for k, v in rule.items()}
+        if any(v < 0 or math.isnan(v) for v in values.values()):
+            raise TriptychError(f"{path}: rule {name!r}: tolerances must be >= 0")
+        rules[str(name)] = Tolerance(**values)
+    return rules
+
+
+# -------------------------------------------------------------------------------------------- comparing
+
+def _tolerance(metric: MetricSpec, variant: str, rules: Mapping[str, Tolerance]) -> Tolerance:
+    return rules.get(f"{metric.name}:{variant}") or rules.get(metric.name) or Tolerance(metric.gate_tolerance)
+
+
+def _judge(key: dict[str, Any], old: float, new: float, spec: MetricSpec, tol: Tolerance) -> GateRow:
+    sign = 1.0 if spec.direction == "higher" else -1.0
+    allowed = tol.allowed(old)
+    row = GateRow(key, "unchanged", old, new, None, allowed, tol.describe(), spec.direction)
+    if old == new:
+        row.delta = 0.0
+        return row
+    delta = new - old
+    row.delta = delta if math.isfinite(delta) else (math.inf if new > old else -math.inf)
+    better = sign * row.delta  # > 0: better in the metric's direction
+    word = "higher" if spec.direction == "higher" else "lower"
+    if better < -allowed:
+        row.status = "regression"
+        row.reason = f"worse by {abs(row.delta):.6g} ({word} is better), beyond the tolerance {allowed:.6g}"
+    elif better > allowed:
+        row.status, row.reason = "improved", f"better by {abs(row.delta):.6g} ({word} is better)"
+    else:
+        row.status, row.reason = "within_tolerance", f"moved {row.delta:+.6g}, within ±{allowed:.6g}"
+    return row
+
+
+def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, metrics: Mapping[str, MetricSpec] | None = None,
+            rules: Mapping[str, Tolerance] | None = None, baseline_name: str = "baseline",
+            candidate_name: str = "candidate") -> GateResult:
+    """Judge every baseline row against the candidate; candidate-only rows are reported as new."""
+    metrics = registry().metrics if metrics is None else metrics
+    rules = rules or {}
+    result = GateResult(baseline_name, candidate_name)
+    loose = [k for k in GATE_KEYS if k != "metric_version"]
+    cand_by_loose: dict[tuple, list[pd.Series]] = {}
+    for _, c in candidate.iterrows():
+        cand_by_loose.setdefault(tuple(c[k] for k in loose), []).append(c)
+    matched: set[int] = set()
+    for _, b in baseline.iterrows():
+        key = {k: (int(b[k]) if k == "metric_version" else b[k]) for k in GATE_KEYS}
+        spec = metrics.get(str(b["metric"]))
+        same = cand_by_loose.get(tuple(b[k] for k in loose), [])
+        exact = [c for c in same if int(c["metric_version"]) == int(b["metric_version"])]
+        for c in same:
+            matched.add(id(c))
+        if spec is None:
+            result.rows.append(GateRow(key, "unknown_metric", float(b["value"]), reason=f"metric {b['metric']!r} is "
+                                       "not in the registry: its direction and tolerance are unknown"))
+            continue
+        if not same:
+            result.rows.append(GateRow(key, "missing", float(b["value"]), direction=spec.direction,
+                                       reason="in the baseline, not in the candidate"))
+            continue
+        if not exact:
+            new_versions = sorted({int(c["metric_version"]) for c in same})
+            result.rows.append(GateRow(
+                key, "version_changed", float(b["value"]), float(same[0]["value"]), direction=spec.direction,
+                baseline_version=int(b["metric_version"]), candidate_version=new_versions[0],
+                reason=f"metric version {int(b['metric_version'])} -> {', '.join(map(str, new_versions))}: "
+                       "values of different versions are never compared; re-score the baseline with the new version"))
+            continue
+        c = exact[0]
+        old_manifest, new_manifest = b.get("manifest_sha256"), c.get("manifest_sha256")
+        if isinstance(old_manifest, str) and isinstance(new_manifest, str) and old_manifest and new_manifest \
+                and old_manifest != new_manifest:
+            result.rows.append(GateRow(key, "data_changed", float(b["value"]), float(c["value"]),
+                                       direction=spec.direction,
+                                       reason=f"data manifest sha256 {old_manifest[:12]} -> {new_manifest[:12]}: "
+                                              "scores of different data are refused, not compared"))
+            continue
+        result.rows.append(_judge(key, float(b["value"]), float(c["value"]), spec,
+                                  _tolerance(spec, str(b["metric_variant"]), rules)))
+    for rows in cand_by_loose.values():
+        for c in rows:
+            if id(c) not in matched:
+                key = {k: (int(c[k]) if k == "metric_version" else c[k]) for k in GATE_KEYS}
+                spec = metrics.get(str(c["metric"]))
+                result.rows.append(GateRow(key, "new", None, float(c["value"]),
+                                           direction=spec.direction if spec else "",
+                                           reason="in the candidate only (not gated)"))
+    order = {s: i for i, s in enumerate((*FAILING, "improved", "new", "within_tolerance", "unchanged"))}
+    result.rows.sort(key=lambda r: (order[r.status], r.label))
+    return result
+
+
+def run_gate(baseline: str | Path, candidate: str | Path, rules: str | Path | None = None,
+             metrics: Mapping[str, MetricSpec] | None = None) -> tuple[GateResult, pd.DataFrame]:
+    """Load both sides and compare; returns the result and the candidate's aggregates."""
+    cand = load_aggregates(candidate)
+    result = compare(load_aggregates(baseline), cand, metrics=metrics, rules=load_rules(rules),
+                     baseline_name=str(baseline), candidate_name=str(candidate))
+    return result, cand

@@ -1,0 +1,133 @@
+"""``triptych gate``: regressions beyond tolerance fail and are named; direction, versions and data respected."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from triptych.leaderboard.gate import AGGREGATES_KIND, compare, load_aggregates, run_gate
+from triptych.registry import registry
+from triptych.results import SAMPLES_FILE, SCHEMA, read_samples
+from triptych.scoring import score
+
+
+def _row(metric: str = "psnr", variant: str = "amt", value: float = 30.0, version: int = 1, method: str = "m",
+         manifest: str | None = "abc") -> dict:
+    return {"benchmark": "sample-triplets", "split": "test", "benchmark_variant": "amt", "method": method,
+            "metric": metric, "metric_variant": variant, "metric_version": version, "value": value, "n": 5,
+            "manifest_sha256": manifest, "run_id": "r"}
+
+
+def _write(path: Path, *rows: dict) -> Path:
+    path.write_text(json.dumps({"kind": AGGREGATES_KIND, "schema_version": "1.0", "rows": list(rows)}))
+    return path
+
+
+def _gate(tmp_path: Path, base: list[dict], cand: list[dict], **kwargs):
+    result, _ = run_gate(_write(tmp_path / "base.json", *base), _write(tmp_path / "cand.json", *cand), **kwargs)
+    return result
+
+
+def _tol(metric: str) -> float:
+    return registry().metric(metric).gate_tolerance
+
+
+@pytest.fixture(scope="module")
+def triplet_results(tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("gate-baseline")
+    score("sample-triplets", results, method="linear_blend")
+    return results
+
+
+def _shifted_copy(results: Path, dest: Path, metric: str, shift: float) -> Path:
+    """A copy of a results folder whose per-sample values of ``metric`` are moved by ``shift``."""
+    shutil.copytree(results, dest)
+    for run_dir in dest.iterdir():
+        samples = read_samples(run_dir)
+        samples.loc[samples["metric"] == metric, "value"] += shift
+        pq.write_table(pa.Table.from_pandas(samples, schema=SCHEMA, preserve_index=False), run_dir / SAMPLES_FILE)
+    return dest
+
+
+def test_regression_beyond_tolerance_fails_and_names_the_row(tmp_path):
+    tol = _tol("psnr")
+    result = _gate(tmp_path, [_row(value=30.0)], [_row(value=30.0 - 20 * tol)])
+    assert not result.passed
+    (row,) = result.failures
+    assert row.status == "regression" and row.key["method"] == "m" and row.key["metric"] == "psnr"
+    assert row.delta == pytest.approx(-20 * tol) and row.allowed == pytest.approx(tol)
+
+
+def test_within_tolerance_and_improvements_pass(tmp_path):
+    tol = _tol("psnr")
+    within = _gate(tmp_path, [_row(value=30.0)], [_row(value=30.0 - tol / 2)])
+    assert within.passed and within.rows[0].status == "within_tolerance"
+    better = _gate(tmp_path, [_row(value=30.0)], [_row(value=30.0 + 100 * tol)])
+    assert better.passed and better.rows[0].status == "improved"
+
+
+def test_metric_version_change_fails_and_is_never_compared(tmp_path):
+    result = _gate(tmp_path, [_row(version=1)], [_row(version=2)])
+    assert not result.passed
+    (row,) = result.failures
+    assert row.status == "version_changed" and (row.baseline_version, row.candidate_version) == (1, 2)
+    assert row.delta is None
+
+
+def test_direction_is_respected_for_a_lower_is_better_metric(tmp_path):
+    lower = dataclasses.replace(registry().metric("psnr"), name="ewarp_like", direction="lower")
+    metrics = {"ewarp_like": lower}
+    tol = lower.gate_tolerance
+    base = load_aggregates(_write(tmp_path / "b.json", _row("ewarp_like", "dis", 1.0)))
+    up = load_aggregates(_write(tmp_path / "u.json", _row("ewarp_like", "dis", 1.0 + 20 * tol)))
+    down = load_aggregates(_write(tmp_path / "d.json", _row("ewarp_like", "dis", 1.0 - 20 * tol)))
+    assert compare(base, up, metrics=metrics).failures[0].status == "regression"  # higher is worse here
+    assert compare(base, down, metrics=metrics).rows[0].status == "improved"
+
+
+def test_missing_row_fails_new_row_is_reported_and_data_change_is_refused(tmp_path):
+    result = _gate(tmp_path, [_row(method="a"), _row(method="b")], [_row(method="a"), _row(method="c")])
+    status = {r.key["method"]: r.status for r in result.rows}
+    assert status == {"a": "unchanged", "b": "missing", "c": "new"} and not result.passed
+    changed = _gate(tmp_path, [_row(manifest="abc")], [_row(manifest="def")])
+    assert changed.failures[0].status == "data_changed"
+
+
+def test_rules_override_the_registry_tolerance(tmp_path):
+    rules = tmp_path / "gate.yaml"
+    rules.write_text("psnr:amt: {absolute: 0.5}\n")
+    result = _gate(tmp_path, [_row(value=30.0)], [_row(value=29.7)], rules=rules)
+    assert result.passed and result.rows[0].status == "within_tolerance"
+
+
+def test_cli_exit_codes_and_reports(triplet_results, tmp_path, capsys):
+    from triptych.cli import main
+
+    assert main(["gate", "--baseline", str(triplet_results), "--candidate", str(triplet_results),
+                 "--out", str(tmp_path / "same")]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    baseline_json = tmp_path / "same" / "aggregates.json"
+    assert json.loads(baseline_json.read_text())["kind"] == AGGREGATES_KIND
+
+    worse = _shifted_copy(triplet_results, tmp_path / "worse", "psnr", -20 * _tol("psnr"))
+    code = main(["gate", "--baseline", str(baseline_json), "--candidate", str(worse), "--out", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "regression" in out and "linear_blend" in out and "psnr:amt" in out and "FAILED" in out
+    report = json.loads((tmp_path / "r" / "gate.json").read_text())
+    assert report["passed"] is False and report["counts"]["regression"] == 1
+    md = (tmp_path / "r" / "gate.md").read_text()
+    assert "❌ failed" in md and "linear_blend" in md
+
+    better = _shifted_copy(triplet_results, tmp_path / "better", "ssim", 20 * _tol("ssim"))
+    assert main(["gate", "--baseline", str(triplet_results), "--current", str(better)]) == 0
+    assert "improved" in capsys.readouterr().out
+
+    assert main(["gate", "--baseline", str(tmp_path / "nope"), "--candidate", str(better)]) == 2
+    assert "no such results folder" in capsys.readouterr().err
