@@ -231,13 +231,9 @@ def load_amt_state(model: AMT, state: Mapping[str, torch.Tensor], source: str = 
               for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if missing or extra or shapes:
         name = model.config.name
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        if extra:
-            parts.append(f"{len(extra)} unexpected key(s): {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatch(es): {'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
+        parts = [f"{len(items)} {label}: {sep.join(items[:5])}{' ...' if len(items) > 5 else ''}"
+                 for label, sep, items in (("missing key(s)", ", ", missing), ("unexpected key(s)", ", ", extra),
+                                           ("shape mismatch(es)", "; ", shapes)) if items]
         hint = ""
         if extra and all(k.startswith("module.") for k in extra):
             hint = "; its keys start with 'module.' (a DataParallel save): strip that prefix first"
@@ -257,7 +253,8 @@ class InputPadder:
 
     def __init__(self, shape: tuple[int, ...] | torch.Size, divisor: int) -> None:
         if divisor < 1:
-            raise TriptychError(f"padding divisor must be a positive integer, not {divisor}", fix="use e.g. 16, 20 or 32")
+            raise TriptychError(f"padding divisor must be a positive integer, not {divisor}",
+                                fix="use e.g. 16, 20 or 32")
         h, w = shape[-2:]
         pad_h = (((h // divisor) + 1) * divisor - h) % divisor
         pad_w = (((w // divisor) + 1) * divisor - w) % divisor
@@ -300,7 +297,8 @@ class AMTInterpolator:
             raise InputError(f"{name}: expected two (3, H, W) frames of one size, got {tuple(frame0.shape)} and "
                              f"{tuple(frame1.shape)}", fix="pass RGB channel-first frames (triptych.methods)")
         if not 0.0 < t < 1.0:
-            raise InputError(f"{name}: time t={t} is outside (0, 1)", fix="AMT interpolates strictly between the frames")
+            raise InputError(f"{name}: time t={t} is outside (0, 1)",
+                             fix="AMT interpolates strictly between the two frames")
         device = next(self.model.parameters()).device
         x0 = frame0.unsqueeze(0).to(device, torch.float32)
         x1 = frame1.unsqueeze(0).to(device, torch.float32)
@@ -350,16 +348,19 @@ def make_amt(variant: Variant, weights: str | None = None, pad_divisor: int | No
     return AMTInterpolator(model, pad_divisor, scale_factor, provenance)
 
 
-def make_amt_s(weights: str | None = None, pad_divisor: int | None = None, scale_factor: float = 1.0) -> AMTInterpolator:
+def make_amt_s(weights: str | None = None, pad_divisor: int | None = None,
+               scale_factor: float = 1.0) -> AMTInterpolator:
     """AMT-S (registry weights ``amt_s`` unless a file is given)."""
     return make_amt("S", weights, pad_divisor, scale_factor)
 
 
-def make_amt_l(weights: str | None = None, pad_divisor: int | None = None, scale_factor: float = 1.0) -> AMTInterpolator:
+def make_amt_l(weights: str | None = None, pad_divisor: int | None = None,
+               scale_factor: float = 1.0) -> AMTInterpolator:
     """AMT-L (registry weights ``amt_l`` unless a file is given)."""
     return make_amt("L", weights, pad_divisor, scale_factor)
 
 
-def make_amt_g(weights: str | None = None, pad_divisor: int | None = None, scale_factor: float = 1.0) -> AMTInterpolator:
+def make_amt_g(weights: str | None = None, pad_divisor: int | None = None,
+               scale_factor: float = 1.0) -> AMTInterpolator:
     """AMT-G (registry weights ``amt_g`` unless a file is given)."""
     return make_amt("G", weights, pad_divisor, scale_factor)

@@ -208,3 +208,17 @@ def test_correlation_window_order_puts_the_first_offset_on_x():
     forward, _ = corr.lookup(coords, coords)
     channel = int(forward[0, :, 5, 5].argmax())
     assert divmod(channel, 7) == (3 + 2, 3)  # first index carries the x offset +2
+
+
+def test_user_pth_files_load_wrapped_or_plain(tmp_path):
+    state = build_amt("S").state_dict()
+    wrapped, plain = tmp_path / "wrapped.pth", tmp_path / "plain.pth"
+    torch.save({"state_dict": state}, wrapped)
+    torch.save(state, plain)
+    for path in (wrapped, plain):
+        method = make_amt_s(weights=str(path))
+        assert all(torch.equal(method.model.state_dict()[k], v) for k, v in state.items())
+        assert method.weights["sha256"] == sha256_file(path) and method.weights["user_supplied"]
+    torch.save({"state_dict": {k: v for k, v in state.items() if not k.startswith("comb_block")}}, wrapped)
+    with pytest.raises(TriptychError, match=r"missing key\(s\): comb_block\.0\.weight"):
+        make_amt_s(weights=str(wrapped))

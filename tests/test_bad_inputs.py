@@ -205,4 +205,4 @@ def test_a_full_disk_is_reported_and_finished_results_survive(tmp_path):
         assert read_run(run)["status"] in ("failed", "running")
         assert not list(mount.rglob("*.tmp")), "no half-written file is left behind"
     finally:
-        subprocess.run(["umount", str(mount)])
+        subprocess.run(["umount", "--lazy", str(mount)])

@@ -15,6 +15,9 @@ class TriptychError(Exception):
         self.fix = fix
         super().__init__(message if fix is None else f"{message}\n  fix: {fix}")
 
+    def __reduce__(self):  # keep message and fix when an error crosses a process boundary (executors)
+        return (type(self), (self.message, self.fix))
+
 
 class InputError(TriptychError):
     """Bad input data: a missing, unreadable, mis-sized or wrongly typed file."""

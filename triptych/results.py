@@ -81,7 +81,12 @@ def validate_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(frame.loc[:, list(COLUMNS)], schema=SCHEMA, preserve_index=False)
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+    def write(tmp: Path) -> None:
+        with pa.OSFile(str(tmp), "wb") as sink:  # closed even when the write fails (e.g. a full disk)
+            pq.write_table(table, sink)
+
+    atomic_write(path, write)
 
 
 def read_samples(path: str | Path) -> pd.DataFrame:

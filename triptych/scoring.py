@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import pandas as pd
 
 import triptych
 from triptych.errors import TriptychError
+from triptych.executors import ScoreJob
+from triptych.executors import run as run_executor
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
 from triptych.methods import build_method
@@ -82,10 +86,25 @@ class BenchmarkData:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+_TRUSTED_MANIFEST: ContextVar[str | None] = ContextVar("trusted_manifest", default=None)
+
+
+@contextmanager
+def trusting_manifest(sha256: str) -> Iterator[None]:
+    """Within this block, the data of the manifest with this sha256 is not hashed again: the caller
+    verified it moments ago (an executor's worker rebuilding the benchmark)."""
+    token = _TRUSTED_MANIFEST.set(sha256)
+    try:
+        yield
+    finally:
+        _TRUSTED_MANIFEST.reset(token)
+
+
 def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
     """The benchmark's committed manifest, verified against the files under ``data_root``."""
     manifest = read_manifest(data_root / spec.params["manifest"])
-    verify_manifest(manifest, data_root / spec.params["root"])
+    if manifest.sha256 != _TRUSTED_MANIFEST.get():
+        verify_manifest(manifest, data_root / spec.params["root"])
     return manifest
 
 
@@ -106,20 +125,26 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     return loader(spec, variant_name, variant_params, data_root or datasets_root())
 
 
-def _producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> Callable[[Any], Any]:
-    """sample -> prediction: run the registered method, or read the method's outputs from ``pred_dir``."""
+def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> None:
+    """Exactly one of a method of the benchmark's task and an existing prediction folder."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
+    if pred_dir is not None and not pred_dir.is_dir():
+        raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
+    if method_name is not None:
+        method_spec = registry().method(method_name)
+        if method_spec.task != data.spec.task:
+            raise TriptychError(f"method {method_name!r} is a {method_spec.task} method, but benchmark "
+                                f"{data.spec.name!r} is {data.spec.task}",
+                                fix=f"see 'triptych list methods' for {data.spec.task} methods")
+
+
+def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> Callable[[Any], Any]:
+    """sample -> prediction: run the registered method, or read the method's outputs from ``pred_dir``."""
+    check_request(data, method_name, pred_dir)
     if pred_dir is not None:
-        if not pred_dir.is_dir():
-            raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
         return lambda sample: data.task.read_prediction(pred_dir, sample)
-    method_spec = registry().method(method_name)
-    if method_spec.task != data.spec.task:
-        raise TriptychError(f"method {method_name!r} is a {method_spec.task} method, but benchmark "
-                            f"{data.spec.name!r} is {data.spec.task}",
-                            fix=f"see 'triptych list methods' for {data.spec.task} methods")
-    method = build_method(method_spec, context=data.context)
+    method = build_method(registry().method(method_name), context=data.context)
     return lambda sample: data.task.predict(method, sample)
 
 
@@ -136,16 +161,18 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 
 
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
-          benchmark_variant: str | None = None, data_root: Path | None = None) -> Path:
+          benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
+          workers: int = 1, ray_address: str | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
 
     Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
     same call resumes the run and scores only the samples without a part; if a sample fails, the run is
-    marked failed, its finished parts are kept, and the same call resumes after the fix.
+    marked failed, its finished parts are kept, and the same call resumes after the fix. The executor
+    (in process, ``workers`` local processes, or Ray) changes where samples are scored, never the rows.
     """
     data = load_benchmark(benchmark, benchmark_variant, data_root)
     metrics = resolve_metrics(data.spec)
-    produce = _producer(data, method, pred_dir)
+    check_request(data, method, pred_dir)
     method_spec = registry().method(method) if method is not None else None
     method_label = method if method is not None else "pred-dir"
     method_version = str(method_spec.version) if method_spec is not None else ""
@@ -162,14 +189,21 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         "pred_dir": request["pred_dir"],
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
         "weights": [describe_weights(name) for name in dict.fromkeys(weight_names)], "seed": 0,
+        "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
     })
+    job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
+                   request["pred_dir"], data.manifest.sha256)
+    todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
+    unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
     try:
-        for index, sample in enumerate(data.samples):
-            part = f"part-{index:06d}"
-            if writer.has_part(part):
-                continue
-            scores = data.task.measure(sample, produce(sample), metrics)
-            writer.add_rows((_row(writer.run_id, data, method_label, method_version, s) for s in scores), part=part)
+        for index, measurements in run_executor(job, todo, executor, workers, ray_address):
+            rows = [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.name,
+                     "split": data.spec.split, "benchmark_variant": data.variant, "method": method_label,
+                     "method_version": method_version, "sample_id": sample_id, "level": unit[metric][0],
+                     "metric": metric, "metric_variant": variant, "metric_version": version, "value": value,
+                     "unit": unit[metric][1]}
+                    for sample_id, metric, variant, version, value in measurements]
+            writer.add_rows(rows, part=_part(index))
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
         writer.fail(str(exc))
@@ -181,6 +215,10 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     return writer.run_dir
 
 
+def _part(index: int) -> str:
+    return f"part-{index:06d}"
+
+
 def _summary(m: MetricUse, samples: pd.DataFrame) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes)."""
     acc = SampleMean()
@@ -188,11 +226,3 @@ def _summary(m: MetricUse, samples: pd.DataFrame) -> dict[str, Any]:
         acc.update(float(value))
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
             "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count}}
-
-
-def _row(run_id: str, data: BenchmarkData, method: str, method_version: str, s: Score) -> dict[str, Any]:
-    return {"run_id": run_id, "task": data.spec.task, "benchmark": data.spec.name, "split": data.spec.split,
-            "benchmark_variant": data.variant, "method": method, "method_version": method_version,
-            "sample_id": s.sample_id, "level": s.metric.spec.level, "metric": s.metric.spec.name,
-            "metric_variant": s.metric.variant.name, "metric_version": s.metric.variant.version,
-            "value": s.value, "unit": s.metric.spec.unit}

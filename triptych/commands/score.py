@@ -22,9 +22,13 @@ def register(app: typer.Typer) -> None:
         benchmark_variant: Optional[str] = typer.Option(None, "--benchmark-variant", help="data preparation variant"),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help="datasets folder (default: the "
                                                  "checkout's datasets/, or TRIPTYCH_DATASETS)"),
+        executor: str = typer.Option("local", "--executor", help="local (this machine) or ray"),
+        workers: int = typer.Option(1, "--workers", help="worker processes (local) or CPUs (local Ray instance)"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster, e.g. "
+                                                  "ray://head:10001 (default: start a local one)"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
-        run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root)
+        run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address)
         run = read_run(run_dir)
         for m in run["metrics"]:
             agg = m["aggregate"]

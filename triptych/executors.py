@@ -1,0 +1,132 @@
+"""Where samples are scored: in this process, in a pool of local worker processes, or on a Ray cluster.
+
+Every executor runs the same function, ``score_sample(job, index)``, on a picklable ``ScoreJob``; a worker
+rebuilds the benchmark, metrics and method once per process. Results come back in completion order and
+the caller writes each sample's rows as its own part (named by the sample's index), so neither the
+executor nor the number of workers can change a number or the order of the rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from triptych.errors import TriptychError
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Everything a worker needs to score one sample of a benchmark, as plain values."""
+
+    benchmark: str
+    benchmark_variant: str | None
+    data_root: str
+    method: str | None
+    pred_dir: str | None
+    manifest_sha256: str  # verified by the caller before any scoring; workers do not hash the data again
+
+
+@dataclass(frozen=True)
+class _Context:
+    data: Any
+    metrics: list[Any]
+    produce: Callable[[Any], Any]
+
+
+@functools.lru_cache(maxsize=4)
+def _context(job: ScoreJob) -> _Context:
+    from triptych import scoring
+
+    with scoring.trusting_manifest(job.manifest_sha256):
+        data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root))
+    produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None)
+    return _Context(data, scoring.resolve_metrics(data.spec), produce)
+
+
+def score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, float]]:
+    """Score sample ``index``: (sample_id, metric, metric variant, metric version, value) per measurement."""
+    ctx = _context(job)
+    sample = ctx.data.samples[index]
+    scores = ctx.data.task.measure(sample, ctx.produce(sample), ctx.metrics)
+    return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value)
+            for s in scores]
+
+
+Result = Iterator[tuple[int, list[tuple[str, str, str, int, float]]]]
+
+
+def run_in_process(job: ScoreJob, indices: Sequence[int]) -> Result:
+    for index in indices:
+        yield index, score_sample(job, index)
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker: N workers use N cores
+
+
+def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
+    """A pool of ``workers`` local processes (spawned, so no state leaks in from the parent)."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+        futures = {pool.submit(score_sample, job, index): index for index in indices}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str | None) -> Result:
+    """One Ray task per sample, on a local Ray instance (``address`` None) or an existing cluster."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise TriptychError("--executor ray needs Ray", fix="pip install 'triptych[scale]' (or pip install ray)") from exc
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=workers, **options)
+    remote = ray.remote(num_cpus=1)(_ray_score_sample)
+    pending = {remote.remote(job, index): index for index in indices}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            index = pending.pop(ref)
+            try:
+                yield index, ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                raise (exc.cause if isinstance(exc.cause, BaseException) else exc) from None
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+
+
+def _ray_score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, float]]:
+    _worker_init()
+    return score_sample(job, index)
+
+
+def run(job: ScoreJob, indices: Sequence[int], executor: str = "local", workers: int = 1,
+        address: str | None = None) -> Result:
+    if executor not in EXECUTORS:
+        raise TriptychError(f"unknown executor {executor!r}", fix=f"use one of: {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise TriptychError(f"--workers {workers}: must be at least 1")
+    if executor == "ray":
+        return run_on_ray(job, indices, workers, address)
+    if workers == 1:
+        return run_in_process(job, indices)
+    return run_in_pool(job, indices, workers)
