@@ -222,3 +222,16 @@ def test_user_pth_files_load_wrapped_or_plain(tmp_path):
     torch.save({"state_dict": {k: v for k, v in state.items() if not k.startswith("comb_block")}}, wrapped)
     with pytest.raises(TriptychError, match=r"missing key\(s\): comb_block\.0\.weight"):
         make_amt_s(weights=str(wrapped))
+
+
+def test_the_benchmark_variant_sets_the_amt_invocation(fixtures_dir):
+    """snu_film.py invokes AMT with padding divisor 20 and scale 0.8: a benchmark variant that says so
+    reaches the method's factory, overriding the method entry's defaults."""
+    from triptych.methods import build_method
+    from triptych.registry import registry
+
+    weights = fixtures_dir / "vfi/amt_s_random_seed0.safetensors"
+    spec = registry().method("amt-s")
+    spec = type(spec)(**{**spec.__dict__, "params": {**spec.params, "weights": str(weights)}})
+    method = build_method(spec, invocation={"pad_divisor": 20, "scale_factor": 0.8, "unrelated": 1})
+    assert (method.pad_divisor, method.scale_factor) == (20, 0.8)

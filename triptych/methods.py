@@ -53,11 +53,19 @@ PROTOCOLS: dict[str, type] = {
 }
 
 
-def build_method(spec: MethodSpec, context: Any = None) -> Any:
-    """Instantiate a registered method and check that it implements its task's protocol."""
+def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, Any] | None = None) -> Any:
+    """Instantiate a registered method and check that it implements its task's protocol.
+
+    ``invocation`` holds the benchmark variant's parameters: a factory that declares one of them by name
+    (AMT's ``pad_divisor`` / ``scale_factor``, as each AMT benchmark script invokes the model) receives the
+    benchmark's value, which overrides the method entry's default. A factory that declares ``context``
+    receives the benchmark data.
+    """
     factory = spec.load()
+    accepted = inspect.signature(factory).parameters
     kwargs = dict(spec.params)
-    if "context" in inspect.signature(factory).parameters:
+    kwargs.update({k: v for k, v in (invocation or {}).items() if k in accepted})
+    if "context" in accepted:
         kwargs["context"] = context
     method = factory(**kwargs)
     protocol = PROTOCOLS[spec.task]

@@ -144,7 +144,7 @@ def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None
     check_request(data, method_name, pred_dir)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
-    method = build_method(registry().method(method_name), context=data.context)
+    method = build_method(registry().method(method_name), context=data.context, invocation=data.variant_params)
     return lambda sample: data.task.predict(method, sample)
 
 
