@@ -6,9 +6,6 @@ from pathlib import Path
 
 import typer
 
-from triptych.commands.leaderboard import show_command
-from triptych.registry import registry
-from triptych.scoring import score
 
 # (benchmark, method) pairs scored by the demo: one simple baseline or more per task.
 DEMO_RUNS = (
@@ -23,6 +20,10 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(out: Path = typer.Option(Path("runs/demo"), "--out", help="results folder")) -> None:
         """Score simple baselines of all three tasks on the embedded sample, then show the leaderboard."""
+        from triptych.commands.leaderboard import show_command
+        from triptych.registry import registry
+        from triptych.scoring import score
+
         known = registry().benchmarks
         for benchmark, method in DEMO_RUNS:
             if benchmark not in known:

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from triptych.leaderboard.table import leaderboard_rows
 
 leaderboard_app = typer.Typer(help="Published and reproduced numbers, side by side.", no_args_is_help=True)
 TASK_ORDER = ("video_inpainting", "frame_interpolation", "personalization")
@@ -30,6 +29,8 @@ def show_command(
                                       "reference systems (E2FGVI, AMT, PhotoMaker)"),
 ) -> None:
     """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows."""
+    from triptych.leaderboard.table import leaderboard_rows
+
     rows = leaderboard_rows(results, task, all_reported)
     console = Console(width=160)
     for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:

@@ -9,7 +9,6 @@ from typing import List
 import typer
 
 from triptych.errors import InputError
-from triptych.manifests import build_manifest, read_manifest, verify_manifest, write_manifest
 
 manifest_app = typer.Typer(help="Build and check sha256 manifests of data folders.", no_args_is_help=True)
 
@@ -22,6 +21,8 @@ def build_command(
     include: List[str] = typer.Option(["**/*"], "--include", help="glob(s) under ROOT"),
 ) -> None:
     """List every file under ROOT matching --include with its sha256, size and image size."""
+    from triptych.manifests import build_manifest, write_manifest
+
     files = sorted({p.relative_to(root).as_posix() for g in include for p in root.glob(g) if p.is_file()})
     if not files:
         raise InputError(f"{root}: no files match {include}", fix="check ROOT and --include")
@@ -34,6 +35,8 @@ def build_command(
 @manifest_app.command("verify")
 def verify_command(manifest: Path = typer.Argument(...), root: Path = typer.Argument(...)) -> None:
     """Check that every file of MANIFEST is present and unchanged under ROOT."""
+    from triptych.manifests import read_manifest, verify_manifest
+
     loaded = read_manifest(manifest)
     verify_manifest(loaded, root)
     typer.echo(f"{manifest}: {len(loaded.entries)} files match")

@@ -10,11 +10,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from triptych.measure import MeasureInputs, measure
-from triptych.results import RunWriter, new_run_id
 
 
 def _write_run(results: Path, m) -> Path:
+    from triptych.results import RunWriter, new_run_id
+
     writer = RunWriter(results, new_run_id(f"measure-{m.metric.name}"))
     writer.begin({"task": "adhoc", "benchmark": "adhoc", "split": "adhoc", "benchmark_variant": "",
                   "method": "pred", "method_version": "", "inputs": m.document()["inputs"],
@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", help="also write a run (Parquet + run JSON) here"),
     ) -> None:
         """Score your own frames with one named metric variant, exactly as the reference computes it."""
+        from triptych.measure import MeasureInputs, measure
+
         inputs = MeasureInputs(pred, gt, mask, weights, flow_dir, clip_len, clip_stride)
         result = measure(metric, variant, inputs)
         if out is not None:

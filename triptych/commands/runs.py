@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from triptych.errors import TriptychError
-from triptych.results import list_runs, read_run, read_samples
 
 runs_app = typer.Typer(help="Inspect scored runs (Parquet rows + run JSON).", no_args_is_help=True)
 RESULTS_OPTION = typer.Option(Path("results"), "--results", help="results folder")
@@ -20,6 +19,8 @@ RESULTS_OPTION = typer.Option(Path("results"), "--results", help="results folder
 @runs_app.command("list")
 def list_command(results: Path = RESULTS_OPTION) -> None:
     """One line per run, newest first."""
+    from triptych.results import list_runs
+
     table = Table("run_id", "status", "task", "benchmark", "method", "metrics", title=f"runs in {results}")
     for run in list_runs(results):
         metrics = ", ".join(f"{m['metric']}:{m['variant']}" for m in run.get("metrics", []))
@@ -32,6 +33,8 @@ def list_command(results: Path = RESULTS_OPTION) -> None:
 def show_command(run: str = typer.Argument(..., help="run id or run folder"), results: Path = RESULTS_OPTION,
                  as_json: bool = typer.Option(False, "--json", help="print the run JSON")) -> None:
     """The run's provenance and its per-metric aggregates."""
+    from triptych.results import read_run, read_samples
+
     run_dir = Path(run) if Path(run).is_dir() else results / run
     if not run_dir.is_dir():
         raise TriptychError(f"no run {run!r} in {results}", fix="see 'triptych runs list --results DIR'")

@@ -7,8 +7,6 @@ from typing import Optional
 
 import typer
 
-from triptych.results import read_run
-from triptych.scoring import score
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +26,9 @@ def register(app: typer.Typer) -> None:
                                                   "ray://head:10001 (default: start a local one)"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
+        from triptych.results import read_run
+        from triptych.scoring import score
+
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address)
         run = read_run(run_dir)
         for m in run["metrics"]:
