@@ -410,7 +410,7 @@ def test_raft_backend_pads_normalises_and_crops(videos):
 # DIS
 
 
-def test_dis_backend_gives_a_plausible_ewarp(expected, videos, flow_pairs, capsys):
+def test_dis_backend_gives_a_plausible_ewarp(expected, videos):
     """DIS (MEDIUM) on the ground truth made the fixture's stored flows, so it lands close to them; how
     close depends on the OpenCV version (recorded in the result)."""
     for video, want in expected["results"].items():
@@ -419,7 +419,6 @@ def test_dis_backend_gives_a_plausible_ewarp(expected, videos, flow_pairs, capsy
         assert result.flow["backend"] == "dis" and result.flow["preset"] == "DISOPTICAL_FLOW_PRESET_MEDIUM"
         assert result.flow["opencv"] and result.flow["params"]["PatchSize"] > 0
         distance = _rel(result.value, want["E_warp"])
-        with capsys.disabled():
-            print(f"\nE_warp {video}: dis {result.value:.9g}, stored flows {want['E_warp']:.9g}, "
-                  f"relative difference {distance:.3g} (OpenCV {result.flow['opencv']})")
-        assert distance < 0.5  # plausible: the same method as the stored flows, maybe another OpenCV build
+        # plausible: the method that made the stored flows, maybe another OpenCV build (5.0.0: distance 1e-7)
+        assert distance < 0.5, (f"E_warp {video}: dis {result.value:.9g}, stored flows {want['E_warp']:.9g} "
+                                f"(OpenCV {result.flow['opencv']})")

@@ -73,7 +73,10 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
         raise InputError(f"metric {metric!r} does not use {', '.join(unused)}",
                          fix=f"drop {', '.join(unused)}; masked variants are separate metrics")
     result = Measurement(spec, chosen, inputs)
-    if chosen.weights:
+    fn = chosen.load()
+    if hasattr(kind, "check"):  # a kind's own option rules come before any weights lookup
+        kind.check(result, fn)
+    if chosen.weights and inputs.weights is None:  # with --weights, the kind records the user's file
         result.weights = [describe(name) for name in chosen.weights]
-    kind.run(result, chosen.load())
+    kind.run(result, fn)
     return result

@@ -65,7 +65,9 @@ def video_flow_dir(flow_dir: Path, video: str, single: bool) -> Path:
     return sub
 
 
-def run(m: Any, fn: Callable[..., Any]) -> None:
+def check(m: Any, fn: Callable[..., Any]) -> None:
+    """``--flow-dir`` is required by a variant that reads stored flows and refused by one that computes them;
+    checked before any weights are looked up."""
     metric = f"{m.metric.name}:{m.variant.name}"
     mode = flow_dir_mode(fn)
     flow_dir = m.inputs.flow_dir
@@ -77,6 +79,12 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
     if mode == "refused" and flow_dir is not None:
         raise InputError(f"{metric} computes its own flows from --gt, so --flow-dir is not used",
                          fix="drop --flow-dir, or use --variant files to score with stored flows")
+
+
+def run(m: Any, fn: Callable[..., Any]) -> None:
+    metric = f"{m.metric.name}:{m.variant.name}"
+    mode = flow_dir_mode(fn)
+    flow_dir = m.inputs.flow_dir
     gt_root = Path(m.inputs.gt)
     if Path(m.inputs.pred).is_file() or gt_root.is_file():
         raise InputError(f"{metric} scores videos: --pred and --gt must be folders of frames (or of videos)",
