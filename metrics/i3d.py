@@ -46,7 +46,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TF-"SAME" padding of one axis as piergiaj's ``compute_pad``: (front, back), front = pad // 2.
 
     >>> same_padding(240, 7, 2), same_padding(6, 3, 2), same_padding(1, 3, 1)
-    ((2, 3), (1, 1), (1, 1))
+    ((2, 3), (0, 1), (1, 1))
     """
     pad = max(kernel - stride, 0) if size % stride == 0 else max(kernel - size % stride, 0)
     return pad // 2, pad - pad // 2
@@ -273,7 +273,8 @@ def load_i3d_state(model: InceptionI3d, state: dict[str, Any], source: str) -> s
     return state_sha256(model.state_dict())
 
 
-def load_i3d(weights: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[InceptionI3d, dict[str, Any]]:
+def load_i3d(weights: str | Path | None = None,
+             device: str | torch.device = "cpu") -> tuple[InceptionI3d, dict[str, Any]]:
     """The I3D and its provenance record: the registry's ``i3d_rgb_imagenet``, or a user's file.
 
     ``weights=None`` resolves the registered file through ``triptych.weights`` (a missing file raises its

@@ -14,6 +14,8 @@ with ``--weights`` (recorded as user-supplied unless its sha256 matches a regist
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Union
@@ -68,19 +70,71 @@ def _materialise(source: ClipSource) -> Clip:
     return source() if callable(source) else source
 
 
-def clip_features(pairs: Iterable[ClipPair], model: InceptionI3d, *, batch_stats: bool
+class FeatureCache:
+    """I3D features keyed by the loaded weights' state hash, the BatchNorm mode and the clip's exact content.
+
+    The network is never changed by a forward pass (``metrics/i3d.py``), so equal keys mean the same
+    computation: a benchmark's ground-truth clips are computed once per process however many methods are
+    scored against them. Without a state hash nothing is cached. At most ``max_entries`` (4 KB each).
+    """
+
+    def __init__(self, max_entries: int = 20000) -> None:
+        self.max_entries = max_entries
+        self._store: OrderedDict[tuple[str, str, bool, str], np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    @staticmethod
+    def content_key(clip: Clip) -> str:
+        array = clip.detach().cpu().numpy() if isinstance(clip, torch.Tensor) else np.asarray(clip)
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes())
+        digest.update(f"{array.dtype.str}{array.shape}{type(clip).__name__}".encode())
+        return digest.hexdigest()
+
+    def features(self, source: ClipSource, model: InceptionI3d, *, batch_stats: bool,
+                 state_sha256: str | None) -> np.ndarray:
+        clip = _materialise(source)
+        if state_sha256 is None:
+            return i3d_features(clip, model, batch_stats=batch_stats)
+        device = str(next(model.parameters()).device)  # CPU and CUDA float32 differ in the last bits
+        key = (state_sha256, device, batch_stats, self.content_key(clip))
+        if key in self._store:
+            self._store.move_to_end(key)
+            return self._store[key].copy()
+        value = i3d_features(clip, model, batch_stats=batch_stats)
+        self._store[key] = value.copy()
+        while len(self._store) > self.max_entries:
+            self._store.popitem(last=False)
+        return value
+
+
+FEATURES = FeatureCache()  # the process-wide cache that ``vfid`` uses by default
+
+
+def clip_features(pairs: Iterable[ClipPair], model: InceptionI3d, *, batch_stats: bool,
+                  state_sha256: str | None = None, cache: FeatureCache | None = None
                   ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    """I3D features of every clip pair, one clip in memory at a time: (ids, real (n, 1024), fake (n, 1024))."""
+    """I3D features of every clip pair, one clip in memory at a time: (ids, real (n, 1024), fake (n, 1024)).
+
+    With a ``cache`` and the model's ``state_sha256`` (taken at load), features already computed for the
+    same weights, mode and clip content are reused."""
+    def features(source: ClipSource) -> np.ndarray:
+        if cache is None:
+            return i3d_features(_materialise(source), model, batch_stats=batch_stats)
+        return cache.features(source, model, batch_stats=batch_stats, state_sha256=state_sha256)
+
     ids: list[str] = []
     real: list[np.ndarray] = []
     fake: list[np.ndarray] = []
     for pair in pairs:
         ids.append(pair.clip_id)
-        real.append(i3d_features(_materialise(pair.real), model, batch_stats=batch_stats))
-        fake.append(i3d_features(_materialise(pair.fake), model, batch_stats=batch_stats))
+        real.append(features(pair.real))
+        fake.append(features(pair.fake))
     if len(ids) < 2:
         raise InputError(f"VFID needs at least two videos (or clips), got {len(ids)}",
-                         fix="score a folder with one sub-folder per video, or cut clips with --clip-len / --clip-stride")
+                         fix="score a folder with one sub-folder per video, or cut clips with --clip-len / "
+                             "--clip-stride")
     return tuple(ids), np.stack(real), np.stack(fake)
 
 
@@ -90,15 +144,18 @@ def vfid_from_features(real: np.ndarray, fake: np.ndarray) -> FrechetResult:
 
 
 def vfid(pairs: Iterable[ClipPair], *, batch_stats: bool, weights: str | Path | None = None,
-         model: InceptionI3d | None = None, record: dict[str, Any] | None = None) -> VfidResult:
+         model: InceptionI3d | None = None, record: dict[str, Any] | None = None,
+         cache: FeatureCache | None = FEATURES) -> VfidResult:
     """VFID of a set of (ground truth, prediction) clips; the registry entry's callable.
 
     ``model`` (with its provenance ``record``) skips loading; otherwise ``load_i3d(weights)`` loads the
     registered ``i3d_rgb_imagenet`` (``weights=None``) or the given file, hashing it before any forward.
+    Features are reused from ``cache`` when ``record["state_sha256"]`` identifies the weights.
     """
     if model is None:
         model, record = load_i3d(weights, _default_device())
-    ids, real, fake = clip_features(pairs, model, batch_stats=batch_stats)
+    state = (record or {}).get("state_sha256")
+    ids, real, fake = clip_features(pairs, model, batch_stats=batch_stats, state_sha256=state, cache=cache)
     result = vfid_from_features(real, fake)
     return VfidResult(result.value, result, ids, real, fake, batch_stats, dict(record or {}))
 

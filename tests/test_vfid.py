@@ -151,9 +151,8 @@ def test_vfid_secondary_set_16_2(rule, tennis, npz, inpainting_expected):
     n_frames = want["clips"][-1][1] + 1  # the fixture's windows: the video cut after the last one
     assert clip_starts(n_frames, 16, 2) == [start for start, _ in want["clips"]]
     result = vfid(clip_pairs([(name, frame_pairs[:n_frames])], 16, 2), batch_stats=True, model=rule[0])
-    assert np.abs(result.real_features - npz["gt_clips16"]).max() <= _feature_tol(inpainting_expected, npz["gt_clips16"])
-    assert np.abs(result.fake_features - npz["pred_clips16"]).max() <= _feature_tol(inpainting_expected,
-                                                                                    npz["pred_clips16"])
+    for got, key in ((result.real_features, "gt_clips16"), (result.fake_features, "pred_clips16")):
+        assert np.abs(got - npz[key]).max() <= _feature_tol(inpainting_expected, npz[key]), key
     assert result.value == pytest.approx(want["reference_calculate_vfid"]["value"], rel=rel)
 
 
@@ -161,7 +160,7 @@ def test_fewer_than_two_videos_is_an_error(npz):
     with pytest.raises(InputError, match="at least two videos"):
         frechet_distance_reference(npz["gt_clips6"][:1], npz["pred_clips6"][:1])
     with pytest.raises(InputError, match="at least two videos"):
-        frechet_distance_lowrank(npz["gt_clips6"][0], npz["pred_clips6"][0])
+        frechet_distance_lowrank(npz["gt_clips6"][:1], npz["pred_clips6"][:1])
 
 
 def test_imaginary_sqrtm_raises_with_the_exact_alternative(monkeypatch):
@@ -197,31 +196,22 @@ def test_non_finite_sqrtm_takes_the_reference_offset_fallback(monkeypatch):
 
 @pytest.fixture(scope="module")
 def rule_files(rule, tmp_path_factory) -> dict[str, Path]:
-    import torch
     from safetensors.torch import save_file
 
     root = tmp_path_factory.mktemp("i3d_rule")
     save_file(rule[0].state_dict(), str(root / "rule.safetensors"))
-    torch.save(rule[0].state_dict(), root / "rule.pt")
-    return {"safetensors": root / "rule.safetensors", "pt": root / "rule.pt", "root": root}
+    return {"safetensors": root / "rule.safetensors"}
 
 
 @pytest.fixture()
-def home_with_registry_file(rule_files, monkeypatch) -> Path:
-    """A TRIPTYCH_HOME whose cache holds a copy of the rule weights as ``i3d_rgb_imagenet`` (measure.py
-    describes the registered weights of a variant before the kind runs, even when --weights is given)."""
-    from triptych.weights import import_file
-
-    home = rule_files["root"] / "home"
-    monkeypatch.setenv("TRIPTYCH_HOME", str(home))
+def empty_home(tmp_path, monkeypatch) -> Path:
+    """A fresh TRIPTYCH_HOME (no weights in the cache), offline."""
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TRIPTYCH_OFFLINE", "1")
-    if not (home / "weights/i3d_rgb_imagenet/i3d_rgb_imagenet.pt").is_file():
-        import_file("i3d_rgb_imagenet", rule_files["pt"])
-    return home
+    return tmp_path / "home"
 
 
-def test_measure_vfid_cli_with_user_weights(run_cli, tennis, rule_files, home_with_registry_file,
-                                            inpainting_expected):
+def test_measure_vfid_cli_with_user_weights(run_cli, tennis, rule_files, empty_home, inpainting_expected):
     code, out, err = run_cli("measure", "vfid", "--variant", "e2fgvi", "--pred", tennis / "pred", "--gt",
                              tennis / "gt", "--weights", rule_files["safetensors"], "--clip-len", 6,
                              "--clip-stride", 6, "--json")
@@ -231,10 +221,11 @@ def test_measure_vfid_cli_with_user_weights(run_cli, tennis, rule_files, home_wi
     rel = inpainting_expected["tolerances"]["vfid_rel"]
     assert (doc["metric"], doc["metric_variant"], doc["metric_version"]) == ("vfid", "e2fgvi", 1)
     assert doc["aggregate"]["value"] == pytest.approx(want["reference_calculate_vfid"]["value"], rel=rel)
-    assert doc["aggregate"]["n"] == 4 and doc["aggregate"]["reduction"].startswith("frechet distance over 4 videos")
+    n = len(want["clips"])
+    assert doc["aggregate"]["n"] == n and doc["aggregate"]["reduction"].startswith(f"frechet distance over {n} videos")
     assert doc["per_sample"] == []
     assert doc["extras"]["exact_lowrank"] == pytest.approx(want["exact_lowrank_float64"]["value"], rel=rel)
-    assert doc["extras"]["rank_real"] == doc["extras"]["rank_fake"] == 3
+    assert doc["extras"]["rank_real"] == doc["extras"]["rank_fake"] == n - 1
     (weights,) = doc["weights"]
     assert weights["sha256"] == hashlib.sha256(rule_files["safetensors"].read_bytes()).hexdigest()
     assert weights["user_supplied"] is True and weights["registered"] is False
@@ -242,8 +233,10 @@ def test_measure_vfid_cli_with_user_weights(run_cli, tennis, rule_files, home_wi
     assert doc["inputs"]["clip_len"] == "6" and doc["inputs"]["weights"] == str(rule_files["safetensors"])
 
 
-def test_measure_vfid_input_errors(run_cli, tennis, tmp_path, rule_files, home_with_registry_file):
-    w = ("--weights", rule_files["safetensors"])
+@pytest.mark.parametrize("with_weights", [True, False])
+def test_measure_vfid_input_errors_come_before_weights(run_cli, tennis, tmp_path, rule_files, empty_home,
+                                                       with_weights):
+    w = ("--weights", rule_files["safetensors"]) if with_weights else ()
     code, _, err = run_cli("measure", "vfid", "--variant", "e2fgvi", "--pred", tennis / "pred", "--gt",
                            tennis / "gt", *w)
     assert code == 2 and "needs at least two videos" in err  # one video, no clips
@@ -258,22 +251,8 @@ def test_measure_vfid_input_errors(run_cli, tennis, tmp_path, rule_files, home_w
     assert code == 2 and "no default" in err and "eval-bn" in err
 
 
-def test_measure_vfid_without_weights_surfaces_the_missing_file(run_cli, tennis, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TRIPTYCH_OFFLINE", "1")
+def test_measure_vfid_without_weights_surfaces_the_missing_file(run_cli, tennis, empty_home):
     code, out, err = run_cli("measure", "vfid", "--variant", "e2fgvi", "--pred", tennis / "pred", "--gt",
                              tennis / "gt", "--clip-len", 6, "--json")
     assert code == 2 and out == ""
     assert "weights 'i3d_rgb_imagenet' are not in the cache" in err and "triptych weights import" in err
-
-
-@pytest.mark.xfail(strict=True, reason="triptych/measure.py describes a variant's registered weights before the "
-                                       "kind runs, even when --weights replaces them; lead: skip that when "
-                                       "inputs.weights is given")
-def test_user_weights_do_not_need_the_registry_file(run_cli, tennis, rule_files, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TRIPTYCH_OFFLINE", "1")
-    # one video and no clips: once the weights are not looked up, the kind's own input error comes first
-    code, _, err = run_cli("measure", "vfid", "--variant", "e2fgvi", "--pred", tennis / "pred", "--gt",
-                           tennis / "gt", "--weights", rule_files["safetensors"])
-    assert code == 2 and "needs at least two videos" in err

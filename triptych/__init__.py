@@ -11,3 +11,12 @@ try:
     __version__ = version("triptych")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+
+def __getattr__(name: str):
+    """``triptych.evaluate`` and ``triptych.Results``, imported on first use (they pull in torch and pandas)."""
+    if name in ("evaluate", "Results"):
+        from triptych import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'triptych' has no attribute {name!r}")

@@ -31,6 +31,7 @@ class ScoreJob:
     method: str | None
     pred_dir: str | None
     manifest_sha256: str  # verified by the caller before any scoring; workers do not hash the data again
+    metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def _context(job: ScoreJob) -> _Context:
     with scoring.trusting_manifest(job.manifest_sha256):
         data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root))
     produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None)
-    return _Context(data, scoring.resolve_metrics(data.spec), produce)
+    return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
 
 
 def score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, float]]:

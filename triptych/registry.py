@@ -1,5 +1,9 @@
 """The registry: metrics, benchmarks and methods declared as data, loaded into typed specs.
 
+Plugins extend it: an installed distribution that declares an entry point in the group
+``triptych.methods`` (or ``triptych.metrics``, ``triptych.benchmarks``) pointing at a function returning
+entries in the YAML schema (a mapping, or the path of a YAML file) adds them; a name clash is refused.
+
 Every entry lives in a YAML file inside the package that implements it (``metrics/specs/*.yaml``,
 ``benchmarks/specs/*.yaml``, ``baselines/specs/*.yaml``); each task keeps its own file, so tasks never
 edit one shared list. An entry points at its code as ``module:callable`` and is imported only when it
@@ -8,11 +12,14 @@ is used (pyiqa imports every architecture at start-up; we do not).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import importlib
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 import yaml
@@ -73,6 +80,7 @@ class MetricSpec:
     needs: tuple[str, ...]
     gate_tolerance: float
     source: str
+    plugin: tuple[str, str] | None = None  # (distribution, version) of the package that registered it
 
     def variant(self, name: str | None) -> VariantSpec:
         """Resolve a variant; a metric with several variants and no default never guesses."""
@@ -110,6 +118,7 @@ class BenchmarkSpec:
     metrics: tuple[tuple[str, str], ...]  # (metric, metric variant) pairs, each named explicitly
     params: dict[str, Any]
     source: str
+    plugin: tuple[str, str] | None = None
 
     def variant(self, name: str | None) -> tuple[str, dict[str, Any]]:
         if name is None:
@@ -137,6 +146,7 @@ class MethodSpec:
     weights: tuple[str, ...]
     params: dict[str, Any]
     source: str
+    plugin: tuple[str, str] | None = None
 
     def load(self) -> Callable[..., Any]:
         return load_callable(self.callable)
@@ -229,25 +239,39 @@ class Registry:
         return self.get("methods", name)
 
 
+def _add(entries: dict[str, Any], kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None) -> None:
+    if not isinstance(doc, dict):
+        raise TriptychError(f"{where_file}: expected a mapping of name -> entry")
+    for name, entry in doc.items():
+        where = f"{where_file}: {name}"
+        if name in entries:
+            raise TriptychError(f"{where}: the {kind[:-1]} name {name!r} is already declared in {entries[name].source}",
+                                fix="rename one of them; a plugin cannot replace a registered name")
+        entries[name] = dataclasses.replace(_PARSERS[kind](name, entry, where), plugin=plugin)
+
+
 def _load_kind(kind: str) -> dict[str, Any]:
+    """The packaged YAML files, then every plugin registered under the entry-point group ``triptych.<kind>``."""
     entries: dict[str, Any] = {}
     spec_dir = resources.files(_SPEC_PACKAGES[kind]) / "specs"
     for item in sorted(spec_dir.iterdir(), key=lambda p: p.name):
-        if not item.name.endswith(".yaml"):
-            continue
-        where_file = f"{_SPEC_PACKAGES[kind]}/specs/{item.name}"
-        doc = yaml.safe_load(item.read_text(encoding="utf-8")) or {}
-        if not isinstance(doc, dict):
-            raise TriptychError(f"{where_file}: expected a mapping of name -> entry")
-        for name, entry in doc.items():
-            where = f"{where_file}: {name}"
-            if name in entries:
-                raise TriptychError(f"{where}: the name is already declared in {entries[name].source}")
-            entries[name] = _PARSERS[kind](name, entry, where)
+        if item.name.endswith(".yaml"):
+            _add(entries, kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
+                 f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None)
+    for point in sorted(entry_points(group=f"triptych.{kind}"), key=lambda p: p.name):
+        dist = (point.dist.name, point.dist.version) if point.dist is not None else (point.value, "unknown")
+        where = f"plugin {dist[0]} {dist[1]} (entry point {point.name} = {point.value})"
+        try:
+            provided = point.load()()
+        except Exception as exc:  # a broken plugin is named, never silently skipped
+            raise TriptychError(f"{where}: failed to load ({exc})", fix=f"fix or uninstall {dist[0]}") from exc
+        if isinstance(provided, (str, Path)):
+            provided = yaml.safe_load(Path(provided).read_text(encoding="utf-8"))
+        _add(entries, kind, provided, where, dist)
     return entries
 
 
 @functools.lru_cache(maxsize=1)
 def registry() -> Registry:
-    """The process-wide registry, read once from the packaged YAML files."""
+    """The process-wide registry: the packaged YAML files plus installed plugins, read once."""
     return Registry(**{kind: _load_kind(kind) for kind in _SPEC_PACKAGES})

@@ -24,7 +24,7 @@ from triptych.executors import ScoreJob
 from triptych.executors import run as run_executor
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
-from triptych.methods import build_method
+from triptych.methods import PROTOCOLS, build_method
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id, request_key
 from triptych.weights import describe as describe_weights
@@ -108,10 +108,23 @@ def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
     return manifest
 
 
-def resolve_metrics(spec: BenchmarkSpec) -> list[MetricUse]:
+def resolve_metrics(spec: BenchmarkSpec, override: Sequence[str] | None = None) -> list[MetricUse]:
+    """The benchmark's (metric, variant) pairs, or ``override`` given as ``metric:variant`` strings (each
+    metric must serve the benchmark's task; a variant is always named, never defaulted)."""
     reg = registry()
+    pairs = list(spec.metrics)
+    if override:
+        pairs = []
+        for item in override:
+            metric_name, sep, variant_name = item.partition(":")
+            if not sep:
+                raise TriptychError(f"metric {item!r} names no variant", fix=f"write it as {item}:VARIANT")
+            if spec.task not in reg.metric(metric_name).tasks:
+                raise TriptychError(f"metric {metric_name!r} does not serve {spec.task} (benchmark {spec.name!r})",
+                                    fix=f"see 'triptych list metrics' for {spec.task} metrics")
+            pairs.append((metric_name, variant_name))
     uses = []
-    for metric_name, variant_name in spec.metrics:
+    for metric_name, variant_name in pairs:
         metric = reg.metric(metric_name)
         variant = metric.variant(variant_name)
         uses.append(MetricUse(metric, variant, variant.load()))
@@ -125,13 +138,23 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     return loader(spec, variant_name, variant_params, data_root or datasets_root())
 
 
+# Method objects handed to ``triptych.evaluate`` in this process, by name (scored in process only).
+PYTHON_METHODS: dict[str, Any] = {}
+
+
 def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> None:
     """Exactly one of a method of the benchmark's task and an existing prediction folder."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
     if pred_dir is not None and not pred_dir.is_dir():
         raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
-    if method_name is not None:
+    if method_name in PYTHON_METHODS:
+        protocol = PROTOCOLS[data.spec.task]
+        if not isinstance(PYTHON_METHODS[method_name], protocol):
+            raise TriptychError(f"method object {method_name!r} does not implement {protocol.__name__}, which "
+                                f"benchmark {data.spec.name!r} ({data.spec.task}) needs",
+                                fix=f"give it the method documented in triptych.methods.{protocol.__name__}")
+    elif method_name is not None:
         method_spec = registry().method(method_name)
         if method_spec.task != data.spec.task:
             raise TriptychError(f"method {method_name!r} is a {method_spec.task} method, but benchmark "
@@ -144,6 +167,9 @@ def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None
     check_request(data, method_name, pred_dir)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
+    if method_name in PYTHON_METHODS:
+        method = PYTHON_METHODS[method_name]
+        return lambda sample: data.task.predict(method, sample)
     method = build_method(registry().method(method_name), context=data.context, invocation=data.variant_params)
     return lambda sample: data.task.predict(method, sample)
 
@@ -162,7 +188,7 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
-          workers: int = 1, ray_address: str | None = None) -> Path:
+          workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
 
     Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
@@ -171,11 +197,21 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     (in process, ``workers`` local processes, or Ray) changes where samples are scored, never the rows.
     """
     data = load_benchmark(benchmark, benchmark_variant, data_root)
-    metrics = resolve_metrics(data.spec)
+    metric_names = list(metrics) if metrics else None
+    metrics = resolve_metrics(data.spec, metric_names)
     check_request(data, method, pred_dir)
-    method_spec = registry().method(method) if method is not None else None
+    python_method = PYTHON_METHODS.get(method) if method is not None else None
+    if python_method is not None and (executor != "local" or workers != 1):
+        raise TriptychError(f"method object {method!r} lives in this process, so it is scored in process",
+                            fix="use executor 'local' with 1 worker, or register the method as a plugin")
+    method_spec = registry().method(method) if method is not None and python_method is None else None
     method_label = method if method is not None else "pred-dir"
-    method_version = str(method_spec.version) if method_spec is not None else ""
+    method_version = (str(method_spec.version) if method_spec is not None
+                      else str(getattr(python_method, "version", "")) if python_method is not None else "")
+    plugins = {f"method {method}": method_spec.plugin} if method_spec is not None and method_spec.plugin else {}
+    plugins.update({f"metric {m.spec.name}": m.spec.plugin for m in metrics if m.spec.plugin})
+    if data.spec.plugin:
+        plugins[f"benchmark {data.spec.name}"] = data.spec.plugin
     weight_names = [*(method_spec.weights if method_spec else ()), *(w for m in metrics for w in m.variant.weights)]
     request = {"benchmark": data.spec.name, "benchmark_version": data.spec.version, "benchmark_variant": data.variant,
                "method": method_label, "method_version": method_version,
@@ -190,9 +226,12 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
         "weights": [describe_weights(name) for name in dict.fromkeys(weight_names)], "seed": 0,
         "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
+        "plugins": {what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
+        "method_source": ("python object " + type(python_method).__qualname__ if python_method is not None
+                          else method_spec.source if method_spec is not None else "prediction folder"),
     })
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
-                   request["pred_dir"], data.manifest.sha256)
+                   request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()))
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
     try:

@@ -19,11 +19,13 @@ def _write_run(results: Path, m) -> Path:
     writer.begin({"task": "adhoc", "benchmark": "adhoc", "split": "adhoc", "benchmark_variant": "",
                   "method": "pred", "method_version": "", "inputs": m.document()["inputs"],
                   "weights": [m.weights] if m.weights else [], "data": None, "seed": None})
+    # a set-level metric (VFID) is one row for the whole set (conventions.md); others, one row per sample
+    values = ([(Path(m.inputs.gt).name, m.aggregate.compute())] if m.metric.level == "set" else m.per_sample)
     rows = [{"run_id": writer.run_id, "task": "adhoc", "benchmark": "adhoc", "split": "adhoc",
              "benchmark_variant": "", "method": "pred", "method_version": "", "sample_id": sid,
              "level": m.metric.level, "metric": m.metric.name, "metric_variant": m.variant.name,
              "metric_version": m.variant.version, "value": value, "unit": m.metric.unit}
-            for sid, value in m.per_sample]
+            for sid, value in values]
     writer.add_rows(rows, part="part-000000")
     writer.finish({"metrics": [{"metric": m.metric.name, "variant": m.variant.name,
                                 "version": m.variant.version, "aggregate": m.document()["aggregate"]}]})

@@ -12,8 +12,9 @@ Inputs (conventions.md, "``triptych measure ... --json``", Videos):
 ``per_sample`` stays empty: a set metric has no per-video value (the per-clip I3D feature norms are in
 ``extras.feature_norms``). The aggregate is the set's value with the reduction "frechet distance over N
 videos"; ``extras`` holds the covariance ranks, the exact low-rank value and the Fréchet components.
-The ``weights`` record is the file that was loaded: the registry's ``i3d_rgb_imagenet`` or the ``--weights``
-file (``describe_user_file``), with the hash of the loaded state.
+``check`` raises every input error before any weights are looked up. The ``weights`` record is the file
+that was loaded: the registry's ``i3d_rgb_imagenet``, or the ``--weights`` file (``describe_user_file``),
+with the hash of the loaded state.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def clip_pairs(videos: list[tuple[str, list[Pair]]], clip_len: int | None, strid
             chunk = frames[start:end]
             gt_paths = tuple(p.gt for p in chunk)
             pred_paths = tuple(p.pred for p in chunk)
-            key = name if clip_len is None else f"{name}/{Path(chunk[0].sample_id).name}-{Path(chunk[-1].sample_id).name}"
+            first, last = Path(chunk[0].sample_id).name, Path(chunk[-1].sample_id).name
+            key = name if clip_len is None else f"{name}/{first}-{last}"
             pairs.append(ClipPair(key, functools.partial(_read_frames, gt_paths, None),
                                   functools.partial(_read_frames, pred_paths, gt_paths)))
     return pairs
@@ -166,7 +168,8 @@ def clip_pairs(videos: list[tuple[str, list[Pair]]], clip_len: int | None, strid
 
 # --- the kind ----------------------------------------------------------------------------------------------------
 
-def run(m: Any, score: Callable[..., Any]) -> None:
+def _plan(m: Any) -> tuple[int | None, int | None, list[tuple[str, list[Pair]]], list[Any]]:
+    """Options, paired videos and clips of a measurement; every input error is raised here."""
     clip_len, stride = clip_options(m.inputs.clip_len, m.inputs.clip_stride)
     videos = pair_videos(Path(m.inputs.pred), Path(m.inputs.gt))
     pairs = clip_pairs(videos, clip_len, stride)
@@ -174,6 +177,17 @@ def run(m: Any, score: Callable[..., Any]) -> None:
         raise InputError(
             f"{m.metric.name} is a set metric and needs at least two videos (or clips); got {len(pairs)}",
             fix="pass a folder with one sub-folder per video, or cut clips with --clip-len N --clip-stride S")
+    return clip_len, stride, videos, pairs
+
+
+def check(m: Any, score: Callable[..., Any]) -> None:
+    """The layout, the video pairing, the clip options and the two-video minimum, checked before any
+    weights are looked up (nothing is read but folder listings)."""
+    _plan(m)
+
+
+def run(m: Any, score: Callable[..., Any]) -> None:
+    clip_len, stride, videos, pairs = _plan(m)
     result = score(pairs, weights=m.inputs.weights, **m.variant.params)
     n = len(result.clip_ids)
     unit = "videos" if clip_len is None else f"videos (clips of {clip_len} frames, stride {stride}, from " \

@@ -1,0 +1,144 @@
+"""DVC stage ``id_card``: the ID dataset's Parquet table and its Markdown dataset card with a plot.
+
+Issue 8, deliverable 3: one row per collected image (identity, path, sha256, size, face box, landmarks,
+verification score, kept or dropped with the stage and reason, crop box, mask RLE, caption, class word,
+token span), and a card with the counts after each stage, the drop reasons, the class-word histogram,
+the backends and the parameter values. Every output is a pure function of the final stage table, so a
+rerun writes byte-identical files (the plot is drawn with Pillow, which stamps no date or version).
+Timings live in each stage's metrics file, not here, for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image, ImageDraw
+
+from triptych.atomic import atomic_write, atomic_write_text
+from triptych.pipelines.id_table import STAGES, Table, load_table
+from triptych.pipelines.stage_io import run_stage, timed
+
+STAGE = "id_card"
+_F64, _I64, _STR = pa.float64(), pa.int64(), pa.string()
+SCHEMA = pa.schema([
+    ("identity", _STR), ("folder_class_word", _STR), ("path", _STR), ("sha256", _STR), ("size_bytes", _I64),
+    ("width", _I64), ("height", _I64), ("status", _STR), ("dropped_stage", _STR), ("dropped_reason", _STR),
+    ("faces_detected", _I64), ("face_box", pa.list_(_F64)), ("face_score", _F64),
+    ("landmarks", pa.list_(pa.list_(_F64))), ("verification_score", _F64), ("verification_z", _F64),
+    ("crop_box", pa.list_(_I64)), ("face_fraction", _F64),
+    ("mask_rle", pa.struct([("size", pa.list_(_I64)), ("counts", pa.list_(_I64))])), ("mask_area_px", _I64),
+    ("caption", _STR), ("caption_backend", _STR), ("group_class_word", _STR), ("class_word", _STR),
+    ("token_span", pa.list_(_I64)), ("char_span", pa.list_(_I64)), ("sub_caption", _STR),
+])
+
+
+def write_table(table: Table, path: Path) -> Path:
+    rows = {field.name: [r.get(field.name) for r in table.records] for field in SCHEMA}
+    arrow = pa.table(rows, schema=SCHEMA).replace_schema_metadata({"triptych_id_dataset_version": "1"})
+    return atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+
+
+def counts_after_stages(table: Table) -> list[tuple[str, int]]:
+    """Images kept after each stage (collected first)."""
+    dropped = Counter(r["dropped_stage"] for r in table.records if r["status"] == "dropped")
+    left, out = len(table.records), [("collected", len(table.records))]
+    for stage in STAGES:
+        left -= dropped.get(stage, 0)
+        out.append((stage, left))
+    return out
+
+
+def reason_kind(reason: str) -> str:
+    """A drop reason with its numbers replaced by N, so equal reasons count together."""
+    return re.sub(r"\d+(?:\.\d+)?", "N", reason)
+
+
+def draw_plot(counts: list[tuple[str, int]], words: Counter, path: Path) -> Path:
+    """Two horizontal bar charts (images after each stage; class-word histogram) as a PNG, with Pillow."""
+    rows = [("images after each stage", counts), ("class words of kept images", sorted(words.items()))]
+    line, width, label_w, bar_w = 22, 640, 170, 380
+    height = 20 + sum(30 + line * max(len(items), 1) for _, items in rows)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    y = 10
+    for title, items in rows:
+        draw.text((10, y), title, fill="black")
+        y += 24
+        top = max([v for _, v in items] + [1])
+        for label, value in items:
+            draw.text((10, y + 4), str(label), fill="black")
+            draw.rectangle([label_w, y + 3, label_w + round(bar_w * value / top), y + line - 3], fill=(70, 110, 170))
+            draw.text((label_w + round(bar_w * value / top) + 6, y + 4), str(value), fill="black")
+            y += line
+        y += 6
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_name: str, parquet: str) -> str:
+    kept = [r for r in table.records if r["status"] == "kept"]
+    identities = sorted({r["identity"] for r in table.records})
+    lines = ["# ID dataset card", "",
+             f"{len(kept)} of {len(table.records)} collected images kept, {len({r['identity'] for r in kept})} of "
+             f"{len(identities)} identities. Built by the DVC pipeline `id_collect` -> ... -> `id_card` "
+             "(protocols.md section 3); one row per collected image, with the stage and reason of every drop, "
+             f"in `{parquet}`.", "", f"![counts and class words]({plot_name})", "",
+             "## Images after each stage", "", "| stage | images |", "|---|---|"]
+    lines += [f"| {stage} | {n} |" for stage, n in counts]
+    reasons = Counter((r["dropped_stage"], reason_kind(r["dropped_reason"])) for r in table.records if r["status"] == "dropped")
+    lines += ["", "## Drop reasons", "", "| stage | reason (numbers as N) | images |", "|---|---|---|"]
+    lines += [f"| {stage} | {reason} | {n} |" for (stage, reason), n in sorted(reasons.items(), key=lambda kv: (STAGES.index(kv[0][0]), kv[0][1]))]
+    if not reasons:
+        lines.append("| - | none | 0 |")
+    lines += ["", "## Class words of kept images", "", "| class word | images |", "|---|---|"]
+    lines += [f"| {w} | {n} |" for w, n in sorted(words.items())]
+    verify = next((s for s in table.stages if s["stage"] == "id_verify"), None)
+    if verify is not None:
+        k = verify["params"]["deviation_factor"]
+        lines += ["", "## Identity verification per group", "",
+                  f"Images more than k = {k:g} standard deviations below their group's mean summed similarity are "
+                  "dropped. A z-score over n images cannot exceed sqrt(n - 1), so k drops nothing in a group with "
+                  "sqrt(n - 1) <= k.", "",
+                  "| identity | n | sqrt(n - 1) | k can drop here | dropped | mean score | std |", "|---|---|---|---|---|---|---|"]
+        for identity, g in sorted(verify["groups"].items()):
+            lines.append(f"| {identity} | {g['n']} | {g['max_possible_z']:.3f} | {'yes' if g['factor_can_drop'] else 'no'} "
+                         f"| {g['dropped']} | {g['mean']:.4f} | {g['std']:.4f} |")
+    lines += ["", "## Backends and parameters", "", "| stage | backend | parameters | kept after |", "|---|---|---|---|"]
+    for s in table.stages:
+        params = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in sorted(s["params"].items()))
+        lines.append(f"| {s['stage']} | {s['backend']} | {params} | {s['kept']} |")
+    weights = [w for s in table.stages for w in s.get("weights", [])]
+    if weights:
+        lines += ["", "Model files: " + ", ".join(f"`{w['name']}` (sha256 {w['sha256'][:12]}...)" for w in weights) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m triptych.pipelines.id_card", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("datasets/build/id"), help="folder of the stage tables")
+    parser.add_argument("--table", type=Path, default=Path("datasets/build/id/id_dataset.parquet"))
+    parser.add_argument("--card", type=Path, default=Path("datasets/cards/id-sample.md"))
+    parser.add_argument("--timing", type=Path, default=None)
+    args = parser.parse_args(argv)
+    with timed(STAGE, args.timing) as timing:
+        table = load_table(args.out, STAGES[-1])
+        write_table(table, args.table)
+        counts = counts_after_stages(table)
+        words = Counter(r["class_word"] for r in table.records if r["status"] == "kept")
+        plot = args.card.with_suffix(".png")
+        draw_plot(counts, words, plot)
+        parquet = Path(os.path.relpath(args.table, args.card.parent)).as_posix()
+        atomic_write_text(args.card, card_text(table, counts, words, plot.name, parquet))
+        timing.items = timing.computed = len(table.records)
+    print(f"{STAGE}: {args.table} ({len(table.records)} rows), {args.card}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

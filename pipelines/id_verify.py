@@ -1,0 +1,110 @@
+"""DVC stage ``id_verify``: identity verification inside each identity's group of face boxes.
+
+protocols.md section 3, step 3: embed every face box of the group (ArcFace in the thesis); score each
+box by the sum of its cosine similarities to all other boxes; in an image with several faces keep the
+best-scoring box; recompute the scores over the kept boxes (one per image); with delta the standard
+deviation of the group's scores, drop images more than ``k`` * delta below the group's mean
+(``--deviation-factor``, 8 in the thesis; a high score is never a reason to drop).
+
+A z-score over n values (population standard deviation) cannot exceed sqrt(n - 1) (Samuelson's
+inequality), so k = 8 drops nothing in a group of fewer than 65 images; the stage log (and the dataset
+card) reports, per group, n, sqrt(n - 1) and whether k can drop anything there. The light backend is
+``triptych.metrics.face``'s dlib embedder (128-d, unit length); embeddings are cached per image content
+and box.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from triptych.media import read_rgb
+from triptych.metrics.face import FaceBox, dlib_backend
+from triptych.pipelines.id_table import Record, Table, drop, image_path, load_previous, save, stage_cache, stage_parser
+from triptych.pipelines.stage_io import check_backend, run_stage, timed
+
+STAGE = "id_verify"
+VERSION = 1
+HEAVY = {"arcface": ("insightface and onnxruntime (pip install insightface onnxruntime)", "arcface_w600k_r50")}
+
+
+def summed_similarity(embeddings: np.ndarray) -> np.ndarray:
+    """Each row's summed cosine to every other row (rows are unit vectors).
+
+    >>> summed_similarity(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])).tolist()
+    [1.0, 1.0, 0.0]
+    """
+    sims = embeddings @ embeddings.T
+    return sims.sum(axis=1) - np.diag(sims)
+
+
+def z_scores(scores: np.ndarray) -> np.ndarray:
+    """(s - mean) / std with the population std (ddof 0); all zeros when the std is 0 (n < 2 or all equal)."""
+    std = float(scores.std()) if len(scores) else 0.0
+    return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+
+
+def verify_group(records: list[Record], embeddings: list[list[np.ndarray]], factor: float) -> dict[str, Any]:
+    """Choose each image's box, score, and drop the outliers of one identity; returns the group's report."""
+    owners = [i for i, embs in enumerate(embeddings) for _ in embs]
+    first = summed_similarity(np.array([e for embs in embeddings for e in embs])) if owners else np.zeros(0)
+    best = []
+    for i, record in enumerate(records):
+        own = [k for k, o in enumerate(owners) if o == i]
+        choice = max(range(len(own)), key=lambda j: (first[own[j]], -j))  # ties: the larger (earlier) box
+        best.append(choice)
+        face = record["faces"][choice]
+        record.update(face_box=face["box"], face_score=face["score"], landmarks=face["landmarks"],
+                      faces_valid=len(own))
+    chosen = np.array([embeddings[i][best[i]] for i in range(len(records))])
+    scores = summed_similarity(chosen)
+    z = z_scores(scores)
+    n = len(records)
+    for record, s, zi in zip(records, scores, z):
+        record["verification_score"] = float(s)
+        record["verification_z"] = float(zi)
+        if zi < -factor:
+            drop(record, STAGE, f"verification score {s:.4f} is {-zi:.2f} std below the identity's mean (> {factor:g})")
+    bound = math.sqrt(n - 1) if n > 1 else 0.0
+    return {"n": n, "mean": float(scores.mean()), "std": float(scores.std()), "max_possible_z": bound,
+            "factor_can_drop": factor < bound, "dropped": int(sum(z < -factor))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = stage_parser(STAGE, __doc__)
+    parser.add_argument("--deviation-factor", type=float, default=8.0, help="k: drop below mean - k * std")
+    args = parser.parse_args(argv)
+    check_backend(STAGE, args.backend, HEAVY)
+    with timed(STAGE, args.timing) as timing:
+        table: Table = load_previous(args.out, STAGE)
+        cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
+        groups = table.groups()
+        reports = {}
+        for identity, records in groups.items():
+            embeddings = []
+            for record in records:
+                image: list[np.ndarray] = []  # read once, only if some box is not cached
+
+                def embed(face: dict[str, Any], record: Record = record, image: list[np.ndarray] = image) -> list[float]:
+                    if not image:
+                        image.append(read_rgb(image_path(table, record)))
+                    return dlib_backend().embed(image[0], FaceBox(*face["box"], face["score"])).tolist()
+
+                embeddings.append([np.asarray(cache.get_or_compute(record["sha256"], lambda f=f: embed(f), extra=f["box"]))
+                                   for f in record["faces"]])
+                timing.items += 1
+            reports[identity] = verify_group(records, embeddings, args.deviation_factor)
+        timing.computed, timing.cached = cache.misses, cache.hits
+        weights = [{k: w[k] for k in ("name", "sha256")} for w in dlib_backend().weights] if cache.misses or groups else []
+        table.log(STAGE, "light: dlib ResNet 128-d (triptych.metrics.face, variant dlib)",
+                  {"backend": args.backend, "deviation_factor": args.deviation_factor}, groups=reports, weights=weights)
+        save(table, args.out, STAGE)
+    for identity, report in reports.items():
+        note = "" if report["factor_can_drop"] else f" (k={args.deviation_factor:g} >= sqrt(n-1): cannot drop here)"
+        print(f"{STAGE}: {identity}: n={report['n']}, dropped {report['dropped']}{note}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

@@ -1,0 +1,156 @@
+"""Machinery every DVC stage script shares: error reporting, atomic JSON, per-image caches, timing.
+
+conventions.md (DVC): each stage is a small script whose defaults point at the embedded sample, whose
+parameters come from ``params.yaml`` (passed on the command line by ``dvc.yaml``), and which does nothing
+new when run again. Per-image work is cached by the image's content sha256 (``ImageCache``), in a folder
+that ``dvc.yaml`` declares ``persist: true`` so an interrupted stage resumes where it stopped instead of
+redoing finished images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from triptych.atomic import atomic_write_text
+from triptych.errors import TriptychError
+
+
+def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
+    """Run a stage's ``main``; a ``TriptychError`` prints ``error:`` / ``fix:`` on stderr and exits 2,
+    as the ``triptych`` CLI does."""
+    try:
+        main(argv)
+    except TriptychError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+def write_json(path: str | Path, document: Any) -> Path:
+    """Canonical JSON (sorted keys), written atomically: equal inputs give byte-identical files, so DVC
+    sees an unchanged output as unchanged. inf is written as ``"inf"``, NaN as null."""
+    text = json.dumps(_jsonable(document), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    return atomic_write_text(path, text)
+
+
+def read_json(path: str | Path, produced_by: str | None = None) -> Any:
+    """Read a stage's JSON output; a missing file names the stage that makes it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        fix = f"run the stage that writes it: dvc repro {produced_by}" if produced_by else "check the path"
+        raise TriptychError(f"{path}: not found", fix=fix) from exc
+    except json.JSONDecodeError as exc:
+        raise TriptychError(f"{path}: corrupt JSON ({exc})", fix="delete it and rerun the stage") from exc
+
+
+def digest(*parts: Any) -> str:
+    """sha256 of the canonical JSON of ``parts``: a stable key for parameters and cache entries."""
+    canonical = json.dumps(_jsonable(list(parts)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ImageCache:
+    """One JSON file per finished item, keyed by the image's content sha256 and what the result depends on.
+
+    ``salt`` holds everything besides the image that changes the result (the stage, its version, the
+    backend and the parameters that enter the computation; thresholds applied afterwards stay out of it),
+    so a cached value is exactly what recomputing would give. Each entry is written atomically as soon as
+    it is computed: a killed stage keeps what it finished, and rerunning it computes only the rest.
+    """
+
+    def __init__(self, folder: str | Path, salt: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.salt = digest(salt)[:16]
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, image_sha256: str, extra: Any) -> Path:
+        key = digest(image_sha256, extra)[:32] if extra is not None else image_sha256
+        return self.folder / self.salt / key[:2] / f"{key}.json"
+
+    def get_or_compute(self, image_sha256: str, compute: Callable[[], Any], extra: Any = None) -> Any:
+        path = self._path(image_sha256, extra)
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text(encoding="utf-8"))["value"]
+                self.hits += 1
+                return value
+            except (json.JSONDecodeError, KeyError):
+                pass  # a damaged entry is recomputed
+        value = _jsonable(compute())
+        write_json(path, {"image_sha256": image_sha256, "extra": extra, "value": value})
+        self.misses += 1
+        return value
+
+
+@dataclass
+class Timing:
+    """Wall time of one stage run and how many items it handled, computed or took from its cache."""
+
+    stage: str
+    items: int = 0
+    computed: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        per_item = self.seconds / self.computed if self.computed else None
+        return {"stage": self.stage, "items": self.items, "computed": self.computed, "cached": self.cached,
+                "seconds": round(self.seconds, 4),
+                "seconds_per_computed_item": None if per_item is None else round(per_item, 4), **self.extra}
+
+
+@contextmanager
+def timed(stage: str, out: str | Path | None) -> Iterator[Timing]:
+    """Time the block; write the ``Timing`` as a DVC metrics file (``cache: false``, never a dependency of
+    another stage, so its changing numbers cannot make anything rerun)."""
+    timing = Timing(stage)
+    start = time.perf_counter()
+    yield timing
+    timing.seconds = time.perf_counter() - start
+    if out is not None:
+        write_json(out, timing.document())
+
+
+def heavy_backend_unavailable(stage: str, backend: str, install: str, weights: str) -> TriptychError:
+    """The error of a declared heavy backend that this build cannot run (issue 8: every stage has a heavy
+    backend, the published model, and a light one that runs offline)."""
+    return TriptychError(f"{stage}: backend {backend!r} is not available here",
+                         fix=f"install {install}; import weights {weights} (triptych weights import NAME FILE); "
+                             "or use the light backend (--backend light)")
+
+
+def check_backend(stage: str, backend: str, heavy: dict[str, tuple[str, str]]) -> None:
+    """``light`` runs; a declared heavy backend raises its install / weights message; anything else is named."""
+    if backend == "light":
+        return
+    if backend in heavy:
+        install, weights = heavy[backend]
+        raise heavy_backend_unavailable(stage, backend, install, weights)
+    raise TriptychError(f"{stage}: unknown backend {backend!r}",
+                        fix=f"use one of: light, {', '.join(heavy)}")

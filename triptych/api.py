@@ -1,0 +1,85 @@
+"""The Python API: ``triptych.evaluate(benchmark=..., method=..., metrics=..., out=...)``.
+
+``method`` is a registered name (``triptych list methods``, plugins included) or any object that
+implements the benchmark task's protocol of ``triptych.methods`` (``Inpainter``, ``Interpolator``,
+``Generator``: float32 tensors in [0, 1], RGB, channel-first, one sample per call). The call scores it
+exactly as ``triptych score`` does and returns a ``Results`` over the run it wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from triptych.results import read_run, read_samples
+from triptych.scoring import PYTHON_METHODS, score
+
+
+@dataclass(frozen=True)
+class Results:
+    """One scored run: per-sample rows, aggregates and provenance, pandas-friendly."""
+
+    run_dir: Path
+
+    @cached_property
+    def run(self) -> dict[str, Any]:
+        """The run JSON: provenance, versions, variants and aggregates."""
+        return read_run(self.run_dir)
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        """One row per measurement, in the results schema."""
+        return read_samples(self.run_dir)
+
+    def aggregates(self) -> pd.DataFrame:
+        """One row per metric variant: value, reduction, n, unit, direction, version."""
+        return pd.DataFrame([{"metric": m["metric"], "metric_variant": m["variant"], "metric_version": m["version"],
+                              "unit": m["unit"], "direction": m["direction"], **m["aggregate"]}
+                             for m in self.run["metrics"]])
+
+    def __getitem__(self, metric: str) -> float:
+        """The aggregate of a metric (``"psnr"``, or ``"psnr:e2fgvi"`` when it was scored in several variants)."""
+        name, _, variant = metric.partition(":")
+        found = [m for m in self.run["metrics"] if m["metric"] == name and (not variant or m["variant"] == variant)]
+        if len(found) != 1:
+            raise KeyError(f"{metric!r}: scored metrics are "
+                           f"{', '.join(m['metric'] + ':' + m['variant'] for m in self.run['metrics'])}")
+        return float(found[0]["aggregate"]["value"])
+
+    def to_pandas(self) -> pd.DataFrame:
+        return self.samples
+
+
+def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | None = None,
+             out: str | Path = "results", pred_dir: str | Path | None = None, name: str | None = None,
+             benchmark_variant: str | None = None, data_root: str | Path | None = None, executor: str = "local",
+             workers: int = 1, ray_address: str | None = None) -> Results:
+    """Score ``method`` (a registered name or a method object) or ``pred_dir`` on ``benchmark``.
+
+    ``metrics`` overrides the benchmark's metric set with ``"metric:variant"`` strings. A method object
+    is recorded under ``name`` (default: its ``name`` attribute or class name) with its ``version``
+    attribute, and is scored in this process.
+
+    >>> import triptych, torch
+    >>> class Copy:  # an Interpolator: returns the first frame
+    ...     version = "0.1"
+    ...     def interpolate(self, frame0, frame1, t): return frame0.clone()
+    >>> results = triptych.evaluate("sample-triplets", Copy(), out=getfixture("tmp_path"))  # doctest: +SKIP
+    """
+    label = None
+    if method is not None and not isinstance(method, str):
+        label = name or getattr(method, "name", None) or type(method).__name__
+        PYTHON_METHODS[label] = method
+    try:
+        run_dir = score(benchmark, Path(out), method=label or method,
+                        pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
+                        data_root=Path(data_root) if data_root is not None else None, executor=executor,
+                        workers=workers, ray_address=ray_address, metrics=metrics)
+    finally:
+        if label is not None:
+            PYTHON_METHODS.pop(label, None)
+    return Results(run_dir)
