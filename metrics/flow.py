@@ -36,6 +36,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from triptych.atomic import atomic_write
+from triptych.media import load_npy
 from triptych.errors import InputError, TriptychError
 
 FLO_MAGIC = np.float32(202021.25)  # Middlebury .flo tag: the bytes "PIEH" read as a little-endian float32
@@ -86,12 +87,7 @@ def check_flow(flow: np.ndarray, name: str, shape: tuple[int, int] | None = None
 def read_npy_flow(path: str | Path) -> np.ndarray:
     """Read a ``.npy`` flow: float32 (H, W, 2), channel 0 = dx (conventions.md, ``--flow-dir``)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: flow file not found", fix="check the path, or compute the missing flow")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read .npy flow ({exc})", fix="re-save it with numpy.save") from exc
+    array = load_npy(path, "flow")
     if array.dtype != np.float32:
         raise InputError(f"{path}: flow has dtype {array.dtype}, expected float32",
                          fix="save with numpy.save(path, flow.astype(numpy.float32))")

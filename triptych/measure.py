@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.aggregate import SampleMean

@@ -56,15 +56,21 @@ def read_mask(path: str | Path) -> np.ndarray:
     return np.asarray(image) > 0
 
 
+def load_npy(path: str | Path, what: str) -> np.ndarray:
+    """``numpy.load`` without pickles; a missing or unreadable file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found", fix="check the path, or write the missing file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read .npy {what} ({exc})", fix="re-save it with numpy.save") from exc
+
+
 def read_array_prediction(path: str | Path) -> np.ndarray:
     """Read a ``.npy`` prediction (float32 CHW or 1xCHW in [0, 1]) as float32 HWC, not clamped."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found", fix="check the path")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read .npy ({exc})", fix="re-save it with numpy.save") from exc
+    array = load_npy(path, "prediction")
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 3 or array.shape[0] != 3:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 import functools
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -51,6 +50,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from triptych.atomic import atomic_write, atomic_write_text
+from triptych.manifests import sha256_file  # re-exported: one hashing routine for data and weights
 from triptych.errors import InputError, TriptychError, UnknownNameError
 
 FORMATS = ("safetensors", "pt", "pth", "bin", "onnx", "dat", "torchscript")
@@ -286,15 +286,6 @@ def pin_label(spec: WeightSpec) -> str:
 
 
 # --- hashing and checks ----------------------------------------------------------------------------------------
-
-def sha256_file(path: str | Path) -> str:
-    """The sha256 of a file, read in 1 MiB chunks (weights can be several GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 # Digests of files already hashed in this process, keyed by what changes when a file is rewritten.
 _HASHED: dict[tuple[str, int, int, int, int], str] = {}

@@ -83,7 +83,6 @@ def check(m: Any, fn: Callable[..., Any]) -> None:
 
 def run(m: Any, fn: Callable[..., Any]) -> None:
     metric = f"{m.metric.name}:{m.variant.name}"
-    mode = flow_dir_mode(fn)
     flow_dir = m.inputs.flow_dir
     gt_root = Path(m.inputs.gt)
     if Path(m.inputs.pred).is_file() or gt_root.is_file():
