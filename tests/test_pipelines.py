@@ -85,6 +85,13 @@ def test_repro_runs_offline_is_idempotent_and_reruns_only_downstream(pipeline_re
                                                                "tennis/00016", "tennis/00021"]
     rows = json.loads((repo / "datasets/build/leaderboard.json").read_text())["rows"]
     assert any(r["source"] == "reproduced" and r["method"] == "linear_blend" for r in rows)
+    # the results are DVC metrics and plots: dvc metrics show / plots show read them
+    metrics = json.loads(_dvc(repo, "metrics", "show", "--json"))
+    blend = next(r for r in rows if r["source"] == "reproduced" and r["metric"] == "psnr")
+    flat = json.dumps(metrics)
+    assert '"psnr_amt_v1": ' + json.dumps(blend["value"]) in flat
+    plots = json.loads(_dvc(repo, "plots", "show", "--json"))
+    assert "datasets/build/samples.csv" in plots["data"]
 
     second = _dvc(repo, "repro")
     assert not _ran(second) and "Data and pipelines are up to date" in second

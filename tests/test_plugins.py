@@ -38,6 +38,9 @@ def test_an_installed_example_scores_end_to_end_and_records_its_distribution(met
     results = triptych.Results(next(tmp_path.iterdir()))
     assert results.run["plugins"][f"method {method}"] == {"distribution": distribution, "version": version(distribution)}
     assert len(results.samples) > 0 and results.samples.value.notna().all()
+    assert set(results.samples.method_version) == {f"1 ({distribution} {version(distribution)})"}
+    code, out, _ = run_cli("leaderboard", "show", "--results", tmp_path)
+    assert code == 0 and f"{method} v1 ({distribution} {version(distribution)})" in out.replace("\n", "")
 
 
 def test_blur_fill_beats_the_mean_fill_floor(tmp_path):

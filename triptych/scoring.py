@@ -208,6 +208,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     method_label = method if method is not None else "pred-dir"
     method_version = (str(method_spec.version) if method_spec is not None
                       else str(getattr(python_method, "version", "")) if python_method is not None else "")
+    if method_spec is not None and method_spec.plugin:  # a plugin's rows carry its distribution's version
+        method_version += " ({} {})".format(*method_spec.plugin)
     plugins = {f"method {method}": method_spec.plugin} if method_spec is not None and method_spec.plugin else {}
     plugins.update({f"metric {m.spec.name}": m.spec.plugin for m in metrics if m.spec.plugin})
     if data.spec.plugin:

@@ -39,7 +39,9 @@ def show_command(
         subset = rows[rows["task"] == task_name].sort_values(["source", "benchmark", "split", "method", "metric"])
         for _, r in subset.iterrows():
             n = r.get("n")
-            table.add_row(r["source"], r["benchmark"], str(r["split"]), r["method"], r["metric"],
+            version = r.get("method_version")
+            method = r["method"] + (f" v{version}" if isinstance(version, str) and version else "")
+            table.add_row(r["source"], r["benchmark"], str(r["split"]), method, r["metric"],
                           str(r["metric_variant"] or "-"), _fmt(r["value"]), str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)))
         console.print(table)
