@@ -31,7 +31,7 @@ from triptych.results import SCHEMA_VERSION, json_safe
 GATE_KEYS = ["benchmark", "split", "benchmark_variant", "method", "metric", "metric_variant", "metric_version"]
 AGGREGATES_KIND = "triptych-aggregates"
 REPORT_KIND = "triptych-gate-report"
-FAILING = ("regression", "version_changed", "data_changed", "missing", "unknown_metric")
+FAILING = ("regression", "version_changed", "variant_changed", "data_changed", "missing", "unknown_metric")
 PASSING = ("improved", "within_tolerance", "unchanged", "new")
 
 
@@ -249,8 +249,14 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, metrics: Mapping
                                        "not in the registry: its direction and tolerance are unknown"))
             continue
         if not same:
-            result.rows.append(GateRow(key, "missing", float(b["value"]), direction=spec.direction,
-                                       reason="in the baseline, not in the candidate"))
+            other = _other_variants(candidate, b)
+            if other:
+                result.rows.append(GateRow(key, "variant_changed", float(b["value"]), direction=spec.direction,
+                                           reason=f"the candidate scored this row under {', '.join(other)}: values of "
+                                                  "different protocol variants are refused, not compared"))
+            else:
+                result.rows.append(GateRow(key, "missing", float(b["value"]), direction=spec.direction,
+                                           reason="in the baseline, not in the candidate"))
             continue
         if not exact:
             new_versions = sorted({int(c["metric_version"]) for c in same})
@@ -282,6 +288,14 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, metrics: Mapping
     order = {s: i for i, s in enumerate((*FAILING, "improved", "new", "within_tolerance", "unchanged"))}
     result.rows.sort(key=lambda r: (order[r.status], r.label))
     return result
+
+
+def _other_variants(candidate: pd.DataFrame, b: pd.Series) -> list[str]:
+    """The candidate's variants of the baseline row's (benchmark, split, method, metric), if it has others."""
+    same = candidate[(candidate["benchmark"] == b["benchmark"]) & (candidate["split"] == b["split"])
+                     & (candidate["method"] == b["method"]) & (candidate["metric"] == b["metric"])]
+    return sorted({f"benchmark variant {c['benchmark_variant']!r} / {c['metric']}:{c['metric_variant']}"
+                   for _, c in same.iterrows()})
 
 
 def run_gate(baseline: str | Path, candidate: str | Path, rules: str | Path | None = None,

@@ -131,3 +131,11 @@ def test_cli_exit_codes_and_reports(triplet_results, tmp_path, capsys):
 
     assert main(["gate", "--baseline", str(tmp_path / "nope"), "--candidate", str(better)]) == 2
     assert "no such results folder" in capsys.readouterr().err
+
+
+def test_a_protocol_variant_mismatch_is_refused_not_compared(tmp_path):
+    """psnr:amt in the baseline, psnr:e2fgvi in the candidate: different formulas, never compared."""
+    result = _gate(tmp_path, [_row(variant="amt", value=30.0)], [_row(variant="e2fgvi", value=30.0)])
+    statuses = {r.status for r in result.rows}
+    assert statuses == {"variant_changed", "new"} and not result.passed
+    assert "psnr:e2fgvi" in result.failures[0].reason
