@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from triptych.pipelines.stage_io import ImageCache, read_json, write_json
 
@@ -77,7 +77,17 @@ def stage_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="light", help="light (offline) or the stage's heavy backend")
     parser.add_argument("--cache", type=Path, default=None, help="per-image cache folder (default <out>/cache/<stage>)")
     parser.add_argument("--timing", type=Path, default=None, help="metrics file for the stage's wall time")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where the per-image work runs: this process, or Ray (same output)")
+    parser.add_argument("--workers", type=int, default=2, help="CPUs of a local Ray instance")
+    parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
     return parser
+
+
+def prefetch(cache: ImageCache, args: argparse.Namespace,
+             jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]]) -> None:
+    """Run a stage's per-image work on the chosen executor before its loop reads the results."""
+    cache.prefetch(jobs, args.executor, args.workers, args.ray_address)
 
 
 def stage_cache(args: argparse.Namespace, stage: str, version: int, **salt: Any) -> ImageCache:

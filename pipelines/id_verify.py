@@ -22,7 +22,8 @@ import numpy as np
 
 from triptych.media import read_rgb
 from triptych.metrics.face import FaceBox, dlib_backend
-from triptych.pipelines.id_table import Record, Table, drop, image_path, load_previous, save, stage_cache, stage_parser
+from triptych.pipelines.id_table import (Record, Table, drop, image_path, load_previous, prefetch, save, stage_cache,
+                                         stage_parser)
 from triptych.pipelines.stage_io import check_backend, run_stage, timed
 
 STAGE = "id_verify"
@@ -72,6 +73,11 @@ def verify_group(records: list[Record], embeddings: list[list[np.ndarray]], fact
             "factor_can_drop": factor < bound, "dropped": int(sum(z < -factor))}
 
 
+def embed_face(path: Any, box: list[float], score: float) -> list[float]:
+    """The dlib embedding of one face box of an image (the per-image work an executor runs)."""
+    return dlib_backend().embed(read_rgb(path), FaceBox(*box, score)).tolist()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(STAGE, __doc__)
     parser.add_argument("--deviation-factor", type=float, default=8.0, help="k: drop below mean - k * std")
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         table: Table = load_previous(args.out, STAGE)
         cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
         groups = table.groups()
+        prefetch(cache, args, [(r["sha256"], f["box"], embed_face, (image_path(table, r), f["box"], f["score"]))
+                               for records in groups.values() for r in records for f in r["faces"]])
         reports = {}
         for identity, records in groups.items():
             embeddings = []

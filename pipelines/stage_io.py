@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from triptych.atomic import atomic_write_text
+from triptych.executors import ray_map
 from triptych.errors import TriptychError
 
 
@@ -73,6 +74,10 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return fn(*args)
+
+
 class ImageCache:
     """One JSON file per finished item, keyed by the image's content sha256 and what the result depends on.
 
@@ -87,17 +92,35 @@ class ImageCache:
         self.salt = digest(salt)[:16]
         self.hits = 0
         self.misses = 0
+        self._prefetched: set[Path] = set()  # computed ahead by an executor: counted as misses, not hits
 
     def _path(self, image_sha256: str, extra: Any) -> Path:
         key = digest(image_sha256, extra)[:32] if extra is not None else image_sha256
         return self.folder / self.salt / key[:2] / f"{key}.json"
+
+    def prefetch(self, jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]], executor: str = "local",
+                 workers: int = 1, address: str | None = None) -> None:
+        """Compute the missing entries of ``jobs`` (image sha256, extra, module-level function, its arguments)
+        on the executor; the parent writes each result, so ``get_or_compute`` then finds it. With
+        ``executor="local"`` nothing is done ahead: the stage computes each entry in its own loop."""
+        if executor == "local":
+            return
+        missing = [job for job in jobs if not self._path(job[0], job[1]).is_file()]
+        for index, value in ray_map(_call, [(fn, args) for _, _, fn, args in missing], workers, address):
+            sha, extra = missing[index][0], missing[index][1]
+            path = self._path(sha, extra)
+            write_json(path, {"image_sha256": sha, "extra": extra, "value": _jsonable(value)})
+            self._prefetched.add(path)
 
     def get_or_compute(self, image_sha256: str, compute: Callable[[], Any], extra: Any = None) -> Any:
         path = self._path(image_sha256, extra)
         if path.is_file():
             try:
                 value = json.loads(path.read_text(encoding="utf-8"))["value"]
-                self.hits += 1
+                if path in self._prefetched:
+                    self.misses += 1
+                else:
+                    self.hits += 1
                 return value
             except (json.JSONDecodeError, KeyError):
                 pass  # a damaged entry is recomputed

@@ -215,3 +215,20 @@ def test_standardize_vfi_vimeo_list_skips_short_lines(tmp_path: Path) -> None:
     _run("standardize_vfi", "--name", "vimeo-mini", "--layout", "vimeo90k", "--root", root, "--out", tmp_path / "o")
     doc = json.loads((tmp_path / "o/vimeo-mini.triplets.json").read_text())
     assert [t["sample_id"] for t in doc["triplets"]] == ["00001/0001/im2", "00001/0002/im2"]
+
+
+def test_ray_executor_gives_the_tables_of_the_local_executor(tmp_path: Path) -> None:
+    """--executor ray runs the per-image work (detect, embed, GrabCut) as Ray tasks; the stage tables
+    equal those of the local executor, record for record."""
+    pytest.importorskip("ray")
+    tables = {}
+    for executor in ("local", "ray"):
+        out = tmp_path / executor
+        _run("id_collect", "--root", PORTRAITS, "--out", out, "--min-short-side", 200)
+        for stage in ("id_detect", "id_verify", "id_crop_mask"):
+            extra = ("--min-face-size", 100) if stage == "id_detect" else ()
+            _run(stage, "--out", out, "--executor", executor, "--workers", 2, *extra)
+        tables[executor] = [json.loads((out / f"{stage}.json").read_text())["records"]
+                            for stage in ("id_detect", "id_verify", "id_crop_mask")]
+    assert tables["ray"] == tables["local"]
+    assert sum(r["status"] == "kept" for r in tables["ray"][-1]) >= 6

@@ -86,8 +86,10 @@ def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
                 future.cancel()
 
 
-def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str | None) -> Result:
-    """One Ray task per sample, on a local Ray instance (``address`` None) or an existing cluster."""
+def ray_map(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int,
+            address: str | None) -> Iterator[tuple[int, Any]]:
+    """``fn(*calls[i])`` as one Ray task each (a local instance, or the cluster at ``address``); yields
+    ``(i, result)`` in completion order. A worker's TriptychError arrives unchanged."""
     try:
         import ray
     except ImportError as exc:
@@ -99,20 +101,25 @@ def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str
             ray.init(address=address, **options)
         else:
             ray.init(num_cpus=workers, **options)
-    remote = ray.remote(num_cpus=1)(_ray_score_sample)
-    pending = {remote.remote(job, index): index for index in indices}
+    remote = ray.remote(num_cpus=1)(fn)
+    pending = {remote.remote(*call): index for index, call in enumerate(calls)}
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            ref = done[0]
-            index = pending.pop(ref)
+            index = pending.pop(done[0])
             try:
-                yield index, ray.get(ref)
+                yield index, ray.get(done[0])
             except ray.exceptions.RayTaskError as exc:
                 raise (exc.cause if isinstance(exc.cause, BaseException) else exc) from None
     finally:
         for ref in pending:
             ray.cancel(ref)
+
+
+def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str | None) -> Result:
+    """One Ray task per sample."""
+    for position, result in ray_map(_ray_score_sample, [(job, index) for index in indices], workers, address):
+        yield indices[position], result
 
 
 def _ray_score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, float]]:
