@@ -283,8 +283,8 @@ class DlibBackend:
 
     Preprocessing (variant version 1): every image is first shrunk to a longest side of at most
     ``DLIB_MAX_SIDE`` px (``downscale_longest_side``). Detection, landmarks and descriptor all run on
-    the shrunk image, and boxes are reported in the input's coordinates. The HOG detector returns no
-    landmarks, so ``FaceBox.landmarks`` is ``None``.
+    the shrunk image, and boxes and landmarks are reported in the input's coordinates. The HOG detector
+    gives no landmarks itself; ``detect`` adds the 5-point shape predictor's points (eye corners, nose base).
     """
 
     name = "dlib"
@@ -303,8 +303,13 @@ class DlibBackend:
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         small, scale = downscale_longest_side(to_uint8_rgb(image))
         rects, scores, _ = self._detector.run(small, DLIB_UPSAMPLE, 0.0)
-        return [FaceBox(r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale,
-                        float(s)) for r, s in zip(rects, scores)]
+        faces = []
+        for r, s in zip(rects, scores):
+            shape = self._predictor(small, r)  # 5 points: the two corners of each eye and the base of the nose
+            points = tuple((shape.part(i).x / scale, shape.part(i).y / scale) for i in range(shape.num_parts))
+            faces.append(FaceBox(r.left() / scale, r.top() / scale, (r.right() + 1) / scale,
+                                 (r.bottom() + 1) / scale, float(s), points))
+        return faces
 
     def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         small, scale = downscale_longest_side(to_uint8_rgb(image))

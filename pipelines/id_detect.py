@@ -3,8 +3,8 @@
 protocols.md section 3, step 2: detect faces (RetinaFace in the thesis); drop boxes smaller than
 256x256 (``--min-face-size``: a box is kept when its width and height both reach it); drop images
 without a valid box. The light backend is ``triptych.metrics.face``'s dlib backend (HOG detector, the
-same one face similarity uses; no landmarks). Detection is cached per image content; the size threshold
-is applied after the cache, so changing it never re-detects.
+same one face similarity uses, with its 5-point landmarks). Detection is cached per image content; the
+size threshold is applied after the cache, so changing it never re-detects.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from triptych.pipelines.id_table import Table, drop, image_path, load_previous, 
 from triptych.pipelines.stage_io import check_backend, run_stage, timed
 
 STAGE = "id_detect"
-VERSION = 1
+VERSION = 2  # 2: landmarks from dlib's 5-point shape predictor
 HEAVY = {"retinaface": ("insightface and onnxruntime (pip install insightface onnxruntime)", "scrfd_det_10g")}
 
 
