@@ -47,3 +47,26 @@ def run_cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+VFI_ENTRIES = ("pred_png_vs_gt", "pred_float_unrounded_vs_gt", "i0_vs_gt")
+
+
+def vfi_triplet_cases(fixtures_dir: Path, vfi_expected: dict, entry: str):
+    """(triplet record, prediction, ground truth) for each fixture triplet under one expected.json entry:
+    the stored pred.png, the float32 unrounded blend (img2tensor(i0) + img2tensor(i1)) / 2, or i0."""
+    import numpy as np
+
+    from triptych.media import read_rgb
+
+    triplets = vfi_expected["metric_fixture"]["triplets"]
+    assert len(triplets) == 3
+    for triplet in triplets:
+        folder = fixtures_dir / "vfi" / triplet["name"]
+        gt, i0, i1 = (read_rgb(folder / f"{n}.png") for n in ("gt", "i0", "i1"))
+        pred = {
+            "pred_png_vs_gt": lambda: read_rgb(folder / "pred.png"),
+            "pred_float_unrounded_vs_gt": lambda: (i0.astype(np.float32) / 255 + i1.astype(np.float32) / 255) / 2,
+            "i0_vs_gt": lambda: i0,
+        }[entry]()
+        yield triplet, pred, gt

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import vfi_triplet_cases
 from triptych.errors import InputError
 from triptych.media import read_mask, read_rgb
 from triptych.metrics.aggregate import SampleMean
@@ -25,16 +26,7 @@ IE_ABS = 1e-6
 
 @pytest.mark.parametrize("entry", ["pred_png_vs_gt", "pred_float_unrounded_vs_gt", "i0_vs_gt"])
 def test_ie_amt_matches_the_fixture(fixtures_dir, vfi_expected, entry):
-    triplets = vfi_expected["metric_fixture"]["triplets"]
-    assert len(triplets) == 3
-    for triplet in triplets:
-        folder = fixtures_dir / "vfi" / triplet["name"]
-        gt, i0, i1 = (read_rgb(folder / f"{n}.png") for n in ("gt", "i0", "i1"))
-        pred = {
-            "pred_png_vs_gt": read_rgb(folder / "pred.png"),
-            "pred_float_unrounded_vs_gt": (i0.astype(np.float32) / 255 + i1.astype(np.float32) / 255) / 2,
-            "i0_vs_gt": i0,
-        }[entry]
+    for triplet, pred, gt in vfi_triplet_cases(fixtures_dir, vfi_expected, entry):
         assert ie_amt(pred, gt) == pytest.approx(triplet[entry]["ie"], abs=IE_ABS), triplet["name"]
 
 

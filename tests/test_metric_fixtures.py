@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import vfi_triplet_cases
 from triptych.media import read_rgb
 from triptych.metrics.aggregate import SampleMean
 from triptych.metrics.psnr import psnr_amt, psnr_e2fgvi
@@ -42,17 +43,7 @@ def test_win65_differs_from_the_7x7_default(fixtures_dir, inpainting_expected):
 @pytest.mark.parametrize("entry", ["pred_png_vs_gt", "pred_float_unrounded_vs_gt", "i0_vs_gt"])
 def test_amt_psnr_and_ssim_matlab3d_per_triplet(fixtures_dir, vfi_expected, entry):
     tol = vfi_expected["suggested_tolerances"]
-    triplets = vfi_expected["metric_fixture"]["triplets"]
-    assert len(triplets) == 3
-    for triplet in triplets:
-        folder = fixtures_dir / "vfi" / triplet["name"]
-        gt, i0, i1 = (read_rgb(folder / f"{n}.png") for n in ("gt", "i0", "i1"))
-        pred = {
-            "pred_png_vs_gt": read_rgb(folder / "pred.png"),
-            # img2tensor(i0) + img2tensor(i1), halved, in float32: the unrounded blend
-            "pred_float_unrounded_vs_gt": (i0.astype(np.float32) / 255 + i1.astype(np.float32) / 255) / 2,
-            "i0_vs_gt": i0,
-        }[entry]
+    for triplet, pred, gt in vfi_triplet_cases(fixtures_dir, vfi_expected, entry):
         want = triplet[entry]
         assert psnr_amt(pred, gt) == pytest.approx(want["psnr"], abs=tol["psnr_db_abs"]), triplet["name"]
         assert ssim_matlab3d(pred, gt) == pytest.approx(want["ssim"], abs=tol["ssim_abs"]), triplet["name"]
