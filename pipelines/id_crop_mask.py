@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from triptych.media import read_rgb
-from triptych.pipelines.id_table import Table, drop, image_path, load_previous, prefetch, save, stage_cache, stage_parser
+from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
+                                         stage_parser)
 from triptych.pipelines.stage_io import check_backend, run_stage, timed
 
 STAGE = "id_crop_mask"
@@ -129,13 +130,12 @@ def main(argv: list[str] | None = None) -> None:
         table: Table = load_previous(args.out, STAGE)
         cache = stage_cache(args, STAGE, VERSION, crop_scale=args.crop_scale, work_size=args.work_size,
                             iterations=args.grabcut_iterations)
-        prefetch(cache, args, [(r["sha256"], r["face_box"], crop_and_mask,
-                                (image_path(table, r), r["face_box"], args.crop_scale, args.work_size,
-                                 args.grabcut_iterations)) for r in table.kept()])
-        for record in table.kept():
+        kept = table.kept()
+        results = compute_all(cache, args, [(r["sha256"], r["face_box"], crop_and_mask,
+                                             (image_path(table, r), r["face_box"], args.crop_scale, args.work_size,
+                                              args.grabcut_iterations)) for r in kept])
+        for record, result in zip(kept, results):
             box = record["face_box"]
-            result = cache.get_or_compute(record["sha256"], lambda: crop_and_mask(
-                image_path(table, record), box, args.crop_scale, args.work_size, args.grabcut_iterations), extra=box)
             record.update(result)
             side = result["crop_box"][2] - result["crop_box"][0]
             fraction = overlap(box, result["crop_box"]) / (side * side) if side else 0.0

@@ -13,7 +13,8 @@ from typing import Any
 
 from triptych.media import read_rgb
 from triptych.metrics.face import dlib_backend
-from triptych.pipelines.id_table import Table, drop, image_path, load_previous, prefetch, save, stage_cache, stage_parser
+from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
+                                         stage_parser)
 from triptych.pipelines.stage_io import check_backend, run_stage, timed
 
 STAGE = "id_detect"
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)
         cache = stage_cache(args, STAGE, VERSION, detector="dlib-hog", upsample=1)
-        prefetch(cache, args, [(r["sha256"], None, detect_boxes, (image_path(table, r),)) for r in table.kept()])
-        for record in table.kept():
-            faces = cache.get_or_compute(record["sha256"], lambda: detect_boxes(image_path(table, record)))
+        kept = table.kept()
+        detections = compute_all(cache, args, [(r["sha256"], None, detect_boxes, (image_path(table, r),)) for r in kept])
+        for record, faces in zip(kept, detections):
             valid = [f for f in faces if min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) >= args.min_face_size]
             record["faces_detected"] = len(faces)
             record["faces"] = valid

@@ -84,10 +84,10 @@ def stage_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def prefetch(cache: ImageCache, args: argparse.Namespace,
-             jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]]) -> None:
-    """Run a stage's per-image work on the chosen executor before its loop reads the results."""
-    cache.prefetch(jobs, args.executor, args.workers, args.ray_address)
+def compute_all(cache: ImageCache, args: argparse.Namespace,
+                jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
+    """A stage's per-image work on the chosen executor, through its cache; values in job order."""
+    return cache.compute_all(jobs, args.executor, args.workers, args.ray_address)
 
 
 def stage_cache(args: argparse.Namespace, stage: str, version: int, **salt: Any) -> ImageCache:

@@ -22,7 +22,7 @@ import numpy as np
 
 from triptych.media import read_rgb
 from triptych.metrics.face import FaceBox, dlib_backend
-from triptych.pipelines.id_table import (Record, Table, drop, image_path, load_previous, prefetch, save, stage_cache,
+from triptych.pipelines.id_table import (Record, Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
 from triptych.pipelines.stage_io import check_backend, run_stage, timed
 
@@ -87,22 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         table: Table = load_previous(args.out, STAGE)
         cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
         groups = table.groups()
-        prefetch(cache, args, [(r["sha256"], f["box"], embed_face, (image_path(table, r), f["box"], f["score"]))
-                               for records in groups.values() for r in records for f in r["faces"]])
+        jobs = [(r["sha256"], f["box"], embed_face, (image_path(table, r), f["box"], f["score"]))
+                for records in groups.values() for r in records for f in r["faces"]]
+        vectors = iter(compute_all(cache, args, jobs))  # in job order: identity, record, face
         reports = {}
         for identity, records in groups.items():
-            embeddings = []
-            for record in records:
-                image: list[np.ndarray] = []  # read once, only if some box is not cached
-
-                def embed(face: dict[str, Any], record: Record = record, image: list[np.ndarray] = image) -> list[float]:
-                    if not image:
-                        image.append(read_rgb(image_path(table, record)))
-                    return dlib_backend().embed(image[0], FaceBox(*face["box"], face["score"])).tolist()
-
-                embeddings.append([np.asarray(cache.get_or_compute(record["sha256"], lambda f=f: embed(f), extra=f["box"]))
-                                   for f in record["faces"]])
-                timing.items += 1
+            embeddings = [[np.asarray(next(vectors)) for _ in record["faces"]] for record in records]
+            timing.items += len(records)
             reports[identity] = verify_group(records, embeddings, args.deviation_factor)
         timing.computed, timing.cached = cache.misses, cache.hits
         weights = [{k: w[k] for k in ("name", "sha256")} for w in dlib_backend().weights] if cache.misses or groups else []

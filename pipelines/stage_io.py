@@ -92,42 +92,52 @@ class ImageCache:
         self.salt = digest(salt)[:16]
         self.hits = 0
         self.misses = 0
-        self._prefetched: set[Path] = set()  # computed ahead by an executor: counted as misses, not hits
 
     def _path(self, image_sha256: str, extra: Any) -> Path:
         key = digest(image_sha256, extra)[:32] if extra is not None else image_sha256
         return self.folder / self.salt / key[:2] / f"{key}.json"
 
-    def prefetch(self, jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]], executor: str = "local",
-                 workers: int = 1, address: str | None = None) -> None:
-        """Compute the missing entries of ``jobs`` (image sha256, extra, module-level function, its arguments)
-        on the executor; the parent writes each result, so ``get_or_compute`` then finds it. With
-        ``executor="local"`` nothing is done ahead: the stage computes each entry in its own loop."""
-        if executor == "local":
-            return
-        missing = [job for job in jobs if not self._path(job[0], job[1]).is_file()]
-        for index, value in ray_map(_call, [(fn, args) for _, _, fn, args in missing], workers, address):
-            sha, extra = missing[index][0], missing[index][1]
-            path = self._path(sha, extra)
-            write_json(path, {"image_sha256": sha, "extra": extra, "value": _jsonable(value)})
-            self._prefetched.add(path)
+    def compute_all(self, jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]], executor: str = "local",
+                    workers: int = 1, address: str | None = None) -> list[Any]:
+        """The value of every job (image sha256, extra, module-level function, its arguments), in order:
+        cached values are read; the others are computed in this process or as Ray tasks, and each is
+        written as soon as it arrives, so an interrupted stage keeps what it finished."""
+        values: list[Any] = [None] * len(jobs)
+        missing = []
+        for index, (sha, extra, _, _) in enumerate(jobs):
+            found = self._read(self._path(sha, extra))
+            if found is None:
+                missing.append(index)
+            else:
+                values[index] = found[0]
+                self.hits += 1
+        calls = [(jobs[i][2], jobs[i][3]) for i in missing]
+        results = ray_map(_call, calls, workers, address) if executor == "ray" else enumerate(_call(*c) for c in calls)
+        for position, value in results:
+            sha, extra = jobs[missing[position]][:2]
+            values[missing[position]] = self._write(sha, extra, value)
+        return values
 
-    def get_or_compute(self, image_sha256: str, compute: Callable[[], Any], extra: Any = None) -> Any:
-        path = self._path(image_sha256, extra)
+    def _read(self, path: Path) -> tuple[Any] | None:
         if path.is_file():
             try:
-                value = json.loads(path.read_text(encoding="utf-8"))["value"]
-                if path in self._prefetched:
-                    self.misses += 1
-                else:
-                    self.hits += 1
-                return value
+                return (json.loads(path.read_text(encoding="utf-8"))["value"],)
             except (json.JSONDecodeError, KeyError):
-                pass  # a damaged entry is recomputed
-        value = _jsonable(compute())
-        write_json(path, {"image_sha256": image_sha256, "extra": extra, "value": value})
+                return None  # a damaged entry is recomputed
+        return None
+
+    def _write(self, image_sha256: str, extra: Any, value: Any) -> Any:
+        value = _jsonable(value)
+        write_json(self._path(image_sha256, extra), {"image_sha256": image_sha256, "extra": extra, "value": value})
         self.misses += 1
         return value
+
+    def get_or_compute(self, image_sha256: str, compute: Callable[[], Any], extra: Any = None) -> Any:
+        found = self._read(self._path(image_sha256, extra))
+        if found is not None:
+            self.hits += 1
+            return found[0]
+        return self._write(image_sha256, extra, compute())
 
 
 @dataclass
