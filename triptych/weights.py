@@ -1,6 +1,6 @@
 """Pretrained weights: a registry of every file triptych may load, a verified cache, offline mode, imports.
 
-The registry is data: ``triptych/data/weights.yaml`` names each file with its URLs, licence, format, the
+The registry is data: ``triptych/data/weights.yaml`` (and one ``weights_<task>.yaml`` per task beside it) names each file with its URLs, licence, format, the
 one container key a checkpoint is unwrapped by, and its sha256 with the source of that digest. Nothing
 is ever loaded without a digest check:
 
@@ -184,8 +184,18 @@ def parse_registry(text: str, where: str) -> dict[str, WeightSpec]:
 
 @functools.lru_cache(maxsize=8)
 def _load_registry(extra: str) -> dict[str, WeightSpec]:
-    packaged = resources.files("triptych") / "data" / "weights.yaml"
-    entries = parse_registry(packaged.read_text(encoding="utf-8"), "triptych/data/weights.yaml")
+    entries: dict[str, WeightSpec] = {}
+
+    def add(text: str, where: str) -> None:
+        for name, spec in parse_registry(text, where).items():
+            if name in entries:
+                raise TriptychError(f"{spec.where}: the name is already declared in {entries[name].where}")
+            entries[name] = spec
+
+    data = resources.files("triptych") / "data"
+    for packaged in sorted((p for p in data.iterdir() if p.name.startswith("weights") and p.name.endswith(".yaml")),
+                           key=lambda p: p.name):
+        add(packaged.read_text(encoding="utf-8"), f"triptych/data/{packaged.name}")
     for item in [p for p in extra.split(os.pathsep) if p]:
         path = Path(item).expanduser()
         try:
@@ -193,10 +203,7 @@ def _load_registry(extra: str) -> dict[str, WeightSpec]:
         except OSError as exc:
             raise TriptychError(f"{EXTRA_ENV}: cannot read {path} ({exc.strerror or exc})",
                                 fix=f"point {EXTRA_ENV} at existing YAML files, or unset it") from exc
-        for name, spec in parse_registry(text, str(path)).items():
-            if name in entries:
-                raise TriptychError(f"{spec.where}: the name is already declared in {entries[name].where}")
-            entries[name] = spec
+        add(text, str(path))
     return entries
 
 
