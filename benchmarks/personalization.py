@@ -8,13 +8,13 @@ reference photos (JPEG or PNG). The class word is the folder suffix, as the samp
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from triptych.benchmarks.celeb_protocol import id_slug
 from triptych.errors import InputError, TriptychError
 from triptych.media import IMAGE_SUFFIXES, read_rgb
 from triptych.methods import Generator
@@ -38,15 +38,6 @@ class PortraitSet:
     root: Path
     identities: dict[str, list[Path]]
     class_words: dict[str, str]
-
-
-def id_slug(name: str) -> str:
-    """conventions.md: the name in lower case, every run of non-alphanumerics replaced by ``_``.
-
-    >>> id_slug("Alan Turing (young)")
-    'alan_turing_young_'
-    """
-    return re.sub(r"[^0-9a-z]+", "_", name.lower())
 
 
 def split_class_word(folder: str) -> tuple[str, str]:

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from triptych.benchmarks.personalization import PortraitSet, id_slug, load_portraits, read_reference
+from triptych.benchmarks.celeb_protocol import id_slug
+from triptych.benchmarks.personalization import PortraitSet, load_portraits, read_reference
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
 from triptych.methods import Generator, build_method
