@@ -12,13 +12,24 @@
 - ``d = diff @ diff + tr(s1) + tr(s2) - 2 tr(covmean)``.
 
 With N videos in 1024 dimensions (N = 50 on DAVIS) both covariances have rank <= N - 1, and ``sqrtm`` of
-their singular product is ill-posed (E2FGVI#82, ProPainter#55). Where the reference would crash, triptych
-raises a ``TriptychError`` that says why and gives the exact value instead of garbage.
+their singular product is ill-posed: the reference then crashes with 'Imaginary component' (E2FGVI#82,
+ProPainter#55). So the metric (``frechet_distance``) takes the trace of the square root from a symmetric
+eigen-decomposition instead, which is defined for every pair of PSD covariances:
+
+    tr sqrt(S1 S2) = tr sqrt(S1^1/2 S2 S1^1/2) = sum_i sqrt(lambda_i),
+
+S1^1/2 from ``eigh(S1)`` and lambda_i the eigenvalues of the symmetric PSD matrix S1^1/2 S2 S1^1/2 (also by
+``eigh``). Eigenvalues at or below the rank tolerance (largest * dim * float64 eps, numpy's matrix_rank
+rule) are rounding noise of a zero and count as 0. On full-rank covariances this equals scipy's sqrtm
+result within 1e-6 relative (tested); where scipy's succeeds on a singular product (the fixture's
+6-clip set) the two agree to 1.2e-7. The reference's scipy value, or its error, is kept beside the
+metric's value (``reference_value`` / ``reference_error``), with both covariance ranks and the exact
+low-rank value:
 
 ``frechet_distance_lowrank`` is exact for any set sizes: with centred feature matrices Xr (n x d) and
 Xf (m x d), the non-zero eigenvalues of S1 S2 are the squared singular values of
 M = Xr Xf^T / sqrt((n - 1)(m - 1)) (n x m), so tr sqrt(S1 S2) is the nuclear norm of M, all in float64.
-It is the cross-check reported next to every VFID (``extras``), never silently substituted for it.
+It is a cross-check reported in ``extras``, never silently substituted.
 """
 
 from __future__ import annotations
@@ -40,20 +51,22 @@ IMAG_DIAG_ATOL = 1e-3  # the reference's np.allclose(diag.imag, 0, atol=1e-3)
 class FrechetResult:
     """One Fréchet distance and how it was computed (everything a reader needs to trust it)."""
 
-    value: float  # the reference formula's value (the metric)
+    value: float  # the metric: tr sqrt(S1 S2) by symmetric eigen-decomposition (module doc)
     exact_lowrank: float  # the exact float64 value (nuclear-norm identity)
     n_real: int
     n_fake: int
     dim: int
     rank_real: int  # rank of the real covariance (= rank of the centred real features)
     rank_fake: int
-    sq_mean_diff: float
+    sq_mean_diff: float  # |m1 - m2|^2 with the means in the features' dtype, as the reference
     trace_real: float
     trace_fake: float
-    trace_covmean: float  # real part of tr sqrtm(S1 S2) as the reference took it
+    trace_covmean: float  # tr sqrt(S1 S2) as the value used it
     trace_covmean_exact: float  # the nuclear norm
+    reference_value: float | None  # E2FGVI's scipy-sqrtm formula, None where it fails
+    reference_error: str | None  # why the reference formula has no value (its 'Imaginary component' crash)
     sqrtm_offset_used: bool  # True when the reference's 1e-6 offset fallback ran
-    max_abs_imag_diag: float  # largest |imag| on covmean's diagonal (0 for a real result)
+    max_abs_imag_diag: float  # largest |imag| on the reference covmean's diagonal (0 for a real result)
 
     def extras(self) -> dict[str, Any]:
         """The fields for a result's ``extras`` (covariance ranks included, as conventions.md asks)."""
@@ -131,49 +144,89 @@ def _check_dims(real: np.ndarray, fake: np.ndarray) -> None:
                          fix="extract both sets with the same network")
 
 
-def frechet_distance_reference(real: Any, fake: Any) -> FrechetResult:
-    """E2FGVI ``calculate_vfid(real, fake)`` (see the module doc), with the exact value beside it.
+def eigh_trace_sqrt(s1: np.ndarray, s2: np.ndarray) -> float:
+    """tr sqrt(S1 S2) for symmetric PSD S1, S2 by two symmetric eigen-decompositions (module doc).
 
-    Raises ``TriptychError`` where the reference raises ``ValueError('Imaginary component ...')`` (an
-    imaginary diagonal part of sqrtm above 1e-3), and where it would return a non-finite number.
+    >>> rng = np.random.default_rng(0); a, b = rng.normal(size=(40, 8)), rng.normal(size=(30, 8))
+    >>> s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    >>> bool(np.isclose(eigh_trace_sqrt(s1, s2), np.trace(scipy.linalg.sqrtm(s1 @ s2)).real, rtol=1e-10))
+    True
     """
-    xr = as_feature_matrix(real, "real (ground-truth) features")
-    xf = as_feature_matrix(fake, "fake (predicted) features")
-    _check_dims(xr, xf)
-    mu1, mu2 = np.mean(xr, axis=0), np.mean(xf, axis=0)  # the features' dtype, as the reference
-    s1, s2 = np.cov(xr, rowvar=False), np.cov(xf, rowvar=False)  # float64, ddof = 1
-    diff = mu1 - mu2
+    w1, v1 = np.linalg.eigh(s1)
+    root1 = (v1 * np.sqrt(np.clip(w1, 0.0, None))) @ v1.T
+    inner = root1 @ s2 @ root1
+    lam = np.linalg.eigvalsh((inner + inner.T) / 2.0)
+    tol = max(float(lam.max(initial=0.0)), 0.0) * lam.size * np.finfo(np.float64).eps
+    return float(np.sqrt(lam[lam > tol]).sum())
+
+
+class _ReferenceCrash(Exception):
+    """The reference formula raised (its value is undefined); carries the reference's own reason."""
+
+
+def _reference_trace_sqrt(s1: np.ndarray, s2: np.ndarray) -> tuple[float, bool, float]:
+    """The reference's real tr sqrtm(S1 S2) with its offset fallback: (trace, offset used, max |imag diag|)."""
     covmean = _sqrtm(s1 @ s2)
     offset_used = not np.isfinite(covmean).all()
     if offset_used:
         offset = np.eye(s1.shape[0]) * SQRTM_OFFSET
         covmean = _sqrtm((s1 + offset) @ (s2 + offset))
-    exact = frechet_distance_lowrank(xr, xf)
-    ranks = covariance_rank(xr), covariance_rank(xf)
     max_imag_diag = 0.0
     if np.iscomplexobj(covmean):
         max_imag_diag = float(np.max(np.abs(np.diagonal(covmean).imag)))
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=IMAG_DIAG_ATOL):
-            raise TriptychError(
-                f"Fréchet distance: scipy.linalg.sqrtm(S_real @ S_fake) has an imaginary diagonal part of "
-                f"{max_imag_diag:.3g} (> {IMAG_DIAG_ATOL:g}), where the reference calculate_frechet_distance "
-                f"raises 'Imaginary component'. The covariances are singular: ranks {ranks[0]} and {ranks[1]} "
-                f"from {xr.shape[0]} and {xf.shape[0]} videos in {xr.shape[1]} dimensions, so the square root "
-                f"of their product is ill-conditioned. The exact value (tr sqrt(S1 S2) as the nuclear norm of "
-                f"Xr_c Xf_c^T / (n - 1), float64; triptych.metrics.frechet.frechet_distance_lowrank) is {exact!r}",
-                fix="the reference has no value for this set; report the exact low-rank value above, labelled "
-                    "as such, or score more videos")
+            raise _ReferenceCrash(
+                f"scipy.linalg.sqrtm(S_real @ S_fake) has an imaginary diagonal part of {max_imag_diag:.3g} "
+                f"(> {IMAG_DIAG_ATOL:g}): the reference calculate_frechet_distance raises 'Imaginary component'")
         covmean = covmean.real
-    trace_covmean = float(np.trace(covmean))
-    value = float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * trace_covmean)
-    if not np.isfinite(value):
-        raise TriptychError(
-            f"Fréchet distance is not finite ({value}) even after the reference's {SQRTM_OFFSET:g} offset "
-            f"(covariance ranks {ranks[0]} and {ranks[1]}); the exact low-rank value is {exact!r}",
-            fix="check the features; the reference would have returned this non-finite number")
+    trace = float(np.trace(covmean))
+    if not np.isfinite(trace):
+        raise _ReferenceCrash(f"tr sqrtm(S1 S2) is not finite ({trace}) even after the {SQRTM_OFFSET:g} offset")
+    return trace, offset_used, max_imag_diag
+
+
+def frechet_distance(real: Any, fake: Any) -> FrechetResult:
+    """The Fréchet distance of two feature sets; never fails on singular covariances (module doc).
+
+    value = |m1 - m2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2): the means in the features' dtype and the
+    covariances ``np.cov`` (float64, ddof 1) as E2FGVI's ``calculate_vfid``, the trace of the square root
+    by :func:`eigh_trace_sqrt`. The reference's scipy value (or its error), both covariance ranks and the
+    exact low-rank value go with it.
+    """
+    xr = as_feature_matrix(real, "real (ground-truth) features")
+    xf = as_feature_matrix(fake, "fake (predicted) features")
+    _check_dims(xr, xf)
+    diff = np.mean(xr, axis=0) - np.mean(xf, axis=0)  # the features' dtype, as the reference
+    s1, s2 = np.cov(xr, rowvar=False), np.cov(xf, rowvar=False)  # float64, ddof = 1
+    base = float(diff.dot(diff) + np.trace(s1) + np.trace(s2))
+    trace_covmean = eigh_trace_sqrt(s1, s2)
+    reference_value, reference_error, offset_used, max_imag_diag = None, None, False, 0.0
+    try:
+        ref_trace, offset_used, max_imag_diag = _reference_trace_sqrt(s1, s2)
+        reference_value = base - 2 * ref_trace
+    except _ReferenceCrash as crash:
+        reference_error = str(crash)
     return FrechetResult(
-        value=value, exact_lowrank=exact, n_real=int(xr.shape[0]), n_fake=int(xf.shape[0]), dim=int(xr.shape[1]),
-        rank_real=ranks[0], rank_fake=ranks[1], sq_mean_diff=float(diff.dot(diff)),
-        trace_real=float(np.trace(s1)), trace_fake=float(np.trace(s2)), trace_covmean=trace_covmean,
-        trace_covmean_exact=lowrank_trace_sqrt(xr, xf), sqrtm_offset_used=bool(offset_used),
+        value=base - 2 * trace_covmean, exact_lowrank=frechet_distance_lowrank(xr, xf), n_real=int(xr.shape[0]),
+        n_fake=int(xf.shape[0]), dim=int(xr.shape[1]), rank_real=covariance_rank(xr), rank_fake=covariance_rank(xf),
+        sq_mean_diff=float(diff.dot(diff)), trace_real=float(np.trace(s1)), trace_fake=float(np.trace(s2)),
+        trace_covmean=trace_covmean, trace_covmean_exact=lowrank_trace_sqrt(xr, xf),
+        reference_value=reference_value, reference_error=reference_error, sqrtm_offset_used=bool(offset_used),
         max_abs_imag_diag=max_imag_diag)
+
+
+def frechet_distance_reference(real: Any, fake: Any) -> float:
+    """E2FGVI ``calculate_vfid(real, fake)`` exactly: the scipy-sqrtm formula, for comparisons only.
+
+    Raises ``TriptychError`` where the reference raises 'Imaginary component' (or would return a
+    non-finite number), giving the ranks and the value of :func:`frechet_distance` instead.
+    """
+    result = frechet_distance(real, fake)
+    if result.reference_value is None:
+        raise TriptychError(
+            f"Fréchet distance: {result.reference_error}. The covariances are singular: ranks {result.rank_real} "
+            f"and {result.rank_fake} from {result.n_real} and {result.n_fake} videos in {result.dim} dimensions. "
+            f"triptych.metrics.frechet.frechet_distance gives {result.value!r} (symmetric eigen-decomposition; "
+            f"exact low-rank value {result.exact_lowrank!r})",
+            fix="use frechet_distance (what triptych's metrics report), or score more videos")
+    return result.reference_value

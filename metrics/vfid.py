@@ -15,6 +15,7 @@ with ``--weights`` (recorded as user-supplied unless its sha256 matches a regist
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from triptych.errors import InputError
-from triptych.metrics.frechet import FrechetResult, frechet_distance_reference
+from triptych.metrics.frechet import FrechetResult, frechet_distance
 from triptych.metrics.i3d import InceptionI3d, i3d_features, load_i3d
 
 Clip = Union[np.ndarray, torch.Tensor]
@@ -68,6 +69,51 @@ class VfidResult:
 
 def _materialise(source: ClipSource) -> Clip:
     return source() if callable(source) else source
+
+
+# Peak memory of one I3D forward grows linearly with the clip: measured on CPU, float32, torch 2.14, no_grad,
+# 432x240 frames, T = 24 / 48 / 96 -> peak RSS +852 / +1067 / +1558 MiB over the loaded model, i.e. about
+# 10.2 MiB per frame, 98 bytes per pixel per frame (the 64-channel T/2 x H/2 x W/2 activations of
+# Conv3d_1a_7x7 and the padded copies around them dominate). A DAVIS video (<= 104 frames) needs ~1.1 GiB, a
+# 1,000-frame video ~10 GiB: by protocol the whole video is one forward (E2FGVI calculate_i3d_activations).
+I3D_BYTES_PER_PIXEL_FRAME = 100
+I3D_FIXED_BYTES = 300 * 2**20  # the rest of the forward's working set, measured with the above
+MEMORY_ENV = "TRIPTYCH_VFID_MEMORY_BYTES"  # overrides the memory VFID may use (default: what is available)
+
+
+def available_memory_bytes(device: str) -> int:
+    """Bytes the I3D forward may use: ``TRIPTYCH_VFID_MEMORY_BYTES``, else free CUDA memory on a GPU, else
+    the kernel's MemAvailable (Linux), else no limit."""
+    if os.environ.get(MEMORY_ENV):
+        return int(os.environ[MEMORY_ENV])
+    if device.startswith("cuda"):
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2**63 - 1
+
+
+def i3d_memory_bytes(frames: int, height: int, width: int) -> int:
+    """The estimated peak memory of one I3D forward over a (frames, height, width) clip (constants above)."""
+    return I3D_FIXED_BYTES + I3D_BYTES_PER_PIXEL_FRAME * frames * height * width
+
+
+def check_clip_fits(clip: Clip, what: str, device: str) -> None:
+    """Refuse, before any compute, a clip whose whole-clip I3D forward would not fit in memory."""
+    t, h, w = (clip.shape[0], clip.shape[1], clip.shape[2]) if clip.shape[-1] == 3 else clip.shape[-3:]
+    need, have = i3d_memory_bytes(int(t), int(h), int(w)), available_memory_bytes(device)
+    if need > have:
+        raise InputError(
+            f"VFID: {what} has {t} frames of {w}x{h}; the protocol feeds each video whole to I3D, which needs "
+            f"about {need / 2**30:.1f} GiB ({I3D_BYTES_PER_PIXEL_FRAME} bytes per pixel per frame), but only "
+            f"{have / 2**30:.1f} GiB is available on {device}",
+            fix="run on a machine with more memory, or cut clips with --clip-len / --clip-stride (a different "
+                f"protocol: report the clip length); {MEMORY_ENV} sets the limit")
 
 
 class FeatureCache:
@@ -119,18 +165,22 @@ def clip_features(pairs: Iterable[ClipPair], model: InceptionI3d, *, batch_stats
 
     With a ``cache`` and the model's ``state_sha256`` (taken at load), features already computed for the
     same weights, mode and clip content are reused."""
-    def features(source: ClipSource) -> np.ndarray:
+    device = str(next(model.parameters()).device)
+
+    def features(source: ClipSource, what: str) -> np.ndarray:
+        clip = _materialise(source)
+        check_clip_fits(clip, what, device)
         if cache is None:
-            return i3d_features(_materialise(source), model, batch_stats=batch_stats)
-        return cache.features(source, model, batch_stats=batch_stats, state_sha256=state_sha256)
+            return i3d_features(clip, model, batch_stats=batch_stats)
+        return cache.features(clip, model, batch_stats=batch_stats, state_sha256=state_sha256)
 
     ids: list[str] = []
     real: list[np.ndarray] = []
     fake: list[np.ndarray] = []
     for pair in pairs:
         ids.append(pair.clip_id)
-        real.append(features(pair.real))
-        fake.append(features(pair.fake))
+        real.append(features(pair.real, f"ground-truth clip {pair.clip_id!r}"))
+        fake.append(features(pair.fake, f"predicted clip {pair.clip_id!r}"))
     if len(ids) < 2:
         raise InputError(f"VFID needs at least two videos (or clips), got {len(ids)}",
                          fix="score a folder with one sub-folder per video, or cut clips with --clip-len / "
@@ -140,7 +190,7 @@ def clip_features(pairs: Iterable[ClipPair], model: InceptionI3d, *, batch_stats
 
 def vfid_from_features(real: np.ndarray, fake: np.ndarray) -> FrechetResult:
     """VFID of precomputed features: E2FGVI ``calculate_vfid(real, fake)`` (see ``frechet.py``)."""
-    return frechet_distance_reference(real, fake)
+    return frechet_distance(real, fake)
 
 
 def vfid(pairs: Iterable[ClipPair], *, batch_stats: bool, weights: str | Path | None = None,

@@ -18,8 +18,9 @@ from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
 from triptych.measure_kinds.video_set import clip_pairs, clip_starts, pair_videos
 from triptych.metrics import frechet
-from triptych.metrics.frechet import frechet_distance_lowrank, frechet_distance_reference
+from triptych.metrics.frechet import frechet_distance, frechet_distance_lowrank, frechet_distance_reference
 from triptych.metrics.i3d import build_i3d, i3d_features
+from triptych.metrics import vfid as vfid_module
 from triptych.metrics.vfid import vfid, vfid_from_features
 from triptych.weights_rule import apply_weights_rule, state_sha256
 
@@ -64,7 +65,7 @@ def clips6(rule, tennis):
 
 @pytest.fixture(scope="module")
 def npz_vfid6(npz):
-    return frechet_distance_reference(npz["gt_clips6"], npz["pred_clips6"])
+    return frechet_distance(npz["gt_clips6"], npz["pred_clips6"])
 
 
 def _feature_tol(expected: dict, reference: np.ndarray) -> float:
@@ -121,13 +122,46 @@ def test_forward_passes_never_change_the_model_or_later_outputs(rule, clips6, fe
 
 def test_vfid_from_the_fixture_features(npz_vfid6, inpainting_expected, npz):
     want = inpainting_expected["vfid"]["clips6_nonoverlap"]
+    # the eigen-decomposition value and the reference's own scipy value both equal the fixture's reference
     assert npz_vfid6.value == pytest.approx(want["reference_calculate_vfid"]["value"], rel=1e-6)
+    assert npz_vfid6.reference_value == pytest.approx(want["reference_calculate_vfid"]["value"], rel=1e-9)
+    assert npz_vfid6.reference_error is None
+    assert frechet_distance_reference(npz["gt_clips6"], npz["pred_clips6"]) == npz_vfid6.reference_value
     assert npz_vfid6.exact_lowrank == pytest.approx(want["exact_lowrank_float64"]["value"], rel=1e-6)
     assert npz_vfid6.trace_covmean_exact == pytest.approx(want["exact_lowrank_float64"]["trace_sqrt_s1s2"], rel=1e-6)
     n = npz["gt_clips6"].shape[0]
     assert (npz_vfid6.rank_real, npz_vfid6.rank_fake) == (n - 1, n - 1)
     assert not npz_vfid6.sqrtm_offset_used
     assert npz_vfid6.sq_mean_diff == pytest.approx(want["components"]["sq_mean_diff_float32_as_reference"], rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eigh_square_root_equals_scipy_on_full_rank_sets(seed):
+    rng = np.random.default_rng(seed)
+    dim = 64
+    mix = rng.normal(size=(dim, dim))
+    real = rng.normal(size=(400, dim)) @ mix
+    fake = rng.normal(size=(300, dim)) @ (mix + 0.3 * rng.normal(size=(dim, dim))) + 0.5
+    result = frechet_distance(real, fake)
+    assert (result.rank_real, result.rank_fake) == (dim, dim)
+    assert result.value == pytest.approx(result.reference_value, rel=1e-6)
+    assert result.value == pytest.approx(result.exact_lowrank, rel=1e-6)
+
+
+def test_singular_set_where_the_reference_crashes_still_has_a_value():
+    """Two videos in 1024 dimensions (rank-1 covariances): scipy's sqrtm of the singular product is where
+    E2FGVI's calculate_frechet_distance raises 'Imaginary component'; the metric returns the exact value."""
+    rng = np.random.default_rng(3)
+    real, fake = rng.random(size=(2, 1024)).astype(np.float32), rng.random(size=(2, 1024)).astype(np.float32)
+    result = frechet_distance(real, fake)
+    assert (result.rank_real, result.rank_fake) == (1, 1)
+    assert np.isfinite(result.value)
+    assert result.value == pytest.approx(result.exact_lowrank, rel=1e-6)
+    # by hand: with two vectors each, S = d d^T / 2 (d the difference of the pair), tr sqrt(S1 S2) = |d1.d2| / 2
+    d1, d2 = (real[0] - real[1]).astype(np.float64), (fake[0] - fake[1]).astype(np.float64)
+    mean_diff = real.mean(axis=0) - fake.mean(axis=0)
+    by_hand = float(mean_diff @ mean_diff) + (d1 @ d1 + d2 @ d2) / 2 - abs(d1 @ d2)
+    assert result.value == pytest.approx(by_hand, rel=1e-6)
 
 
 def test_vfid_end_to_end_primary_set(clips6, inpainting_expected):
@@ -163,16 +197,18 @@ def test_fewer_than_two_videos_is_an_error(npz):
         frechet_distance_lowrank(npz["gt_clips6"][:1], npz["pred_clips6"][:1])
 
 
-def test_imaginary_sqrtm_raises_with_the_exact_alternative(monkeypatch):
+def test_imaginary_sqrtm_is_recorded_not_raised(monkeypatch):
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(3, 16)).astype(np.float32), rng.normal(size=(3, 16)).astype(np.float32)
-    exact = frechet_distance_lowrank(real, fake)
+    honest = frechet_distance(real, fake)
     # what the reference's sqrtm returns on a badly singular product: a large imaginary diagonal
     monkeypatch.setattr(frechet, "_sqrtm", lambda m: np.eye(m.shape[0]) * (0.1 + 0.01j))
+    result = frechet_distance(real, fake)
+    assert result.value == honest.value and result.reference_value is None
+    assert "Imaginary component" in result.reference_error
     with pytest.raises(TriptychError, match="Imaginary component") as info:
         frechet_distance_reference(real, fake)
-    assert "ranks 2 and 2" in info.value.message and "frechet_distance_lowrank" in info.value.message
-    assert repr(exact) in info.value.message
+    assert "ranks 2 and 2" in info.value.message and repr(honest.value) in info.value.message
 
 
 def test_non_finite_sqrtm_takes_the_reference_offset_fallback(monkeypatch):
@@ -186,10 +222,21 @@ def test_non_finite_sqrtm_takes_the_reference_offset_fallback(monkeypatch):
         return np.full_like(m, np.nan) if len(calls) == 1 else original(m)
 
     monkeypatch.setattr(frechet, "_sqrtm", sqrtm)
-    result = frechet_distance_reference(real, fake)
+    result = frechet_distance(real, fake)
     assert result.sqrtm_offset_used and len(calls) == 2
     s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
     np.testing.assert_allclose(calls[1], (s1 + 1e-6 * np.eye(8)) @ (s2 + 1e-6 * np.eye(8)))
+
+
+def test_a_clip_that_would_not_fit_is_refused_before_compute(rule, tennis, monkeypatch):
+    pairs = clip_pairs(pair_videos(tennis / "pred", tennis / "gt"), 24, 24)
+    need = vfid_module.i3d_memory_bytes(24, 240, 432)
+    monkeypatch.setenv(vfid_module.MEMORY_ENV, str(need - 1))
+    with pytest.raises(InputError, match=r"ground-truth clip .* has 24 frames of 432x240") as info:
+        vfid(pairs, batch_stats=True, model=rule[0], cache=None)
+    assert "--clip-len" in info.value.fix and vfid_module.MEMORY_ENV in info.value.fix
+    monkeypatch.setenv(vfid_module.MEMORY_ENV, str(need))
+    assert vfid_module.available_memory_bytes("cpu") == need  # the estimate itself is what the limit checks
 
 
 # --- triptych measure vfid ------------------------------------------------------------------------------------
@@ -219,7 +266,7 @@ def test_measure_vfid_cli_with_user_weights(run_cli, tennis, rule_files, empty_h
     doc = json.loads(out)
     want = inpainting_expected["vfid"]["clips6_nonoverlap"]
     rel = inpainting_expected["tolerances"]["vfid_rel"]
-    assert (doc["metric"], doc["metric_variant"], doc["metric_version"]) == ("vfid", "e2fgvi", 1)
+    assert (doc["metric"], doc["metric_variant"], doc["metric_version"]) == ("vfid", "e2fgvi", 2)
     assert doc["aggregate"]["value"] == pytest.approx(want["reference_calculate_vfid"]["value"], rel=rel)
     n = len(want["clips"])
     assert doc["aggregate"]["n"] == n and doc["aggregate"]["reduction"].startswith(f"frechet distance over {n} videos")
