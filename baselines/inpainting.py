@@ -165,6 +165,12 @@ class Propagation:
         self.radius = int(radius)
         self.max_distance = max_distance
 
+    @property
+    def temporal_reach(self) -> int | None:
+        """Frame t reads frames t - max_distance .. t + max_distance only, so a benchmark may feed a long
+        video in chunks (``benchmarks/vos.py``); None (the whole video) when unbounded."""
+        return self.max_distance
+
     def inpaint(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         from triptych.metrics.flow import dis_flow
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence as SequenceABC
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from triptych.registry import BenchmarkSpec
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PREDICT_CHUNK = 64  # target frames per call of a method that declares a temporal_reach
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,16 @@ class Video:
     masks: tuple[Path, ...]
 
 
-def process_frame(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """E2FGVI frame reading: decode to RGB, ``Image.resize(size)`` with PIL's default bicubic filter."""
-    image = read_rgb(path)
+def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """E2FGVI frame resize of a decoded uint8 RGB frame: ``Image.resize(size)``, PIL's default bicubic filter."""
     if (image.shape[1], image.shape[0]) == tuple(size):
         return image
     return np.asarray(Image.fromarray(image).resize(tuple(size), Image.BICUBIC))
+
+
+def process_frame(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """E2FGVI frame reading: decode to RGB, then ``resize_frame``."""
+    return resize_frame(read_rgb(path), size)
 
 
 def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) -> np.ndarray:
@@ -106,14 +112,36 @@ class VideoCompletion:
         return mask
 
     def predict(self, method: Any, video: Video) -> np.ndarray:
-        frames = np.stack([process_frame(p, self.size) for p in video.frames])
-        masks = np.stack([self.mask(p) for p in video.masks])
+        """The method's completed frames as uint8 (T, H, W, 3).
+
+        A method gets the whole video, unless it declares ``temporal_reach = r`` (an int: frame t's output
+        depends only on frames t - r .. t + r). Then it is called on chunks of ``PREDICT_CHUNK`` target
+        frames with r frames of context on each side, so a long video never sits in memory as float32
+        at once; the output is the same as one call over the whole video.
+        """
+        reach = getattr(method, "temporal_reach", None)
+        count = len(video.frames)
+        if reach is None or count <= PREDICT_CHUNK + 2 * int(reach):
+            return self._predict_range(method, video, 0, count, 0, count)
+        reach = int(reach)
+        out = np.empty((count, self.size[1], self.size[0], 3), dtype=np.uint8)
+        for start in range(0, count, PREDICT_CHUNK):
+            stop = min(start + PREDICT_CHUNK, count)
+            lo, hi = max(0, start - reach), min(count, stop + reach)
+            out[start:stop] = self._predict_range(method, video, lo, hi, start, stop)
+        return out
+
+    def _predict_range(self, method: Any, video: Video, lo: int, hi: int, start: int, stop: int) -> np.ndarray:
+        """Call the method on frames lo..hi-1 and keep the outputs of frames start..stop-1."""
+        frames = np.stack([process_frame(p, self.size) for p in video.frames[lo:hi]])
+        masks = np.stack([self.mask(p) for p in video.masks[lo:hi]])
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
         m = torch.from_numpy(masks)[:, None].float()
         out = check_output(method.inpaint(x, m), tuple(x.shape), type(method).__name__, video.name)
         # E2FGVI evaluate.py: (pred * 255).astype(uint8) truncates; clip first so out-of-range values
         # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
-        return np.clip(out.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255).astype(np.uint8)
+        kept = out[start - lo:stop - lo].permute(0, 2, 3, 1).numpy()
+        return np.clip(kept * 255.0, 0, 255).astype(np.uint8)
 
     def read_prediction(self, pred_dir: Path, video: Video) -> list[Path]:
         """The prediction files of the video, checked to exist; each is read when it is scored."""
@@ -143,14 +171,47 @@ class VideoCompletion:
                              f"variant scores at {self.size[0]}x{self.size[1]}", fix="predict at the benchmark's resolution")
         return image
 
+    def composite(self, video: Video, prediction: np.ndarray | list[Path], t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(composite, ground truth) of frame t: prediction * mask + gt * (1 - mask), the protocol's step."""
+        gt = process_frame(video.frames[t], self.size)
+        hole = self.mask(video.masks[t])[..., None]
+        return self._predicted_frame(prediction, t) * hole + gt * (1 - hole), gt
+
     def measure(self, video: Video, prediction: np.ndarray | list[Path], metrics: Sequence[MetricUse]) -> list[Score]:
+        """Frame-level metrics frame by frame (one frame in memory at a time); video-level ones (E_warp) over
+        lazy frame sequences that read each composite when it is indexed, so memory stays bounded too."""
         if len(prediction) != len(video.frames):
             raise TriptychError(f"video {video.name!r}: {len(prediction)} predicted frames for {len(video.frames)}")
+        per_frame = [m for m in metrics if m.spec.level != "video"]
         scores = []
-        for t, (frame_path, mask_path) in enumerate(zip(video.frames, video.masks)):
-            gt = process_frame(frame_path, self.size)
-            hole = self.mask(mask_path)[..., None]
-            composite = self._predicted_frame(prediction, t) * hole + gt * (1 - hole)  # pred*mask + gt*(1-mask)
+        for t, frame_path in enumerate(video.frames):
+            composite, gt = self.composite(video, prediction, t)
             sample_id = f"{video.name}/{frame_path.stem}"
-            scores.extend(Score(sample_id, m, float(m.fn(composite, gt, **m.variant.params))) for m in metrics)
+            scores.extend(Score(sample_id, m, float(m.fn(composite, gt, **m.variant.params))) for m in per_frame)
+        for m in (m for m in metrics if m.spec.level == "video"):
+            pred_frames = LazyFrames(len(video.frames), lambda t: self.composite(video, prediction, t)[0])
+            gt_frames = LazyFrames(len(video.frames), lambda t: process_frame(video.frames[t], self.size))
+            result = m.fn(pred_frames, gt_frames, **m.variant.params)
+            scores.append(Score(video.name, m, float(getattr(result, "value", result))))
         return scores
+
+
+class LazyFrames(SequenceABC):
+    """A read-only sequence of frames produced on access (the last one kept, since pairwise metrics read
+    each frame twice in a row)."""
+
+    def __init__(self, count: int, read: Callable[[int], np.ndarray]) -> None:
+        self._count, self._read, self._last = count, read, (-1, None)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, t):  # type: ignore[override]
+        if isinstance(t, slice):
+            return [self[i] for i in range(*t.indices(self._count))]
+        if not -self._count <= t < self._count:
+            raise IndexError(t)
+        t %= self._count
+        if self._last[0] != t:
+            self._last = (t, self._read(t))
+        return self._last[1]
