@@ -81,6 +81,8 @@ class MetricSpec:
     gate_tolerance: float
     source: str
     plugin: tuple[str, str] | None = None  # (distribution, version) of the package that registered it
+    value_range: str = ""  # optional YAML `range`: the values the metric can take, e.g. "[0, inf)"
+    paper: str = ""  # optional YAML `paper`: the publication that defines the metric
 
     def variant(self, name: str | None) -> VariantSpec:
         """Resolve a variant; a metric with several variants and no default never guesses."""
@@ -119,6 +121,11 @@ class BenchmarkSpec:
     params: dict[str, Any]
     source: str
     plugin: tuple[str, str] | None = None
+
+    @property
+    def benchmark(self) -> str:
+        """The results' ``benchmark`` column: the name less its ``/<split>`` (``snu-film/easy`` -> ``snu-film``)."""
+        return self.name.removesuffix(f"/{self.split}")
 
     def variant(self, name: str | None) -> tuple[str, dict[str, Any]]:
         if name is None:
@@ -171,7 +178,7 @@ def _check_keys(entry: dict[str, Any], allowed: set[str], where: str) -> None:
 
 def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
     allowed = {"description", "kind", "level", "direction", "unit", "tasks", "variants", "default_variant",
-               "needs", "gate_tolerance"}
+               "needs", "gate_tolerance", "range", "paper"}
     _check_keys(e, allowed, where)
     _require(e, ("description", "kind", "level", "direction", "tasks", "variants", "gate_tolerance"), where)
     if e["level"] not in LEVELS:
@@ -190,7 +197,8 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
         raise TriptychError(f"{where}: default_variant {default!r} is not among its variants")
     return MetricSpec(name, e["description"], e["kind"], e["level"], e["direction"], e.get("unit", ""),
                       tuple(e["tasks"]), variants, default, tuple(e.get("needs") or ()),
-                      float(e["gate_tolerance"]), where)
+                      float(e["gate_tolerance"]), where, value_range=str(e.get("range", "")),
+                      paper=str(e.get("paper", "")))
 
 
 def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
