@@ -1,7 +1,7 @@
-"""PSNR as the reference repositories compute it: two named variants.
+"""PSNR as the reference repositories compute it: three named variants.
 
 Functional core: ``mean_squared_error`` (the sufficient statistic of one sample) and ``psnr_from_mse``;
-the variants only differ in how the inputs are converted (see ``convert.py``).
+the variants only differ in how the inputs are converted (see ``convert.py`` and ``quantize_uint8``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def psnr_e2fgvi(pred: np.ndarray, gt: np.ndarray) -> float:
 
     >>> gt = np.zeros((2, 2, 3), np.uint8); pred = gt.copy(); pred[0, 0, 0] = 12
     >>> round(psnr_e2fgvi(pred, gt), 4)
-    37.3215
+    37.339
     """
     return psnr_from_mse(mean_squared_error(to_float64_255(pred), to_float64_255(gt)), 255.0)
 
@@ -46,3 +46,28 @@ def psnr_amt(pred: np.ndarray, gt: np.ndarray) -> float:
     """
     p = np.clip(to_unit_float32(pred), 0.0, 1.0)
     return psnr_from_mse(mean_squared_error(p, to_unit_float32(gt)), 1.0)
+
+
+def quantize_uint8(image: np.ndarray) -> np.ndarray:
+    """A prediction as EMA-VFI / VFIMamba ``benchmark/Xiph.py`` stores it before scoring: uint8 stays as
+    is; a float image in [0, 1] is clamped to [0, 1], multiplied by 255 in float32 and rounded half to
+    even (``(x.clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)``).
+
+    >>> quantize_uint8(np.array([0.5 / 255, 1.5 / 255, 1.2, -0.1], np.float32)).tolist()
+    [0, 2, 255, 0]
+    """
+    if image.dtype == np.uint8:
+        return image
+    scaled = np.clip(to_unit_float32(image), 0.0, 1.0) * np.float32(255.0)
+    return np.round(scaled).astype(np.uint8)
+
+
+def psnr_uint8(pred: np.ndarray, gt: np.ndarray) -> float:
+    """EMA-VFI @ a42a2b8 / VFIMamba @ 9e6afab ``benchmark/Xiph.py``: the prediction is clamped and rounded
+    to uint8 (``quantize_uint8``), then ``skimage.metrics.peak_signal_noise_ratio(image_true=gt,
+    image_test=pred, data_range=255)``: both cast to float64, ``10 log10(255^2 / mse)``; inf if mse is 0.
+    Not comparable with ``amt`` (protocols.md section 2: "EMA-VFI / VFIMamba on Xiph round the
+    prediction to uint8").
+    """
+    return psnr_from_mse(mean_squared_error(quantize_uint8(pred).astype(np.float64),
+                                            quantize_uint8(gt).astype(np.float64)), 255.0)

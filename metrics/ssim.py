@@ -3,6 +3,8 @@
 - ``win65`` (E2FGVI, via scikit-image 0.16 ``compare_ssim``): uniform 65x65 window, sample covariance,
   per-channel SSIM averaged over R, G, B, a 32-px border cropped before the mean.
 - ``matlab3d`` (AMT / RIFE / CAIN "ssim_matlab"): one 11x11x11 Gaussian window over colour x H x W.
+- ``skimage7`` (EMA-VFI / VFIMamba on Xiph): scikit-image's defaults, a uniform 7x7 window per channel,
+  on the prediction rounded to uint8.
 """
 
 from __future__ import annotations
@@ -13,17 +15,61 @@ import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
 from triptych.metrics.convert import to_float64_255, to_unit_float32
+from triptych.metrics.psnr import quantize_uint8
+
+
+def _running_sums_last(planes: torch.Tensor, win: int) -> torch.Tensor:
+    """Sums of ``win`` consecutive values along the last axis (valid positions only), from one cumsum
+    over the planes with a zero column in front."""
+    c = torch.cumsum(F.pad(planes, (1, 0)), dim=-1)
+    return c[..., win:] - c[..., :-win]
+
+
+def _box_means_valid(planes: torch.Tensor, win: int) -> torch.Tensor:
+    """Means over every ``win`` x ``win`` window lying wholly inside (..., H, W) float64 planes, by running
+    sums along W, then along H of the transposed result: (..., W - win + 1, H - win + 1), i.e. transposed
+    (the SSIM map is only averaged, so its orientation does not matter). O(1) per output for any window."""
+    rows = _running_sums_last(planes, win).transpose(-1, -2).contiguous()
+    return _running_sums_last(rows, win) / (win * win)
 
 
 def ssim_win65(pred: np.ndarray, gt: np.ndarray) -> float:
     """E2FGVI ``calc_psnr_and_ssim``: ``compare_ssim(gt, comp, data_range=255, multichannel=True,
-    win_size=65)`` on float64 frames in [0, 255] (E2FGVI @ 709cbe3, scikit-image 0.16.2). The modern
-    equivalent, used here, is ``structural_similarity(..., channel_axis=-1, win_size=65,
-    data_range=255)``: uniform window, sample covariance (4225/4224), K1 0.01, K2 0.03, the mean over
-    the map after cropping (65 - 1) / 2 = 32 px on every side, then over the channels.
+    win_size=65)`` on float64 frames in [0, 255] (E2FGVI @ 709cbe3, scikit-image 0.16.2): uniform 65x65
+    window, sample covariance (4225/4224), K1 0.01, K2 0.03, the map's mean after cropping
+    (65 - 1) / 2 = 32 px on every side, then the mean over the channels.
+
+    scikit-image filters the whole frame (reflect padding) and then drops the 32-px border, so only windows
+    wholly inside the frame reach the mean: this computes just those, with running sums, for the
+    three channels at once. Equal to ``structural_similarity(..., channel_axis=-1, win_size=65,
+    data_range=255)`` within 1e-12 here (tested; ``tests/perf`` measures the speed-up).
     """
-    return float(structural_similarity(to_float64_255(gt), to_float64_255(pred), data_range=255.0,
-                                       channel_axis=-1, win_size=65))
+    win = 65
+    x = torch.from_numpy(to_float64_255(gt)).permute(2, 0, 1).contiguous()  # (3, H, W); skimage's im1 is gt
+    y = torch.from_numpy(to_float64_255(pred)).permute(2, 0, 1).contiguous()
+    if min(x.shape[-2:]) < win:
+        raise ValueError(f"ssim win65 needs frames of at least {win}x{win}, got {x.shape[-1]}x{x.shape[-2]}")
+    # vx + vy only appear as a sum, so four box means suffice: x, y, x^2 + y^2, xy
+    ux, uy, usq, uxy = _box_means_valid(torch.stack([x, y, x * x + y * y, x * y]), win)
+    cov_norm = win * win / (win * win - 1.0)  # sample covariance
+    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    mean_sq = ux * ux + uy * uy
+    ssim_map = ((2 * ux * uy + c1) * (2 * cov_norm * (uxy - ux * uy) + c2)) / (
+        (mean_sq + c1) * (cov_norm * (usq - mean_sq) + c2))
+    return float(np.mean([channel.mean().item() for channel in ssim_map]))
+
+
+def ssim_skimage7(pred: np.ndarray, gt: np.ndarray) -> float:
+    """EMA-VFI @ a42a2b8 / VFIMamba @ 9e6afab ``benchmark/Xiph.py``: the prediction clamped and rounded to
+    uint8 (``psnr.quantize_uint8``), then ``structural_similarity(im1=gt, im2=pred, data_range=255,
+    multichannel=True)``. ``multichannel=True`` is the old spelling of ``channel_axis=-1`` (deprecated in
+    scikit-image 0.19; 0.26 ignores it and then refuses the 3-wide channel axis as too small for the
+    window), so this is scikit-image's default SSIM per channel: uniform 7x7 window, sample covariance (49/48), K1 0.01, K2 0.03, the map's mean after
+    cropping (7 - 1) / 2 = 3 px on every side, then the mean over the channels. The reference reads BGR
+    with cv2; the per-channel mean does not depend on the channel order.
+    """
+    return float(structural_similarity(quantize_uint8(gt), quantize_uint8(pred), data_range=255.0,
+                                       channel_axis=-1, win_size=7))
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

@@ -27,7 +27,7 @@ def test_unknown_names_list_close_matches():
 
 
 def test_no_silent_default_variant():
-    with pytest.raises(TriptychError, match="has 2 variants and no default"):
+    with pytest.raises(TriptychError, match=r"has \d+ variants and no default"):
         registry().metric("ssim").variant(None)
 
 
