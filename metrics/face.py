@@ -23,7 +23,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 import torch
@@ -90,6 +90,13 @@ def load_image(image: ImageLike, name: str | None = None) -> tuple[np.ndarray, s
     return to_uint8_rgb(image, name), name
 
 
+class NoFaceError(InputError):
+    """The detector found no face in an image. Face metrics never score such an image as 0: the error
+    names the image, and a benchmark that keeps going records the image as unscored (PhotoMaker published
+    no rule for this case; most tools drop the image, which biases the mean upwards, so the count of such
+    images belongs next to the value)."""
+
+
 # --------------------------------------------------------------------------------------------------
 # The backend interface
 
@@ -141,6 +148,9 @@ class FaceBackend(Protocol):
     def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         """uint8 (H, W, 3) RGB and one of its boxes -> an L2-normalised float64 embedding (D,)."""
 
+    def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        """uint8 (H, W, 3) RGB and one of its boxes -> the uint8 RGB face crop the embedder sees."""
+
 
 # --------------------------------------------------------------------------------------------------
 # Pure functions over any backend
@@ -154,7 +164,7 @@ def detect_largest_face(image: ImageLike, backend: FaceBackend, name: str | None
     array, name = load_image(image, name)
     boxes = backend.detect(array)
     if not boxes:
-        raise InputError(
+        raise NoFaceError(
             f"{name}: no face found by the {backend.name!r} face detector "
             f"(image {array.shape[1]}x{array.shape[0]} WxH)",
             fix="face similarity needs a visible face in every image; check the image, or leave it out",
@@ -207,9 +217,14 @@ class EmbeddingCache:
 
     def embedding(self, image: ImageLike, backend: FaceBackend, name: str | None = None) -> np.ndarray:
         array, name = load_image(image, name)
-        key = (backend.name, content_key(array))
+        return self.lookup(backend.name, array, lambda a: face_embedding(a, backend, name))
+
+    def lookup(self, namespace: str, image: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The cached ``compute(image)`` under ``namespace`` (an encoder's name and weights), computed once.
+        The CLIP and DINO metrics share this cache with the face backends."""
+        key = (namespace, content_key(image))
         if key not in self._store:
-            self._store[key] = face_embedding(array, backend, name)
+            self._store[key] = compute(image)
         return self._store[key]
 
 
@@ -242,6 +257,55 @@ def face_similarity(generated: ImageLike, references: Sequence[ImageLike], backe
 def face_similarity_dlib(generated: ImageLike, references: Sequence[ImageLike], **kwargs: Any) -> float:
     """Metric ``face_sim``, variant ``dlib``: ``face_similarity`` with the dlib backend (see ``DlibBackend``)."""
     return face_similarity(generated, references, dlib_backend(), **kwargs)
+
+
+def face_similarity_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
+                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
+    """Metric ``face_sim``, variant ``arcface``: ``face_similarity`` with ``ArcFaceBackend`` (SCRFD-10GF
+    detection, 5-point alignment to the 112x112 ArcFace template, w600k_r50 embedding, cosine)."""
+    return face_similarity(generated, references, backend or arcface_backend(), **kwargs)
+
+
+def face_similarity_facenet(generated: ImageLike, references: Sequence[ImageLike], *,
+                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
+    """Metric ``face_sim``, variant ``facenet``: ``face_similarity`` with ``FaceNetBackend`` (MTCNN box crop
+    to 160x160, InceptionResnetV1 VGGFace2 embedding, cosine)."""
+    return face_similarity(generated, references, backend or facenet_backend(), **kwargs)
+
+
+def face_distance_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
+                          backend: FaceBackend | None = None, **kwargs: Any) -> float:
+    """Metric ``face_dist``, variant ``arcface``: 1 - the ``arcface`` face similarity, i.e. the mean cosine
+    distance to the references (deepface's ``cosine`` distance, 1 - cos; lower is better), in [0, 2]."""
+    return 1.0 - face_similarity_arcface(generated, references, backend=backend, **kwargs)
+
+
+def face_crops(image: ImageLike, backend: FaceBackend | str = "arcface", *, name: str | None = None,
+               all_faces: bool = False) -> list[np.ndarray]:
+    """The aligned face crop(s) of an image, exactly what the backend's embedder sees, as uint8 RGB arrays.
+
+    ``backend`` is a backend or its name: ``"arcface"`` (112x112, 5-point similarity transform onto the
+    ArcFace template ``ARCFACE_TEMPLATE``), ``"facenet"`` (160x160, MTCNN box, no rotation, bilinear) or
+    ``"dlib"`` (150x150 dlib face chip, padding 0.25). Default: the largest face only (one crop); with
+    ``all_faces`` every detected face, largest first. No face raises ``NoFaceError``, never an empty list.
+    For face diversity (LPIPS over crops).
+    """
+    chosen = face_backend(backend) if isinstance(backend, str) else backend
+    array, name = load_image(image, name)
+    if not all_faces:
+        return [chosen.crop(array, detect_largest_face(array, chosen, name))]
+    boxes = sorted(chosen.detect(array), key=lambda b: (b.area, b.score), reverse=True)
+    if not boxes:
+        detect_largest_face(array, chosen, name)  # raises NoFaceError with the standard message
+    return [chosen.crop(array, box) for box in boxes]
+
+
+def face_backend(name: str) -> FaceBackend:
+    """The process-wide backend of a face variant name (``dlib``, ``arcface``, ``facenet``)."""
+    loaders = {"dlib": dlib_backend, "arcface": arcface_backend, "facenet": facenet_backend}
+    if name not in loaders:
+        raise TriptychError(f"unknown face backend {name!r}", fix=f"use one of: {', '.join(loaders)}")
+    return loaders[name]()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,6 +390,14 @@ class DlibBackend:
                                 fix="check the dlib installation (dlib-bin) and the model files' sha256")
         return descriptor / norm
 
+    def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        """The 150x150 chip (padding 0.25) the ResNet embeds, cut from the shrunk image."""
+        small, scale = downscale_longest_side(to_uint8_rgb(image))
+        rect = self._dlib.rectangle(round(box.left * scale), round(box.top * scale),
+                                    round(box.right * scale) - 1, round(box.bottom * scale) - 1)
+        return np.asarray(self._dlib.get_face_chip(small, self._predictor(small, rect), size=150, padding=0.25),
+                          dtype=np.uint8)
+
 
 @functools.lru_cache(maxsize=1)
 def dlib_backend() -> DlibBackend:
@@ -339,3 +411,170 @@ def dlib_backend() -> DlibBackend:
     from triptych import weights
 
     return DlibBackend(weights.describe(DLIB_SHAPE_PREDICTOR), weights.describe(DLIB_RECOGNITION_MODEL))
+
+
+def _unit_vector(vector: np.ndarray, who: str) -> np.ndarray:
+    out = np.asarray(vector, dtype=np.float64).ravel()
+    norm = float(np.linalg.norm(out))
+    if norm == 0.0 or not np.isfinite(norm):
+        raise TriptychError(f"the {who} embedder returned a zero or non-finite embedding",
+                            fix="check the model file's sha256 and the input image")
+    return out / norm
+
+
+def _need_landmarks(box: FaceBox, who: str) -> np.ndarray:
+    if box.landmarks is None or len(box.landmarks) != 5:
+        raise TriptychError(f"the {who} alignment needs the detector's 5 landmarks (eye centres, nose tip, "
+                            "mouth corners)", fix="pass a box from this backend's detect()")
+    return np.asarray(box.landmarks, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# The ArcFace backend (insightface buffalo_l models, ONNX)
+
+ARCFACE_SIZE = 112
+# insightface.utils.face_align.arcface_dst: where the 5 landmarks land in the 112x112 ArcFace crop
+# (left eye, right eye, nose tip, left mouth corner, right mouth corner; image left/right).
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
+ARCFACE_MEAN, ARCFACE_STD = 127.5, 127.5  # w600k_r50 input: (RGB - 127.5) / 127.5, as insightface feeds it
+SCRFD_SIZE = (640, 640)  # insightface FaceAnalysis det_size
+SCRFD_THRESHOLD = 0.5  # insightface FaceAnalysis det_thresh
+ARCFACE_RECOGNIZER = "arcface_w600k_r50"
+ARCFACE_DETECTOR = "scrfd_det_10g"
+
+
+def align_arcface(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 112x112 ArcFace crop and its 2x3 matrix: the least-squares similarity transform (skimage
+    ``SimilarityTransform.estimate``) of the 5 landmarks onto ``ARCFACE_TEMPLATE``, applied with
+    ``cv2.warpAffine`` (bilinear, black border): ``insightface.utils.face_align.norm_crop2``."""
+    from insightface.utils import face_align
+
+    crop, matrix = face_align.norm_crop2(np.ascontiguousarray(image), np.asarray(landmarks, np.float32),
+                                         image_size=ARCFACE_SIZE)
+    return np.ascontiguousarray(crop, dtype=np.uint8), np.asarray(matrix, dtype=np.float64)
+
+
+class ArcFaceBackend:
+    """Face backend ``arcface``, what insightface's ``FaceAnalysis`` (buffalo_l) does for one image:
+    SCRFD-10GF (``det_10g.onnx``) detection at 640x640 with threshold 0.5 gives boxes and 5 landmarks; the
+    face is aligned by ``align_arcface``; ``w600k_r50.onnx`` embeds the RGB crop scaled to
+    (x - 127.5) / 127.5 (NCHW float32) into 512-d, L2-normalised here. Runs on onnxruntime's CPU provider.
+
+    ``detector`` may be ``None``: the backend then only embeds boxes that carry landmarks (tests).
+    """
+
+    name = "arcface"
+
+    def __init__(self, recognizer: dict[str, Any], detector: dict[str, Any] | None) -> None:
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise TriptychError("the arcface face backend needs onnxruntime and insightface", fix=_INSTALL_FIX) from exc
+        self._session = onnxruntime.InferenceSession(str(recognizer["path"]), providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._detector = None
+        if detector is not None:
+            from insightface.model_zoo.scrfd import SCRFD
+
+            self._detector = SCRFD(model_file=str(detector["path"]))
+            self._detector.prepare(-1, input_size=SCRFD_SIZE, det_thresh=SCRFD_THRESHOLD)
+        self.weights: tuple[dict[str, Any], ...] = (recognizer,) + ((detector,) if detector is not None else ())
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        if self._detector is None:
+            raise TriptychError("this arcface backend was built without a detector",
+                                fix="use arcface_backend(), which loads scrfd_det_10g")
+        bgr = np.ascontiguousarray(to_uint8_rgb(image)[:, :, ::-1])
+        boxes, points = self._detector.detect(bgr, input_size=SCRFD_SIZE)
+        return [FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(b[4]),
+                        tuple((float(x), float(y)) for x, y in kps))
+                for b, kps in zip(boxes, points)]
+
+    def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        return align_arcface(to_uint8_rgb(image), _need_landmarks(box, "arcface"))[0]
+
+    def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        crop = self.crop(image, box).astype(np.float32)
+        blob = ((crop - ARCFACE_MEAN) / ARCFACE_STD).transpose(2, 0, 1)[None]
+        out = self._session.run(None, {self._input: np.ascontiguousarray(blob, dtype=np.float32)})[0]
+        return _unit_vector(out, "arcface")
+
+
+@functools.lru_cache(maxsize=1)
+def arcface_backend() -> ArcFaceBackend:
+    """The process-wide ArcFace backend; both ONNX files come sha256-checked from ``triptych.weights``."""
+    from triptych import weights
+
+    return ArcFaceBackend(weights.describe(ARCFACE_RECOGNIZER), weights.describe(ARCFACE_DETECTOR))
+
+
+# --------------------------------------------------------------------------------------------------
+# The FaceNet backend (facenet-pytorch)
+
+FACENET_SIZE = 160  # facenet-pytorch MTCNN(image_size=160, margin=0)
+FACENET_RECOGNIZER = "facenet_vggface2"
+MTCNN_WEIGHTS = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
+VGGFACE2_CLASSES = 8631
+
+
+def build_facenet() -> torch.nn.Module:
+    """facenet-pytorch's InceptionResnetV1 with the VGGFace2 logits layer (so the checkpoint loads strictly),
+    returning embeddings (``classify=False``), randomly initialised."""
+    from facenet_pytorch import InceptionResnetV1
+
+    model = InceptionResnetV1(pretrained=None, classify=True, num_classes=VGGFACE2_CLASSES)
+    model.classify = False
+    return model.eval()
+
+
+class FaceNetBackend:
+    """Face backend ``facenet``, facenet-pytorch's pipeline: MTCNN (P/R/O-Net from the facenet-pytorch
+    wheel, defaults: min face 20 px, thresholds 0.6/0.7/0.7, factor 0.709) gives boxes and 5 landmarks;
+    the box (margin 0) is cropped and resized to 160x160 (PIL bilinear, ``extract_face``); the crop is
+    standardised as (x - 127.5) / 128 (``fixed_image_standardization``) and InceptionResnetV1 (VGGFace2)
+    gives a 512-d L2-normalised embedding. No rotation: FaceNet was trained on box crops."""
+
+    name = "facenet"
+
+    def __init__(self, model: torch.nn.Module, recognizer: dict[str, Any],
+                 mtcnn_state: Sequence[tuple[dict[str, Any], dict[str, torch.Tensor]]]) -> None:
+        from facenet_pytorch import MTCNN
+
+        self._mtcnn = MTCNN(image_size=FACENET_SIZE, margin=0, device="cpu")
+        for net, (_, state) in zip((self._mtcnn.pnet, self._mtcnn.rnet, self._mtcnn.onet), mtcnn_state):
+            net.load_state_dict(state, strict=True)
+        self._model = model.eval()
+        self.weights: tuple[dict[str, Any], ...] = (recognizer, *(record for record, _ in mtcnn_state))
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        with torch.no_grad():
+            boxes, probs, points = self._mtcnn.detect(Image.fromarray(to_uint8_rgb(image)), landmarks=True)
+        if boxes is None:
+            return []
+        return [FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(p),
+                        tuple((float(x), float(y)) for x, y in kps)) for b, p, kps in zip(boxes, probs, points)]
+
+    def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        from facenet_pytorch.models.utils.detect_face import extract_face
+
+        face = extract_face(Image.fromarray(to_uint8_rgb(image)), np.array([box.left, box.top, box.right, box.bottom]),
+                            image_size=FACENET_SIZE, margin=0)
+        return np.ascontiguousarray(face.permute(1, 2, 0).numpy().round().clip(0, 255).astype(np.uint8))
+
+    def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        crop = torch.from_numpy(self.crop(image, box).astype(np.float32)).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            out = self._model((crop - 127.5) / 128.0)[0].numpy()
+        return _unit_vector(out, "facenet")
+
+
+@functools.lru_cache(maxsize=1)
+def facenet_backend() -> FaceNetBackend:
+    """The process-wide FaceNet backend; all four files come sha256-checked from ``triptych.weights``."""
+    from triptych import weights
+
+    model = build_facenet()
+    model.load_state_dict(weights.load(FACENET_RECOGNIZER), strict=True)
+    mtcnn = [(weights.describe(n), weights.load(n)) for n in MTCNN_WEIGHTS]
+    return FaceNetBackend(model, weights.describe(FACENET_RECOGNIZER), mtcnn)

@@ -1,0 +1,155 @@
+"""FID with clean resizing (protocols.md section 3: "FID with clean resizing (Parmar et al., clean-fid)").
+
+Variant ``clean`` (version 1):
+
+- Network: the TensorFlow FID Inception (inception-2015-12-05) as ported by pytorch-fid: torchvision's
+  Inception v3 with 1008 classes and pytorch-fid's patched blocks (``FIDInceptionA/C/E_1/E_2`` at Mixed_5b
+  ... Mixed_7c, as ``pytorch_fid.inception.fid_inception_v3`` builds it), weights entry ``inception_fid``
+  (``pt_inception-2015-12-05-6726825d.pth``, sha256-pinned) loaded strictly through ``triptych.weights``
+  (pytorch-fid's own constructor would download). Features: the 2048-d average pool after Mixed_7c
+  (pytorch-fid's block 3). Input in [0, 1] is scaled to [-1, 1] (``2x - 1``, pytorch-fid's
+  ``normalize_input``). clean-fid itself runs NVIDIA's TorchScript export of the same TF graph; values from
+  the two ports are close, not bit-identical.
+- Resizing: clean-fid's "clean" mode (``make_resizer("PIL", quantize_after=False, "bicubic", (299, 299))``):
+  the uint8 RGB image, each channel separately as a float32 PIL image (mode ``F``), resized with PIL
+  bicubic to 299x299, clipped to [0, 255], no re-quantisation; then divided by 255.
+- Distance: ``triptych.metrics.frechet.frechet_distance`` on the float32 features: the pytorch-fid /
+  clean-fid formula (means, ``np.cov`` covariances) with tr sqrt(S1 S2) from a symmetric eigen-decomposition,
+  defined even when fewer images than 2048 make the covariances singular (equal to the scipy-sqrtm value
+  that clean-fid computes within 1e-6 where that succeeds; scipy's own is not computed: minutes at 2048
+  dimensions); the exact low-rank value and the covariance ranks go in ``extras``.
+
+Each image is one forward pass (batch size 1), so no batch size can change a feature.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from triptych.errors import InputError, TriptychError
+from triptych.metrics.face import ImageLike, load_image
+from triptych.metrics.frechet import frechet_distance
+
+FID_SIZE = 299
+FID_WEIGHTS = "inception_fid"
+
+
+def clean_resize(image: np.ndarray, size: int = FID_SIZE) -> np.ndarray:
+    """clean-fid's resize: uint8 (H, W, 3) -> float32 (size, size, 3) in [0, 255], one float32 PIL image
+    (mode ``F``) per channel, PIL bicubic, clipped, not rounded."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"clean resize expects uint8 (H, W, 3), got {image.dtype} {image.shape}",
+                         fix="read images with triptych.media.read_rgb")
+    channels = []
+    for c in range(3):
+        plane = Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32))  # mode F
+        channels.append(np.asarray(plane.resize((size, size), resample=Image.Resampling.BICUBIC)).clip(0, 255))
+    return np.stack(channels, axis=2).astype(np.float32)
+
+
+class FidInception(torch.nn.Module):
+    """pytorch-fid's FID Inception up to the 2048-d pool (``fid_inception_v3`` without its download)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import torchvision
+        from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
+
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+        net.Mixed_5b = FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = FIDInceptionE_1(1280)
+        net.Mixed_7c = FIDInceptionE_2(2048)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 299, 299) in [0, 1] -> (N, 2048)."""
+        n = self.net
+        x = 2 * x - 1
+        for layer in (n.Conv2d_1a_3x3, n.Conv2d_2a_3x3, n.Conv2d_2b_3x3, n.maxpool1, n.Conv2d_3b_1x1,
+                      n.Conv2d_4a_3x3, n.maxpool2, n.Mixed_5b, n.Mixed_5c, n.Mixed_5d, n.Mixed_6a, n.Mixed_6b,
+                      n.Mixed_6c, n.Mixed_6d, n.Mixed_6e, n.Mixed_7a, n.Mixed_7b, n.Mixed_7c, n.avgpool):
+            x = layer(x)
+        return torch.flatten(x, 1)
+
+
+@dataclass(frozen=True)
+class FidNetwork:
+    """The Inception and the record of its weights (the registry's, or a test's weights-rule hash)."""
+
+    model: FidInception
+    weights: dict[str, Any]
+
+    @torch.no_grad()
+    def features(self, image: np.ndarray) -> np.ndarray:
+        """uint8 (H, W, 3) -> float32 (2048,) after the clean resize."""
+        x = torch.from_numpy(clean_resize(image) / np.float32(255.0)).permute(2, 0, 1).unsqueeze(0)
+        return self.model(x)[0].numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def fid_network() -> FidNetwork:
+    """The registry's FID Inception (``inception_fid``), loaded strictly once per process."""
+    from triptych import weights
+
+    record = weights.describe(FID_WEIGHTS)
+    model = FidInception()
+    model.net.load_state_dict(weights.load(FID_WEIGHTS), strict=True)
+    return FidNetwork(model.eval(), record)
+
+
+def inception_features(images: Sequence[ImageLike], network: FidNetwork | None = None,
+                       names: Sequence[str] | None = None) -> np.ndarray:
+    """(N, 2048) float32 clean-resized Inception features of ``images`` (paths, uint8 HWC or float CHW)."""
+    network = network or fid_network()
+    rows = []
+    for i, image in enumerate(images):
+        array, _ = load_image(image, names[i] if names is not None else None)
+        rows.append(network.features(array))
+    if not rows:
+        raise InputError("no images to extract Inception features from", fix="pass at least two images per set")
+    return np.stack(rows)
+
+
+@dataclass
+class SetResult:
+    """One set-level value (FID, KID) with what produced it: ``count`` = generated images scored."""
+
+    value: float
+    count: int
+    reduction: str
+    weights: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def extras(self) -> dict[str, Any]:
+        return dict(self.details)
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray, weights: dict[str, Any]) -> SetResult:
+    """FID of two feature matrices (``frechet_distance``); extras carry the exact low-rank value and the ranks.
+    scipy's sqrtm is skipped: at 2048 dimensions it takes minutes, and the eigen-decomposition value equals it
+    within 1e-6 where it succeeds (``metrics/frechet.py``)."""
+    result = frechet_distance(real, fake, with_reference=False)
+    if not np.isfinite(result.value):
+        raise TriptychError("FID is not finite", fix="check the images")
+    return SetResult(result.value, result.n_fake, f"frechet distance, {result.n_fake} generated vs "
+                     f"{result.n_real} real images (clean resize 299, pytorch-fid Inception pool3)", weights,
+                     {**result.extras(), "resize": "clean-fid PIL bicubic 299 per channel, float, no quantisation"})
+
+
+def fid_clean(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, network: FidNetwork | None = None) -> SetResult:
+    """Metric ``fid``, variant ``clean``: FID between real and generated image sets (each >= 2 images)."""
+    network = network or fid_network()
+    return fid_from_features(inception_features(real, network), inception_features(generated, network),
+                             network.weights)
