@@ -1,0 +1,82 @@
+"""Temporal video metrics over consecutive frames (tLP, FloLPIPS, patch consistency): one value per video,
+the mean over its frame pairs; the dataset value is the mean over videos.
+
+``--pred`` / ``--gt`` are laid out as for ``video_flow`` (a folder of frames is one video; a folder of
+folders one video per sub-folder; frames pair by relative path, in sorted order). The variant's callable
+is ``fn(pred_frames, gt_frames[, masks][, state], **params) -> list[float]`` (one value per scored pair):
+
+- a ``masks`` parameter without default needs ``--mask`` (a folder laid out like ``--gt``, > 0 = hole);
+  with a default, ``--mask`` is optional; without the parameter, ``--mask`` is refused;
+- a ``state`` parameter receives one dict shared by every video of the measurement, in sorted video
+  order, for formulas whose source carries state across videos (DEVIL's one patch RNG).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from triptych.errors import InputError
+from triptych.measure_kinds.masked_image import mask_paths
+from triptych.measure_kinds.video_flow import group_videos
+from triptych.media import check_same_size, pair_paths, read_mask, read_prediction, read_rgb
+from triptych.metrics.aggregate import SampleMean
+
+OPTIONS: frozenset[str] = frozenset({"--mask"})
+REDUCTION = "mean over videos of the per-video value (each the mean over the video's scored frame pairs)"
+
+
+def mask_mode(fn: Callable[..., Any]) -> str:
+    """``required``, ``optional`` or ``refused``: how the variant takes ``--mask``."""
+    param = inspect.signature(fn).parameters.get("masks")
+    if param is None:
+        return "refused"
+    return "required" if param.default is inspect.Parameter.empty else "optional"
+
+
+def check(m: Any, fn: Callable[..., Any]) -> None:
+    metric, mode = f"{m.metric.name}:{m.variant.name}", mask_mode(fn)
+    if mode == "required" and m.inputs.mask is None:
+        raise InputError(f"{metric} needs the hole masks", fix="pass --mask FOLDER laid out like --gt (> 0 = hole)")
+    if mode == "refused" and m.inputs.mask is not None:
+        raise InputError(f"{metric} does not use masks", fix="drop --mask")
+    if Path(m.inputs.pred).is_file() or Path(m.inputs.gt).is_file():
+        raise InputError(f"{metric} scores videos: --pred and --gt must be folders of frames (or of videos)",
+                         fix="point --pred and --gt at a folder of frames, or a folder of video folders")
+
+
+def run(m: Any, fn: Callable[..., Any]) -> None:
+    gt_root = Path(m.inputs.gt)
+    pairs = pair_paths(m.inputs.pred, gt_root)
+    masks = mask_paths(pairs, Path(m.inputs.mask), gt_root) if m.inputs.mask is not None else None
+    takes_state = "state" in inspect.signature(fn).parameters
+    state: dict[str, Any] = {}
+    m.aggregate = SampleMean(reduction=REDUCTION)
+    per_pair: dict[str, list[float]] = {}
+    for video, frames in group_videos(pairs, gt_root).items():
+        gt_frames, pred_frames = [], []
+        for pair in frames:
+            gt, pred = read_rgb(pair.gt), read_prediction(pair.pred)
+            check_same_size(pred, gt, pair)
+            gt_frames.append(gt)
+            pred_frames.append(pred)
+        if len(frames) < 2:
+            raise InputError(f"--gt video {video!r}: {len(frames)} frame, so no consecutive pair",
+                             fix="temporal metrics need at least 2 frames per video")
+        kwargs: dict[str, Any] = dict(m.variant.params)
+        if masks is not None:
+            kwargs["masks"] = [read_mask(masks[p.sample_id]) for p in frames]
+        if takes_state:
+            kwargs["state"] = state
+        try:
+            values = [float(v) for v in fn(pred_frames, gt_frames, **kwargs)]
+        except InputError as exc:
+            raise InputError(f"video {video!r} ({frames[0].gt.parent}): {exc.message}", fix=exc.fix) from exc
+        value = float(np.mean(np.asarray(values, dtype=np.float64)))
+        m.aggregate.update(value)
+        m.per_sample.append((video, value))
+        per_pair[video] = values
+    m.extras["per_pair"] = per_pair
