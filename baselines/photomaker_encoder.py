@@ -265,13 +265,13 @@ def _skip_init(skip: bool) -> Iterator[None]:
         yield
 
 
-def _clip_tower(attn_implementation: str) -> nn.Module:
+def _clip_tower(attn_implementation: str, overrides: Mapping[str, int] | None = None) -> nn.Module:
     try:
         from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
     except ImportError as exc:
         raise TriptychError("the PhotoMaker ID encoder needs the 'transformers' package",
                             fix='pip install "transformers>=5" (the [personalization] extra)') from exc
-    config = CLIPVisionConfig(**CLIP_VISION_CONFIG, attn_implementation=attn_implementation)
+    config = CLIPVisionConfig(**{**CLIP_VISION_CONFIG, **(overrides or {})}, attn_implementation=attn_implementation)
     return CLIPVisionModelWithProjection(config)
 
 
@@ -299,14 +299,18 @@ class PhotoMakerIDEncoderV1(nn.Module):
 
     config = CONFIGS["v1"]
 
-    def __init__(self, attn_implementation: str = "sdpa", init_weights: bool = True) -> None:
+    def __init__(self, attn_implementation: str = "sdpa", init_weights: bool = True,
+                 vision_config: Mapping[str, int] | None = None, embed_dim: int = EMBED_DIM) -> None:
+        """``vision_config`` (CLIPVisionConfig overrides) and ``embed_dim`` exist for small test models of
+        the same structure (a generation pipeline on a tiny SDXL); the defaults are the released encoder."""
         super().__init__()
         with _skip_init(not init_weights):
-            tower = _clip_tower(attn_implementation)
+            tower = _clip_tower(attn_implementation, vision_config)
             self.vision_model = tower.vision_model
             self.visual_projection = tower.visual_projection
-            self.visual_projection_2 = nn.Linear(1024, 1280, bias=False)
-            self.fuse_module = FuseModule(EMBED_DIM)
+            self.visual_projection_2 = nn.Linear(tower.config.hidden_size,
+                                                 embed_dim - tower.config.projection_dim, bias=False)
+            self.fuse_module = FuseModule(embed_dim)
 
     def run(self, id_pixel_values: torch.Tensor, prompt_embeds: torch.Tensor,
             class_tokens_mask: torch.Tensor) -> EncoderOutput:
