@@ -73,7 +73,10 @@ def _list_images(folder: Path) -> list[Path]:
 
 
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
-    """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR}}`` under ``params.root``."""
+    """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR | FILE}}`` under ``params.root``.
+
+    ``masks`` is a folder with one mask per frame (same stem), or one image: a static mask for every frame,
+    as ProPainter's example inputs give it (``inputs/video_completion/mask_square.png``)."""
     root = data_root / spec.params["root"]
     manifest = load_checked_manifest(spec, data_root)
     limit = spec.params.get("max_frames")
@@ -82,8 +85,11 @@ def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any]
         frames = _list_images(root / layout["frames"])[:limit]
         if not frames:
             raise InputError(f"{root / layout['frames']}: no frames", fix="check the video folder")
-        mask_dir = root / layout["masks"]
-        masks = tuple(mask_dir / f"{f.stem}.png" for f in frames)
+        mask_src = root / layout["masks"]
+        if mask_src.is_file():
+            masks = (mask_src,) * len(frames)
+        else:
+            masks = tuple(mask_src / f"{f.stem}.png" for f in frames)
         videos.append(Video(name, tuple(frames), masks))
     return BenchmarkData(spec, variant, params, root, manifest, videos, VideoCompletion(params))
 

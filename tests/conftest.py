@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,22 @@ def vfi_triplet_cases(fixtures_dir: Path, vfi_expected: dict, entry: str):
             "i0_vs_gt": lambda: i0,
         }[entry]()
         yield triplet, pred, gt
+
+
+def long_tennis_video(root: Path, n: int) -> tuple[Path, Path]:
+    """A datasets folder in the sample-tennis layout with an n-frame video, and a prediction folder."""
+    sample = REPO / "datasets/samples/tennis"
+    data = root / "datasets"
+    pred = root / "pred/tennis"
+    for sub in ("frames", "masks"):
+        (data / "samples/tennis" / sub).mkdir(parents=True)
+    pred.mkdir(parents=True)
+    for i in range(n):
+        src = f"{i % 24:05d}.png"
+        for sub in ("frames", "masks"):
+            os.link(sample / sub / src, data / "samples/tennis" / sub / f"{i:05d}.png")
+        os.link(sample / "frames" / f"{(i + 1) % 24:05d}.png", pred / f"{i:05d}.png")
+    subprocess.run([str(Path(sys.executable).parent / "triptych"), "manifest", "build", str(data / "samples"),
+                    "--name", "sample-tennis", "--include", "tennis/**/*",
+                    "--out", str(data / "manifests/sample-tennis.json")], check=True, capture_output=True)
+    return data, root / "pred"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -23,34 +22,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO
+from conftest import REPO, long_tennis_video
 
 pytestmark = pytest.mark.slow
 FRAMES = int(os.environ.get("TRIPTYCH_PERF_FRAMES", "2000"))
 TRIPTYCH = str(Path(sys.executable).parent / "triptych")
 
 
-def _long_video(root: Path, n: int) -> tuple[Path, Path]:
-    """A datasets folder in the sample-tennis layout with an n-frame video, and a prediction folder."""
-    sample = REPO / "datasets/samples/tennis"
-    data = root / "datasets"
-    pred = root / "pred/tennis"
-    for sub in ("frames", "masks"):
-        (data / "samples/tennis" / sub).mkdir(parents=True)
-    pred.mkdir(parents=True)
-    for i in range(n):
-        src = f"{i % 24:05d}.png"
-        for sub in ("frames", "masks"):
-            os.link(sample / sub / src, data / "samples/tennis" / sub / f"{i:05d}.png")
-        os.link(sample / "frames" / f"{(i + 1) % 24:05d}.png", pred / f"{i:05d}.png")
-    subprocess.run([TRIPTYCH, "manifest", "build", str(data / "samples"), "--name", "sample-tennis",
-                    "--include", "tennis/**/*", "--out", str(data / "manifests/sample-tennis.json")], check=True,
-                   capture_output=True)
-    return data, root / "pred"
-
-
 def test_streaming_scoring_of_a_long_video_keeps_peak_memory_bounded(tmp_path):
-    data, pred = _long_video(tmp_path, FRAMES)
+    data, pred = long_tennis_video(tmp_path, FRAMES)
     start = time.perf_counter()
     subprocess.run([TRIPTYCH, "score", "--benchmark", "sample-tennis", "--pred-dir", str(pred), "--data-root",
                     str(data), "--out", str(tmp_path / "results")], check=True, capture_output=True)
