@@ -5,7 +5,11 @@
 - ``other_id`` returns a reference photo of a different identity in the benchmark's portrait set. That
   is what an image of the wrong person scores.
 
-Both follow ``triptych.methods.Generator``. They ignore the prompt, and the seed alone picks the image
+- ``blank`` returns a uniform mid-grey image (uint8 128 in every channel): no face, no identity, no
+  content. Identity metrics score it below ``other_id`` (a face benchmark scores a faceless image by its
+  stated policy, e.g. ``celeb-25id-40prompt``'s ``no_face``).
+
+All follow ``triptych.methods.Generator``. They ignore the prompt, and the seed alone picks the image
 (deterministic).
 """
 
@@ -96,3 +100,24 @@ def make_other_id(context: Any = None, num_images: int = 1) -> OtherId:
         raise TriptychError("other_id needs the benchmark's portrait set (an object with .identities) as context",
                             fix="build it with build_method(spec, context=load_portraits(root))")
     return OtherId(identities, num_images)
+
+
+MID_GREY = 128  # uint8 level of the blank image
+
+
+class Blank:
+    """Returns ``num_images`` uniform (3, size, size) images of ``MID_GREY / 255`` (exactly 128 as uint8)."""
+
+    def __init__(self, size: int = 512, num_images: int = 1) -> None:
+        if int(size) < 1:
+            raise TriptychError(f"blank: size must be at least 1 pixel, got {size}", fix="set size: 512")
+        self.size = int(size)
+        self.num_images = _check_num_images(num_images)
+
+    def generate(self, reference_images: Sequence[torch.Tensor], prompt: str, seed: int) -> list[torch.Tensor]:
+        return [torch.full((3, self.size, self.size), MID_GREY / 255.0, dtype=torch.float32)
+                for _ in range(self.num_images)]
+
+
+def make_blank(size: int = 512, num_images: int = 1) -> Blank:
+    return Blank(size, num_images)

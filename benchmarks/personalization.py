@@ -87,7 +87,7 @@ def read_reference(path: Path) -> torch.Tensor:
     return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
 
 
-def _check_generated(output: Any, method: str, sample_id: str) -> torch.Tensor:
+def check_generated(output: Any, method: str, sample_id: str) -> torch.Tensor:
     if not isinstance(output, torch.Tensor) or output.ndim != 3 or output.shape[0] != 3:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise TriptychError(f"method {method!r} returned {shape} for sample {sample_id!r}, expected a (3, H, W) "
@@ -146,7 +146,7 @@ class LeaveOneOutTask:
         if not outputs:
             raise TriptychError(f"method {type(method).__name__!r} returned no images for {sample.name!r} "
                                 f"(held out {sample.held_out})", fix="return at least one image per call")
-        return [_check_generated(o, type(method).__name__, f"{sample.sample_prefix}/{i}") for i, o in enumerate(outputs)]
+        return [check_generated(o, type(method).__name__, f"{sample.sample_prefix}/{i}") for i, o in enumerate(outputs)]
 
     def read_prediction(self, pred_dir: Path, sample: LeaveOneOut) -> list[torch.Tensor]:
         folder = pred_dir / sample.sample_prefix

@@ -32,6 +32,7 @@ class ScoreJob:
     pred_dir: str | None
     manifest_sha256: str  # verified by the caller before any scoring; workers do not hash the data again
     metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
+    params: tuple[tuple[str, str], ...] = ()  # benchmark parameter overrides (scoring.load_benchmark)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _context(job: ScoreJob) -> _Context:
     from triptych import scoring
 
     with scoring.trusting_manifest(job.manifest_sha256):
-        data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root))
+        data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
     produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None)
     return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
 
@@ -55,7 +56,8 @@ def score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, fl
     """Score sample ``index``: (sample_id, metric, metric variant, metric version, value) per measurement."""
     ctx = _context(job)
     sample = ctx.data.samples[index]
-    scores = ctx.data.task.measure(sample, ctx.produce(sample), ctx.metrics)
+    per_sample = [m for m in ctx.metrics if m.spec.level != "set"]  # set metrics: scoring.score, at the end
+    scores = ctx.data.task.measure(sample, ctx.produce(sample), per_sample)
     return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value)
             for s in scores]
 

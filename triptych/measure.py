@@ -21,7 +21,7 @@ from triptych.weights import describe
 @dataclass(frozen=True)
 class MeasureInputs:
     pred: Path
-    gt: Path
+    gt: Path | None  # None for a kind without ground truth (USES_GT = False)
     mask: Path | None = None
     weights: Path | None = None
     flow_dir: Path | None = None
@@ -52,7 +52,7 @@ class Measurement:
             "metric_variant": self.variant.name,
             "metric_version": self.variant.version,
             "weights": self.weights,
-            "inputs": {"pred": str(self.inputs.pred), "gt": str(self.inputs.gt),
+            "inputs": {"pred": str(self.inputs.pred), "gt": None if self.inputs.gt is None else str(self.inputs.gt),
                        **{k.lstrip("-").replace("-", "_"): str(v) for k, v in self.inputs.given_options().items()}},
             "per_sample": [{"sample_id": sid, "value": value} for sid, value in self.per_sample],
             "aggregate": {"value": self.aggregate.compute(), "reduction": self.aggregate.reduction,
@@ -72,6 +72,10 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
     if unused:
         raise InputError(f"metric {metric!r} does not use {', '.join(unused)}",
                          fix=f"drop {', '.join(unused)}; masked variants are separate metrics")
+    if (inputs.gt is not None) != getattr(kind, "USES_GT", True):
+        given = inputs.gt is not None
+        raise InputError(f"metric {metric!r} " + ("does not use --gt" if given else "needs --gt"),
+                         fix="drop --gt" if given else "pass the ground truth (or the references) with --gt")
     result = Measurement(spec, chosen, inputs)
     fn = chosen.load()
     if hasattr(kind, "check"):  # a kind's own option rules come before any weights lookup

@@ -131,11 +131,18 @@ def resolve_metrics(spec: BenchmarkSpec, override: Sequence[str] | None = None) 
     return uses
 
 
-def load_benchmark(name: str, variant: str | None = None, data_root: Path | None = None) -> BenchmarkData:
+def load_benchmark(name: str, variant: str | None = None, data_root: Path | None = None,
+                   params: dict[str, str] | None = None) -> BenchmarkData:
+    """The benchmark's samples. ``params`` overrides parameters that the variant declares (``--param K=V``,
+    ``--refs``); a key the variant does not declare is an error, so a typo never goes unnoticed."""
     spec = registry().benchmark(name)
     variant_name, variant_params = spec.variant(variant)
+    unknown = sorted(set(params or {}) - set(variant_params))
+    if unknown:
+        raise TriptychError(f"benchmark {name!r} (variant {variant_name!r}) has no parameter(s) {', '.join(unknown)}",
+                            fix=f"its parameters: {', '.join(variant_params) or 'none'}")
     loader = load_callable(spec.loader)
-    return loader(spec, variant_name, variant_params, data_root or datasets_root())
+    return loader(spec, variant_name, {**variant_params, **(params or {})}, data_root or datasets_root())
 
 
 # Method objects handed to ``triptych.evaluate`` in this process, by name (scored in process only).
@@ -188,18 +195,29 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
-          workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None) -> Path:
+          workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
+          params: dict[str, str] | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
 
     Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
     same call resumes the run and scores only the samples without a part; if a sample fails, the run is
     marked failed, its finished parts are kept, and the same call resumes after the fix. The executor
     (in process, ``workers`` local processes, or Ray) changes where samples are scored, never the rows.
+    Set-level metrics (FID, KID, face diversity: one row each) are measured once every sample is scored,
+    by the task module's ``measure_set``, and written as their own part. A task module with
+    ``check_predictions`` checks the whole ``pred_dir`` (missing and extra files) before anything is scored.
     """
-    data = load_benchmark(benchmark, benchmark_variant, data_root)
+    params = dict(params or {})
+    data = load_benchmark(benchmark, benchmark_variant, data_root, params)
     metric_names = list(metrics) if metrics else None
     metrics = resolve_metrics(data.spec, metric_names)
     check_request(data, method, pred_dir)
+    set_metrics = [m for m in metrics if m.spec.level == "set"]
+    if set_metrics and not hasattr(data.task, "measure_set"):
+        raise TriptychError(f"benchmark {data.spec.name!r} cannot measure set-level metrics "
+                            f"({', '.join(m.spec.name for m in set_metrics)})", fix="leave them out (--metric)")
+    if pred_dir is not None and hasattr(data.task, "check_predictions"):
+        data.task.check_predictions(pred_dir, data.samples)
     python_method = PYTHON_METHODS.get(method) if method is not None else None
     if python_method is not None and (executor != "local" or workers != 1):
         raise TriptychError(f"method object {method!r} lives in this process, so it is scored in process",
@@ -219,11 +237,13 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                "method": method_label, "method_version": method_version,
                "pred_dir": str(pred_dir.resolve()) if pred_dir is not None else None,
                "metrics": [(m.spec.name, m.variant.name, m.variant.version) for m in metrics],
-               "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve())}
+               "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve()),
+               **({"params": params} if params else {})}
     writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, {
-        "task": data.spec.task, "benchmark": data.spec.name, "split": data.spec.split,
+        "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
-        "benchmark_params": data.variant_params, "method": method_label, "method_version": method_version,
+        "benchmark_params": data.variant_params, **({"benchmark_extras": data.extras} if data.extras else {}),
+        "method": method_label, "method_version": method_version,
         "pred_dir": request["pred_dir"],
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
         "weights": [describe_weights(name) for name in dict.fromkeys(weight_names)], "seed": 0,
@@ -233,18 +253,25 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                           else method_spec.source if method_spec is not None else "prediction folder"),
     })
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
-                   request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()))
+                   request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())))
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
+
+    def rows(measurements: list[tuple[str, str, str, int, float]]) -> list[dict[str, Any]]:
+        return [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.benchmark,
+                 "split": data.spec.split, "benchmark_variant": data.variant, "method": method_label,
+                 "method_version": method_version, "sample_id": sample_id, "level": unit[metric][0],
+                 "metric": metric, "metric_variant": variant, "metric_version": version, "value": value,
+                 "unit": unit[metric][1]}
+                for sample_id, metric, variant, version, value in measurements]
+
     try:
         for index, measurements in run_executor(job, todo, executor, workers, ray_address):
-            rows = [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.name,
-                     "split": data.spec.split, "benchmark_variant": data.variant, "method": method_label,
-                     "method_version": method_version, "sample_id": sample_id, "level": unit[metric][0],
-                     "metric": metric, "metric_variant": variant, "metric_version": version, "value": value,
-                     "unit": unit[metric][1]}
-                    for sample_id, metric, variant, version, value in measurements]
-            writer.add_rows(rows, part=_part(index))
+            writer.add_rows(rows(measurements), part=_part(index))
+        if set_metrics and not writer.has_part(SET_PART):
+            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir), set_metrics)
+            writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
+                                   s.value) for s in scores]), part=SET_PART)
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
         writer.fail(str(exc))
@@ -256,13 +283,16 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     return writer.run_dir
 
 
+SET_PART = "part-set"  # sorts after every per-sample part
+
+
 def _part(index: int) -> str:
     return f"part-{index:06d}"
 
 
 def _summary(m: MetricUse, samples: pd.DataFrame) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes)."""
-    acc = SampleMean()
+    acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
     for value in samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name), "value"]:
         acc.update(float(value))
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,

@@ -20,7 +20,8 @@ def _write_run(results: Path, m) -> Path:
                   "method": "pred", "method_version": "", "inputs": m.document()["inputs"],
                   "weights": [m.weights] if m.weights else [], "data": None, "seed": None})
     # a set-level metric (VFID) is one row for the whole set (conventions.md); others, one row per sample
-    values = ([(Path(m.inputs.gt).name, m.aggregate.compute())] if m.metric.level == "set" else m.per_sample)
+    values = ([(Path(m.inputs.gt or m.inputs.pred).name, m.aggregate.compute())] if m.metric.level == "set"
+              else m.per_sample)
     rows = [{"run_id": writer.run_id, "task": "adhoc", "benchmark": "adhoc", "split": "adhoc",
              "benchmark_variant": "", "method": "pred", "method_version": "", "sample_id": sid,
              "level": m.metric.level, "metric": m.metric.name, "metric_variant": m.variant.name,
@@ -37,7 +38,8 @@ def register(app: typer.Typer) -> None:
     def measure_command(
         metric: str = typer.Argument(..., help="metric name, e.g. psnr, ssim (see 'triptych list metrics')"),
         pred: Path = typer.Option(..., "--pred", help="prediction file or folder (PNG/JPEG, or .npy float32 CHW)"),
-        gt: Path = typer.Option(..., "--gt", help="ground-truth file or folder, paired by relative path"),
+        gt: Optional[Path] = typer.Option(None, "--gt", help="ground-truth file or folder, paired by relative path "
+                                          "(not for metrics without one, such as face_div)"),
         variant: Optional[str] = typer.Option(None, "--variant", help="metric variant (required when several)"),
         mask: Optional[Path] = typer.Option(None, "--mask", help="hole masks, taken as given (>0 = hole)"),
         weights: Optional[Path] = typer.Option(None, "--weights", help="weights file for learned metrics"),

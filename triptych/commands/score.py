@@ -24,15 +24,31 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, "--workers", help="worker processes (local) or CPUs (local Ray instance)"),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="an existing Ray cluster, e.g. "
                                                   "ray://head:10001 (default: start a local one)"),
+        refs: Optional[Path] = typer.Option(None, "--refs", help="reference photos, a folder per identity "
+                                            "(personalization benchmarks; same as --param refs=DIR)"),
+        param: list[str] = typer.Option([], "--param", help="KEY=VALUE: override a benchmark parameter that its "
+                                        "variant declares (e.g. prompts=5); repeatable"),
+        metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
+                                         "benchmark's metrics; repeatable"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
+        from triptych.errors import TriptychError
         from triptych.results import read_run
         from triptych.scoring import score
 
-        run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address)
+        params = {}
+        for item in param:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise TriptychError(f"--param {item!r} is not KEY=VALUE", fix="e.g. --param prompts=5")
+            params[key] = value
+        if refs is not None:
+            params["refs"] = str(refs.resolve())
+        run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
+                        metric or None, params)
         run = read_run(run_dir)
         for m in run["metrics"]:
             agg = m["aggregate"]
             typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
-                       f"{agg['value']:.6g} {m['unit']}  (n={agg['n']})")
+                       f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})")  # 'inf' is stored as a string
         typer.echo(f"run: {run_dir}", err=True)
