@@ -1,4 +1,4 @@
-"""``triptych inpaint --method M --frames DIR --masks DIR --out DIR [--dilation N]``
+"""``triptych inpaint --method M --frames DIR --masks DIR --out DIR [--dilation N] [--weights FILE]``
 
 Runs a registered video completion method on one folder of frames and writes the completed frames.
 """
@@ -6,15 +6,18 @@ Runs a registered video completion method on one folder of frames and writes the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: int = 0) -> list[Path]:
+def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: int = 0,
+                   weights: Path | None = None) -> list[Path]:
     """Run ``method`` on the video in ``frames`` with the same-named masks in ``masks``; write the
-    completed frames as ``out/<frame stem>.png`` and return their paths.
+    completed frames as ``out/<frame stem>.png`` and return their paths. ``weights`` replaces the method's
+    registered checkpoint with a user file (methods whose factory takes ``weights``).
 
     The written frame is ``uint8(pred) * mask + frame * (1 - mask)`` with the method's output truncated
     to uint8 (clipped first) and the (dilated) mask: exactly what ``triptych score`` composites.
@@ -34,6 +37,13 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
     if spec.task != "video_inpainting":
         raise TriptychError(f"method {method!r} is a {spec.task} method, not a video_inpainting one",
                             fix="see 'triptych list methods' for video_inpainting methods")
+    if weights is not None:
+        import dataclasses
+        import inspect
+
+        if "weights" not in inspect.signature(spec.load()).parameters:
+            raise TriptychError(f"method {method!r} takes no weights file", fix="drop --weights")
+        spec = dataclasses.replace(spec, params={**spec.params, "weights": str(weights)})
     if dilation < 0:
         raise InputError(f"--dilation {dilation}: must be 0 or more", fix="pass the number of 3x3-cross dilations")
     if not frames.is_dir():
@@ -100,7 +110,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="folder for the completed frames (<frame stem>.png)"),
         dilation: int = typer.Option(0, "--dilation", help="dilate each mask with a 3x3 cross N times, as the "
                                      "E2FGVI benchmark variant does with N = 4 (default 0: the masks as given)"),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="checkpoint file to use instead of the "
+                                               "method's registered weights (e.g. E2FGVI-CVPR22.pth)"),
     ) -> None:
         """Complete a video with a registered method; writes the composited frames to OUT."""
-        written = inpaint_folder(method, frames, masks, out, dilation)
+        written = inpaint_folder(method, frames, masks, out, dilation, weights)
         typer.echo(f"{len(written)} frames written to {out}")
