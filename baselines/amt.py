@@ -47,6 +47,7 @@ from triptych.baselines.amt_blocks import (
     resize,
 )
 from triptych.errors import InputError, TriptychError
+from triptych.weights import state_mismatch
 
 Variant = Literal["S", "L", "G"]
 
@@ -225,20 +226,14 @@ def build_amt(variant: Variant) -> AMT:
 def load_amt_state(model: AMT, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
     """Load ``state`` strictly; a missing, extra or mis-shaped key is a ``TriptychError`` that names it."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or extra or shapes:
+    mismatch = state_mismatch(expected, state)
+    if mismatch:
         name = model.config.name
-        parts = [f"{len(items)} {label}: {sep.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-                 for label, sep, items in (("missing key(s)", ", ", missing), ("unexpected key(s)", ", ", extra),
-                                           ("shape mismatch(es)", "; ", shapes)) if items]
         hint = ""
-        if extra and all(k.startswith("module.") for k in extra):
+        if mismatch.unexpected and all(k.startswith("module.") for k in mismatch.unexpected):
             hint = "; its keys start with 'module.' (a DataParallel save): strip that prefix first"
         raise TriptychError(
-            f"{source} does not fit {name} ({len(expected)} keys): " + "; ".join(parts),
+            f"{source} does not fit {name} ({len(expected)} keys): " + mismatch.describe(),
             fix=f"pass the {name} checkpoint ({model.config.weights.replace('_', '-')}.pth, "
                 f"{{'state_dict': ...}}) or a state dict saved from this port; other AMT sizes do not fit{hint}")
     model.load_state_dict(dict(state), strict=True)

@@ -44,6 +44,7 @@ from triptych.baselines.e2fgvi_blocks import (
 from triptych.baselines.inpainting import frames_to_uint8, masks_to_holes
 from triptych.baselines.video_window import NEIGHBOR_STRIDE, REF_STRIDE, complete_video
 from triptych.errors import InputError, TriptychError
+from triptych.weights import state_mismatch
 
 CHANNELS = 128
 HIDDEN = 512
@@ -118,18 +119,12 @@ class E2FGVI(nn.Module):
 def load_e2fgvi_state(model: E2FGVI, state: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
     """Load ``state`` strictly; a missing, extra or mis-shaped key is a ``TriptychError`` that names it."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or extra or shapes:
-        parts = [f"{len(items)} {label}: {sep.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-                 for label, sep, items in (("missing key(s)", ", ", missing), ("unexpected key(s)", ", ", extra),
-                                           ("shape mismatch(es)", "; ", shapes)) if items]
+    mismatch = state_mismatch(expected, state)
+    if mismatch:
         other = NAMES[not model.hq]
         hint = (f"; it looks like an {other} checkpoint: use that method instead"
                 if ("sc.bias" in state) != ("sc.bias" in expected) else "")
-        raise TriptychError(f"{source} does not fit {model.name} ({len(expected)} keys): " + "; ".join(parts),
+        raise TriptychError(f"{source} does not fit {model.name} ({len(expected)} keys): " + mismatch.describe(),
                             fix=f"pass {'E2FGVI-HQ-CVPR22.pth' if model.hq else 'E2FGVI-CVPR22.pth'} (a plain state "
                                 f"dict) or a state dict saved from this port{hint}")
     model.load_state_dict(dict(state), strict=True)
@@ -170,11 +165,12 @@ class E2FGVIInpainter:
     the model, on ``device`` (default: CUDA when available, else CPU).
 
     Returned frames: the merged composites ``c`` (quarter steps in [0, 255], module ``video_window``) as
-    ``(c + 1/8) / 255``. The harness truncates ``x * 255`` to uint8 and composites with the same mask, so
-    the scored pixel is ``floor(c)`` exactly; the 1/8 keeps float rounding from turning an integer ``c``
-    into ``c - 1``. E2FGVI's evaluate.py scores the float ``c`` itself: where two windows disagree by an
-    odd amount the harness's value is 0.5 (or 0.25) lower.
+    ``c / 255``. ``protocol_frames`` tells the harness that they already are the frames E2FGVI's
+    evaluate.py scores (truncated, composited, merged in float), so it keeps them instead of truncating
+    again: a pixel where two windows disagree by an odd amount is scored at its half (or quarter) value.
     """
+
+    protocol_frames = True
 
     def __init__(self, model: E2FGVI, weights: dict[str, Any] | None = None, neighbor_stride: int = NEIGHBOR_STRIDE,
                  ref_stride: int = REF_STRIDE, device: str | None = None) -> None:
@@ -207,7 +203,7 @@ class E2FGVIInpainter:
         for i, comp in complete_video(self.window, len(video), lambda i: (video[i], holes[i]),
                                       self.neighbor_stride, self.ref_stride):
             out[i] = comp
-        return torch.from_numpy((out + np.float32(0.125)) / np.float32(255.0)).permute(0, 3, 1, 2).contiguous()
+        return torch.from_numpy(out / np.float32(255.0)).permute(0, 3, 1, 2).contiguous()
 
 
 def make_e2fgvi_method(hq: bool, weights: str | None = None, neighbor_stride: int = NEIGHBOR_STRIDE,

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from triptych.errors import TriptychError
+from triptych.weights import state_mismatch
 
 Version = Literal["v1", "v2"]
 
@@ -383,10 +384,6 @@ def build_id_encoder(version: Version, *, init_weights: bool = True,
 
 # --- strict loading -----------------------------------------------------------------------------------------
 
-def _listing(label: str, items: list[str], sep: str = ", ") -> str:
-    return f"{len(items)} {label}: {sep.join(items[:5])}{' ...' if len(items) > 5 else ''}"
-
-
 def load_id_encoder_state(model: IDEncoder, state: Mapping[str, torch.Tensor],
                           source: str = "state dict") -> None:
     """Load an ``id_encoder`` state dict strictly (values are cast to the model's float32).
@@ -398,16 +395,11 @@ def load_id_encoder_state(model: IDEncoder, state: Mapping[str, torch.Tensor],
     config = model.config
     state = {k: v for k, v in state.items() if k != POSITION_IDS_KEY}
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if not (missing or extra or shapes):
+    mismatch = state_mismatch(expected, state)
+    if not mismatch:
         model.load_state_dict(state, strict=True)
         return
-    parts = [_listing(label, items, sep) for label, sep, items in
-             (("missing key(s)", ", ", missing), ("unexpected key(s)", ", ", extra),
-              ("shape mismatch(es)", "; ", shapes)) if items]
+    missing, extra = mismatch.missing, mismatch.unexpected
     hint = ""
     if config.version == "v1" and any(k.startswith("qformer_perceiver.") for k in extra):
         hint = "; it holds 'qformer_perceiver.*', so it is a PhotoMaker v2 encoder: use version 'v2'"
@@ -420,7 +412,7 @@ def load_id_encoder_state(model: IDEncoder, state: Mapping[str, torch.Tensor],
     filename = f"photomaker-{config.version}.bin"
     raise TriptychError(
         f"{source} does not fit the PhotoMaker {config.version} ID encoder ({len(expected)} keys): "
-        + "; ".join(parts) + hint,
+        + mismatch.describe() + hint,
         fix=f"pass {filename} ({{'id_encoder': ..., 'lora_weights': ...}}), its 'id_encoder' state dict, or a "
             "state dict saved from this port")
 

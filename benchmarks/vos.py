@@ -118,7 +118,9 @@ class VideoCompletion:
         return mask
 
     def predict(self, method: Any, video: Video) -> np.ndarray:
-        """The method's completed frames as uint8 (T, H, W, 3).
+        """The method's completed frames as uint8 (T, H, W, 3), truncated as E2FGVI's evaluate.py does; a
+        method with ``protocol_frames = True`` (its output is already the protocol's scored frame) keeps
+        its float32 values in [0, 1].
 
         A method gets the whole video, unless it declares ``temporal_reach = r`` (an int: frame t's output
         depends only on frames t - r .. t + r). Then it is called on chunks of ``PREDICT_CHUNK`` target
@@ -130,12 +132,12 @@ class VideoCompletion:
         if reach is None or count <= PREDICT_CHUNK + 2 * int(reach):
             return self._predict_range(method, video, 0, count, 0, count)
         reach = int(reach)
-        out = np.empty((count, self.size[1], self.size[0], 3), dtype=np.uint8)
+        chunks = []
         for start in range(0, count, PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, count)
             lo, hi = max(0, start - reach), min(count, stop + reach)
-            out[start:stop] = self._predict_range(method, video, lo, hi, start, stop)
-        return out
+            chunks.append(self._predict_range(method, video, lo, hi, start, stop))
+        return np.concatenate(chunks)
 
     def _predict_range(self, method: Any, video: Video, lo: int, hi: int, start: int, stop: int) -> np.ndarray:
         """Call the method on frames lo..hi-1 and keep the outputs of frames start..stop-1."""
@@ -144,9 +146,13 @@ class VideoCompletion:
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
         m = torch.from_numpy(masks)[:, None].float()
         out = check_output(method.inpaint(x, m), tuple(x.shape), type(method).__name__, video.name)
+        kept = out[start - lo:stop - lo].permute(0, 2, 3, 1).numpy()
+        if getattr(method, "protocol_frames", False):
+            # the method already truncated, composited and merged as the protocol does (E2FGVI's evaluate.py
+            # scores the 0.5/0.5 merge of overlapping windows in float): its values are kept, in [0, 1]
+            return np.clip(kept, 0.0, 1.0).astype(np.float32)
         # E2FGVI evaluate.py: (pred * 255).astype(uint8) truncates; clip first so out-of-range values
         # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
-        kept = out[start - lo:stop - lo].permute(0, 2, 3, 1).numpy()
         return np.clip(kept * 255.0, 0, 255).astype(np.uint8)
 
     def read_prediction(self, pred_dir: Path, video: Video) -> list[Path]:
@@ -181,7 +187,10 @@ class VideoCompletion:
         """(composite, ground truth) of frame t: prediction * mask + gt * (1 - mask), the protocol's step."""
         gt = process_frame(video.frames[t], self.size)
         hole = self.mask(video.masks[t])[..., None]
-        return self._predicted_frame(prediction, t) * hole + gt * (1 - hole), gt
+        pred = self._predicted_frame(prediction, t)
+        if pred.dtype != np.uint8:  # a method's protocol frames, float in [0, 1]: composite in [0, 1], float64
+            return pred.astype(np.float64) * hole + (gt / 255.0) * (1 - hole), gt
+        return pred * hole + gt * (1 - hole), gt
 
     def measure(self, video: Video, prediction: np.ndarray | list[Path], metrics: Sequence[MetricUse]) -> list[Score]:
         """Frame-level metrics frame by frame (one frame in memory at a time); video-level ones (E_warp) over

@@ -131,7 +131,7 @@ CASES = [
     Case("all-ones-mask", _mask_case(255), ("00004.png", "whole frame")),
     Case("unknown-metric", lambda t: _measure(t, FRAMES, FRAMES, metric="pnsr"), ("'pnsr'", "'psnr'")),
     Case("unknown-variant", lambda t: _measure(t, FRAMES, FRAMES, metric="ssim", variant="win7"), ("'win7'", "win65")),
-    Case("no-variant", lambda t: ["measure", "ssim", "--pred", FRAMES, "--gt", FRAMES], ("2 variants", "--variant")),
+    Case("no-variant", lambda t: ["measure", "ssim", "--pred", FRAMES, "--gt", FRAMES], ("variants and no default", "--variant win65")),
     Case("unknown-benchmark", lambda t: ["score", "--benchmark", "davis-50", "--method", "mean_fill", "--out", t],
          ("'davis-50'", "triptych list benchmarks")),
     Case("unknown-method", lambda t: ["score", "--benchmark", "sample-tennis", "--method", "mean-fill", "--out", t],

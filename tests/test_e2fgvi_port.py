@@ -130,8 +130,8 @@ def test_mirror_pad_appends_the_flipped_frame():
 
 def test_hq_inpainter_on_a_two_window_video(hq_model):
     """E2FGVI-HQ runs at 108x60 (a 5x9 token grid). Seven frames give two windows (frames 0-5, 0-6): the
-    merged composites lie on a quarter grid, returned as ``(c + 1/8) / 255``, so the harness's truncation
-    gives ``floor(c)``; visible pixels are the input's."""
+    merged composites lie on a quarter grid, returned as ``c / 255`` and kept so by the harness
+    (``protocol_frames``), as evaluate.py scores them; visible pixels are the input's."""
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, size=(7, 60, 108, 3), dtype=np.uint8)
     holes = np.zeros((7, 60, 108), np.uint8)
@@ -139,17 +139,48 @@ def test_hq_inpainter_on_a_two_window_video(hq_model):
     frames = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255.0
     masks = torch.from_numpy(holes)[:, None].float()
     method = E2FGVIInpainter(hq_model, device="cpu")
-    assert isinstance(method, Inpainter)
+    assert isinstance(method, Inpainter) and method.protocol_frames
     out = method.inpaint(frames, masks)
     assert out.shape == frames.shape and out.dtype == torch.float32
-    merged = out.permute(0, 2, 3, 1).numpy().astype(np.float64) * 255.0 - 0.125
-    quarters = merged * 4
+    quarters = out.permute(0, 2, 3, 1).numpy().astype(np.float64) * 255.0 * 4
     assert np.abs(quarters - np.round(quarters)).max() < 1e-3
-    harness = np.clip(out.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255).astype(np.uint8)
-    assert np.array_equal(harness, np.floor(np.round(quarters) / 4).astype(np.uint8))
-    assert np.array_equal(harness[holes == 0], video[holes == 0])
+    assert np.array_equal(np.round(quarters[holes == 0] / 4), video[holes == 0])
     fractional = np.round(quarters) % 4 != 0
     assert fractional[:6].any() and not fractional[6].any()  # frame 6 is in the second window only
+
+
+def test_the_harness_scores_protocol_frames_unrounded(tmp_path):
+    """A method declaring ``protocol_frames`` is scored on its float values (E2FGVI's merged composites,
+    e.g. 100.5), a plain method on its output truncated to uint8 (100)."""
+    from PIL import Image
+
+    from triptych.benchmarks.vos import Video, VideoCompletion
+
+    gt = np.full((4, 8, 3), 30, np.uint8)
+    hole = np.zeros((4, 8), np.uint8)
+    hole[1:3, 2:5] = 255
+    paths = []
+    for i in range(2):
+        Image.fromarray(gt).save(tmp_path / f"f{i}.png")
+        Image.fromarray(hole).save(tmp_path / f"m{i}.png")
+        paths.append((tmp_path / f"f{i}.png", tmp_path / f"m{i}.png"))
+    video = Video("v", tuple(p for p, _ in paths), tuple(m for _, m in paths))
+    task = VideoCompletion({"size": [8, 4], "mask_dilation": 0})
+
+    class Plain:
+        def inpaint(self, x, m):
+            return torch.full_like(x, 100.5 / 255)
+
+    class Protocol(Plain):
+        protocol_frames = True
+
+    plain, protocol = task.predict(Plain(), video), task.predict(Protocol(), video)
+    assert plain.dtype == np.uint8 and (plain == 100).all()
+    assert protocol.dtype == np.float32
+    composite, _ = task.composite(video, protocol, 0)
+    assert np.allclose(composite[hole > 0] * 255, 100.5, atol=1e-4)
+    assert np.allclose(composite[hole == 0] * 255, 30, atol=1e-9)
+    assert (task.composite(video, plain, 0)[0][hole > 0] == 100).all()
 
 
 def test_registry_entries_and_missing_weights_error(monkeypatch, tmp_path):

@@ -16,13 +16,15 @@ benchmark's ``BenchmarkData`` (for baselines such as ``other_id`` that draw on o
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
-from triptych.errors import TriptychError
-from triptych.registry import MethodSpec
+from triptych.errors import InputError, TriptychError
+from triptych.registry import MethodSpec, registry
 
 
 @runtime_checkable
@@ -51,6 +53,22 @@ PROTOCOLS: dict[str, type] = {
     "frame_interpolation": Interpolator,
     "personalization": Generator,
 }
+
+
+def method_for_task(name: str, task: str, weights: str | Path | None = None) -> MethodSpec:
+    """The registered method ``name``, checked to serve ``task``; with ``weights`` (a command's --weights
+    FILE) passed as its factory's ``weights`` parameter, refused when the factory takes none."""
+    spec = registry().method(name)
+    if spec.task != task:
+        raise TriptychError(f"method {name!r} is a {spec.task} method, not a {task} one",
+                            fix=f"see 'triptych list methods' for {task} methods")
+    if weights is None:
+        return spec
+    if "weights" not in inspect.signature(spec.load()).parameters:
+        raise TriptychError(f"method {name!r} takes no weights file", fix="leave out --weights")
+    if not Path(weights).is_file():
+        raise InputError(f"--weights {weights}: no such file", fix="pass a .safetensors, .pt or .pth checkpoint")
+    return dataclasses.replace(spec, params={**spec.params, "weights": str(weights)})
 
 
 def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, Any] | None = None) -> Any:

@@ -703,3 +703,32 @@ def load(name: str, registry: Registry | None = None) -> dict[str, Any]:
         raise TriptychError(f"weights {name!r} are a {spec.format} file, not a state dict",
                             fix="use triptych.weights.resolve(name) and the reader of that format")
     return load_state_dict(resolve(name, registry), spec.container_key)
+
+
+@dataclass(frozen=True)
+class StateMismatch:
+    """How a state dict fails to fit a model: missing and unexpected keys, and shape mismatches."""
+
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    shapes: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+    def describe(self) -> str:
+        """'N missing key(s): a, b, ...; M unexpected key(s): ...' (five names each at most)."""
+        return "; ".join(f"{len(items)} {label}: {sep.join(items[:5])}{' ...' if len(items) > 5 else ''}"
+                         for label, sep, items in (("missing key(s)", ", ", self.missing),
+                                                   ("unexpected key(s)", ", ", self.unexpected),
+                                                   ("shape mismatch(es)", "; ", self.shapes)) if items)
+
+
+def state_mismatch(expected: Mapping[str, Any], state: Mapping[str, Any]) -> StateMismatch:
+    """Compare a checkpoint's ``state`` with a model's ``expected`` state dict (keys and shapes), so every
+    strict loader names exactly what does not fit before ``load_state_dict`` runs."""
+    return StateMismatch(
+        tuple(k for k in expected if k not in state), tuple(k for k in state if k not in expected),
+        tuple(f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)))
+

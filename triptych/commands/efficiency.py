@@ -26,26 +26,12 @@ def reported_figures(method: str) -> list[dict[str, Any]]:
 
 def efficiency_document(method: str, weights: Path | None, size: str, runs: int, device: str) -> dict[str, Any]:
     """Build the method (registry weights, or ``weights``), measure it, and describe the result."""
-    import dataclasses
-    import inspect
-
     from triptych.baselines.efficiency import FLOP_COUNTER, measure_efficiency, parse_size
-    from triptych.errors import InputError, TriptychError
-    from triptych.methods import build_method
+    from triptych.methods import build_method, method_for_task
     from triptych.provenance import code_revision, hardware, package_versions
-    from triptych.registry import registry
 
     width, height = parse_size(size)
-    spec = registry().method(method)
-    if spec.task != "frame_interpolation":
-        raise TriptychError(f"method {method!r} is a {spec.task} method, not a frame_interpolation one",
-                            fix="see 'triptych list methods' for frame_interpolation methods")
-    if weights is not None:
-        if "weights" not in inspect.signature(spec.load()).parameters:
-            raise TriptychError(f"method {method!r} takes no weights", fix="leave out --weights")
-        if not weights.is_file():
-            raise InputError(f"--weights {weights}: no such file", fix="pass a .safetensors or .pth checkpoint")
-        spec = dataclasses.replace(spec, params={**spec.params, "weights": str(weights)})
+    spec = method_for_task(method, "frame_interpolation", weights)
     model = build_method(spec)
     result = measure_efficiency(model, width, height, runs, device)
     flops = result.flops

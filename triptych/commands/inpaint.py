@@ -28,22 +28,11 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
     from PIL import Image
 
     from triptych.atomic import atomic_write
-    from triptych.errors import InputError, TriptychError
+    from triptych.errors import InputError
     from triptych.media import read_mask, read_rgb
-    from triptych.methods import build_method, check_output
-    from triptych.registry import registry
+    from triptych.methods import build_method, check_output, method_for_task
 
-    spec = registry().method(method)
-    if spec.task != "video_inpainting":
-        raise TriptychError(f"method {method!r} is a {spec.task} method, not a video_inpainting one",
-                            fix="see 'triptych list methods' for video_inpainting methods")
-    if weights is not None:
-        import dataclasses
-        import inspect
-
-        if "weights" not in inspect.signature(spec.load()).parameters:
-            raise TriptychError(f"method {method!r} takes no weights file", fix="drop --weights")
-        spec = dataclasses.replace(spec, params={**spec.params, "weights": str(weights)})
+    spec = method_for_task(method, "video_inpainting", weights)
     if dilation < 0:
         raise InputError(f"--dilation {dilation}: must be 0 or more", fix="pass the number of 3x3-cross dilations")
     if not frames.is_dir():

@@ -18,29 +18,16 @@ def interpolate_pair(method: str, frame0: Path, frame1: Path, t: float = 0.5, we
     The frames are read as uint8 RGB and converted as AMT ``img2tensor`` (uint8 / 255, float32), the
     conversion ``triptych score`` uses. ``weights`` replaces the method's registry weights with a file.
     """
-    import dataclasses
-    import inspect
-
     import torch
 
-    from triptych.errors import InputError, TriptychError
+    from triptych.errors import InputError
     from triptych.media import read_rgb
-    from triptych.methods import build_method, check_output
-    from triptych.registry import registry
+    from triptych.methods import build_method, check_output, method_for_task
 
-    spec = registry().method(method)
-    if spec.task != "frame_interpolation":
-        raise TriptychError(f"method {method!r} is a {spec.task} method, not a frame_interpolation one",
-                            fix="see 'triptych list methods' for frame_interpolation methods")
+    spec = method_for_task(method, "frame_interpolation", weights)
     if not 0.0 < t < 1.0:
         raise InputError(f"--t {t}: the output time must lie strictly between 0 (I0) and 1 (I1)",
                          fix="pass e.g. --t 0.5 for the midpoint or --t 0.125 for the first of 7 x8 frames")
-    if weights is not None:
-        if "weights" not in inspect.signature(spec.load()).parameters:
-            raise TriptychError(f"method {method!r} takes no weights", fix="leave out --weights")
-        if not weights.is_file():
-            raise InputError(f"--weights {weights}: no such file", fix="pass a .safetensors or .pth checkpoint")
-        spec = dataclasses.replace(spec, params={**spec.params, "weights": str(weights)})
     images = [read_rgb(path) for path in (frame0, frame1)]
     if images[0].shape != images[1].shape:
         (h0, w0), (h1, w1) = images[0].shape[:2], images[1].shape[:2]
