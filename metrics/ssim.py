@@ -5,6 +5,8 @@
 - ``matlab3d`` (AMT / RIFE / CAIN "ssim_matlab"): one 11x11x11 Gaussian window over colour x H x W.
 - ``skimage7`` (EMA-VFI / VFIMamba on Xiph): scikit-image's defaults, a uniform 7x7 window per channel,
   on the prediction rounded to uint8.
+- ``devil`` (DEVIL's whole-frame SSIM): the same 7x7 window on [0, 1] frames with scikit-image 0.17.2's
+  implicit float data range of 2.
 """
 
 from __future__ import annotations
@@ -33,30 +35,59 @@ def _box_means_valid(planes: torch.Tensor, win: int) -> torch.Tensor:
     return _running_sums_last(rows, win) / (win * win)
 
 
-def ssim_win65(pred: np.ndarray, gt: np.ndarray) -> float:
-    """E2FGVI ``calc_psnr_and_ssim``: ``compare_ssim(gt, comp, data_range=255, multichannel=True,
-    win_size=65)`` on float64 frames in [0, 255] (E2FGVI @ 709cbe3, scikit-image 0.16.2): uniform 65x65
-    window, sample covariance (4225/4224), K1 0.01, K2 0.03, the map's mean after cropping
-    (65 - 1) / 2 = 32 px on every side, then the mean over the channels.
-
-    scikit-image filters the whole frame (reflect padding) and then drops the 32-px border, so only windows
-    wholly inside the frame reach the mean: this computes just those, with running sums, for the
-    three channels at once. Equal to ``structural_similarity(..., channel_axis=-1, win_size=65,
-    data_range=255)`` within 1e-12 here (tested; ``tests/perf`` measures the speed-up).
-    """
-    win = 65
-    x = torch.from_numpy(to_float64_255(gt)).permute(2, 0, 1).contiguous()  # (3, H, W); skimage's im1 is gt
-    y = torch.from_numpy(to_float64_255(pred)).permute(2, 0, 1).contiguous()
+def _uniform_ssim_valid(gt: np.ndarray, pred: np.ndarray, win: int, data_range: float) -> float:
+    """scikit-image's SSIM with a uniform ``win`` x ``win`` window, sample covariance, K1 0.01, K2 0.03,
+    per channel on float64 (H, W, 3) frames, the map's mean after cropping (win - 1) / 2 px on every side,
+    then the mean over the channels. scikit-image filters the whole frame (reflect padding) and then drops
+    that border, so only windows wholly inside the frame reach the mean: this computes just those, with
+    running sums, for the three channels at once."""
+    x = torch.from_numpy(gt).permute(2, 0, 1).contiguous()  # (3, H, W); skimage's im1 is gt
+    y = torch.from_numpy(pred).permute(2, 0, 1).contiguous()
     if min(x.shape[-2:]) < win:
-        raise ValueError(f"ssim win65 needs frames of at least {win}x{win}, got {x.shape[-1]}x{x.shape[-2]}")
+        raise ValueError(f"ssim needs frames of at least {win}x{win}, got {x.shape[-1]}x{x.shape[-2]}")
     # vx + vy only appear as a sum, so four box means suffice: x, y, x^2 + y^2, xy
     ux, uy, usq, uxy = _box_means_valid(torch.stack([x, y, x * x + y * y, x * y]), win)
     cov_norm = win * win / (win * win - 1.0)  # sample covariance
-    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mean_sq = ux * ux + uy * uy
     ssim_map = ((2 * ux * uy + c1) * (2 * cov_norm * (uxy - ux * uy) + c2)) / (
         (mean_sq + c1) * (cov_norm * (usq - mean_sq) + c2))
     return float(np.mean([channel.mean().item() for channel in ssim_map]))
+
+
+def ssim_win65(pred: np.ndarray, gt: np.ndarray) -> float:
+    """E2FGVI ``calc_psnr_and_ssim``: ``compare_ssim(gt, comp, data_range=255, multichannel=True,
+    win_size=65)`` on float64 frames in [0, 255] (E2FGVI @ 709cbe3, scikit-image 0.16.2): uniform 65x65
+    window, sample covariance (4225/4224), K1 0.01, K2 0.03, the map's mean after cropping
+    (65 - 1) / 2 = 32 px on every side, then the mean over the channels (``_uniform_ssim_valid``).
+    Equal to ``structural_similarity(..., channel_axis=-1, win_size=65, data_range=255)`` within 1e-12
+    here (tested; ``tests/perf`` measures the speed-up).
+    """
+    return _uniform_ssim_valid(to_float64_255(gt), to_float64_255(pred), 65, 255.0)
+
+
+def ssim_devil(pred: np.ndarray, gt: np.ndarray) -> float:
+    """DEVIL's whole-frame SSIM (Szeto and Corso; MichiganCOG/video-inpainting-evaluation @ d339a12
+    ``src/compute_metrics/ssim_computer.py``): ``structural_similarity(gt, comp, multichannel=True)`` with
+    scikit-image 0.17.2 (its pinned version) on float32 frames in [0, 1] (``pil_rgb_to_numpy``: uint8 / 255),
+    no ``data_range``. For float input 0.17.2 takes the range of the dtype, ``dtype_range[float32] =
+    (-1, 1)``, so **data_range = 2** (C1 = 0.02^2, C2 = 0.06^2, four times the constants of [0, 1] data),
+    and casts to float64: uniform 7x7 window, sample covariance (49/48), K1 0.01, K2 0.03, 3-px border
+    cropped, mean over R, G, B. So it is not ``skimage7`` (data range 1 on the same scale) and scores
+    higher. ``comp`` is DEVIL's composite (ground truth outside the hole): pass composited predictions,
+    as ``triptych inpaint`` writes and the inpainting benchmarks score. DEVIL's figure is the mean over
+    videos of each video's mean over frames (not the pooled frame mean).
+
+    Recent scikit-image refuses float input without ``data_range``; the equivalent call is
+    ``structural_similarity(gt.astype(float64), comp.astype(float64), channel_axis=-1, data_range=2)``
+    (tested within 1e-12).
+
+    >>> gt = np.zeros((7, 7, 3), np.uint8); pred = np.full((7, 7, 3), 51, np.uint8)  # 0 vs 0.2
+    >>> round(ssim_devil(pred, gt) * 101, 6)  # (C1) / (0.2^2 + C1) with C1 = 0.02^2: 1/101
+    1.0
+    """
+    return _uniform_ssim_valid(to_unit_float32(gt).astype(np.float64), to_unit_float32(pred).astype(np.float64),
+                               7, 2.0)
 
 
 def ssim_skimage7(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -147,5 +147,5 @@ def test_cli_masked_errors(run_cli, fixtures_dir, tmp_path):
     Image.new("L", (432, 240)).save(masks / "00007.png")  # all zero: no hole
     code, _, err = run_cli(*base, "--mask", masks)
     assert code == 2 and "00007.png" in err and "empty" in err
-    code, _, err = run_cli("measure", "ie", "--pred", tennis / "pred", "--gt", tennis / "gt", "--mask", masks)
+    code, _, err = run_cli("measure", "ie", "--variant", "amt", "--pred", tennis / "pred", "--gt", tennis / "gt", "--mask", masks)
     assert code == 2 and "--mask" in err
