@@ -19,8 +19,12 @@ encoding, denoising, decoding, and the copy of the image to the CPU), one image 
 level ``image``, unit ``s``); ``<out>/.generation/generation.json`` holds the settings, weights (sha256), seeds and the
 per-image times.
 
-Seeds: image ``k`` of prompt ``p`` of the ``i``-th protocol identity gets ``base_seed + (i * P + p) * K + k``
-(P prompts, K images per prompt, protocol order), so a slice draws the same seeds as the full run.
+The images to make are a ``celeb_protocol.Plan`` (``make_plan``), the plan of the personalization benchmark
+and of ``triptych personalization init``: the same reference-folder lookup, slices and seeds. Seeds: image
+``k`` of prompt ``p`` of identity ``i`` gets ``celeb_protocol.image_seed``, ``base + (i*P + p)*K + k`` (P prompts,
+K images per prompt of the protocol), so a slice draws the seeds of the full run, and ``triptych score
+--method`` calls the generator with the same seed for the same image; ``generation.json`` records the rule
+(``seeds``) and every image's seed.
 """
 
 from __future__ import annotations
@@ -35,133 +39,15 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from triptych.atomic import atomic_write, atomic_write_text
-from triptych.benchmarks.celeb_protocol import Prompt, Protocol, id_slug
-from triptych.benchmarks.personalization import CLASS_WORDS, read_reference
+from triptych.benchmarks.celeb_protocol import CelebImage, Protocol
+from triptych.benchmarks.personalization import read_reference
 from triptych.errors import InputError, TriptychError
-from triptych.media import IMAGE_SUFFIXES
 
 RECORDS_DIR = ".generation/records"
 JOB_FILE = ".generation/job.json"
 TABLE_FILE = ".generation/personalization_time.parquet"
 SUMMARY_FILE = ".generation/generation.json"
 METRIC = "personalization_time"
-
-
-@dataclass(frozen=True)
-class ImageRequest:
-    """One image of the protocol: who, which prompt, which k, its seed and where it goes."""
-
-    id_name: str
-    class_word: str
-    prompt: Prompt
-    k: int
-    seed: int
-    path: str  # relative POSIX path, <id_slug>/<NN>_<prompt_slug>/<k>.png
-    text: str  # the prompt with the class word filled in
-
-    @property
-    def sample_id(self) -> str:
-        return self.path[:-len(".png")]
-
-
-# --- slicing ----------------------------------------------------------------------------------------------------
-
-def select_ids(protocol: Protocol, spec: str | None) -> tuple[str, ...]:
-    """``None``: all; ``N``: the first N in protocol order; else comma-separated names or slugs."""
-    if spec is None or not spec.strip():
-        return protocol.ids
-    spec = spec.strip()
-    if spec.isdigit():
-        n = int(spec)
-        if not 1 <= n <= len(protocol.ids):
-            raise InputError(f"--ids {n}: the protocol has {len(protocol.ids)} identities", fix=f"use 1..{len(protocol.ids)}")
-        return protocol.ids[:n]
-    by_key = {k: name for name in protocol.ids for k in (name.lower(), id_slug(name))}
-    chosen, unknown = [], []
-    for item in (s.strip() for s in spec.split(",") if s.strip()):
-        name = by_key.get(item.lower()) or by_key.get(id_slug(item))
-        (chosen if name else unknown).append(name or item)
-    if unknown:
-        raise InputError(f"--ids: not in protocol {protocol.name}: {', '.join(unknown)}",
-                         fix=f"use a count or names such as {protocol.ids[0]!r} / {id_slug(protocol.ids[0])!r}")
-    return tuple(dict.fromkeys(chosen))
-
-
-def select_prompts(protocol: Protocol, spec: str | None) -> tuple[Prompt, ...]:
-    """``None``: all; ``N``: the first N; else comma-separated indices or ranges (``0,3,10-12``)."""
-    if spec is None or not spec.strip():
-        return protocol.prompts
-    spec = spec.strip()
-    count = len(protocol.prompts)
-    if spec.isdigit():
-        n = int(spec)
-        if not 1 <= n <= count:
-            raise InputError(f"--prompts {n}: the protocol has {count} prompts", fix=f"use 1..{count}")
-        return protocol.prompts[:n]
-    indices: list[int] = []
-    try:
-        for item in (s.strip() for s in spec.split(",") if s.strip()):
-            first, _, last = item.partition("-")
-            indices.extend(range(int(first), int(last or first) + 1))
-    except ValueError as exc:
-        raise InputError(f"--prompts {spec!r}: expected a count or indices like 0,3,10-12",
-                         fix="give prompt indices of the protocol file (0-based)") from exc
-    bad = [i for i in indices if not 0 <= i < count]
-    if bad:
-        raise InputError(f"--prompts: indices {bad} outside 0..{count - 1}", fix=f"use 0..{count - 1}")
-    return tuple(protocol.prompts[i] for i in dict.fromkeys(indices))
-
-
-def plan(protocol: Protocol, ids: Sequence[str], prompts: Sequence[Prompt], images_per_prompt: int | None = None,
-         base_seed: int = 0) -> list[ImageRequest]:
-    """Every image to make, identities then prompts then k (protocol order), with its seed."""
-    k_max = protocol.images_per_prompt if images_per_prompt is None else int(images_per_prompt)
-    if not 1 <= k_max <= protocol.images_per_prompt:
-        raise InputError(f"--images-per-prompt {k_max}: the protocol has {protocol.images_per_prompt} per prompt",
-                         fix=f"use 1..{protocol.images_per_prompt}")
-    n_prompts, per = len(protocol.prompts), protocol.images_per_prompt
-    requests = []
-    for name in ids:
-        i = protocol.ids.index(name)
-        word = protocol.class_words[name]
-        for prompt in prompts:
-            for k in range(k_max):
-                seed = base_seed + (i * n_prompts + prompt.index) * per + k
-                requests.append(ImageRequest(name, word, prompt, k, seed, protocol.image_path(name, prompt, k),
-                                             protocol.fill(prompt, word)))
-    return requests
-
-
-# --- reference photos -------------------------------------------------------------------------------------------
-
-def reference_folders(refs: Path, protocol: Protocol, ids: Sequence[str]) -> dict[str, list[Path]]:
-    """Each identity's reference photos from ``refs``: a folder named ``<id_slug>`` (the class word then
-    comes from the protocol) or ``<id_slug>_<classword>`` (the portrait-set convention of
-    ``benchmarks/personalization.load_portraits``), whose class word must be the protocol's. Photos:
-    non-hidden ``.png/.jpg/.jpeg`` files, sorted by name. Errors name the folder(s) looked for."""
-    refs = Path(refs)
-    if not refs.is_dir():
-        raise InputError(f"--refs {refs}: folder not found", fix="point at a folder with one sub-folder per identity")
-    folders = {p.name: p for p in refs.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    found: dict[str, list[Path]] = {}
-    for name in ids:
-        slug, word = id_slug(name), protocol.class_words[name]
-        hits = [folders[n] for n in (slug, f"{slug}_{word}") if n in folders]
-        others = [n for n in (f"{slug}_{w}" for w in CLASS_WORDS if w != word) if n in folders]
-        if others:
-            raise InputError(f"{refs / others[0]}: class word differs from the protocol's {word!r} for {name}",
-                             fix=f"rename it to {slug}_{word} (or {slug})")
-        if not hits:
-            raise InputError(f"{refs}: no reference folder for {name} (looked for {slug}/ and {slug}_{word}/)",
-                             fix=f"put {name}'s reference photos (4 in the protocol) in {refs / slug}/")
-        if len(hits) > 1:
-            raise InputError(f"{refs}: both {slug}/ and {slug}_{word}/ exist for {name}", fix="keep one of them")
-        images = sorted(p for p in hits[0].iterdir()
-                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise InputError(f"{hits[0]}: no PNG or JPEG reference photos", fix=f"add {name}'s reference photos")
-        found[name] = images
-    return found
 
 
 # --- the job ----------------------------------------------------------------------------------------------------
@@ -174,7 +60,7 @@ def _write_png(path: Path, image: torch.Tensor) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 
 
-def _checked(images: Any, request: ImageRequest, method: str) -> torch.Tensor:
+def _checked(images: Any, request: CelebImage, method: str) -> torch.Tensor:
     if not isinstance(images, (list, tuple)) or len(images) != 1:
         raise TriptychError(f"method {method!r} returned {type(images).__name__} of "
                             f"{len(images) if isinstance(images, (list, tuple)) else '?'} images for {request.path}; "
@@ -211,16 +97,17 @@ class JobResult:
     summary: Path
 
 
-def run_job(generator: Any, requests: Sequence[ImageRequest], references: Mapping[str, Sequence[Path]], out: Path,
-            *, method: str, method_version: str, protocol: Protocol, describe: Mapping[str, Any] | None = None,
+def run_job(generator: Any, requests: Sequence[CelebImage], out: Path, *, method: str, method_version: str,
+            protocol: Protocol, seeds: Mapping[str, Any], describe: Mapping[str, Any] | None = None,
             progress: bool = True, clock: Callable[[], float] = time.perf_counter) -> JobResult:
-    """Generate every missing image of ``requests`` into ``out``, then rewrite the timing table and the
-    JSON over all images of ``requests`` present. ``generator`` follows ``triptych.methods.Generator``."""
+    """Generate every missing image of ``requests`` (``Plan.images()``: each with the references the method
+    gets and its seed) into ``out``, then rewrite the timing table and the JSON over all images of
+    ``requests`` present; ``seeds`` is ``Plan.seeds()``. ``generator`` follows ``triptych.methods.Generator``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = Path(out)
     meta = _job_meta(out, method)
-    loaded: dict[str, list[torch.Tensor]] = {}
+    loaded: dict[tuple[Path, ...], list[torch.Tensor]] = {}
     generated, skipped, seconds = 0, 0, []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
@@ -231,26 +118,27 @@ def run_job(generator: Any, requests: Sequence[ImageRequest], references: Mappin
                 skipped += 1
                 bar.advance(task)
                 continue
-            if request.id_name not in loaded:
-                loaded = {request.id_name: [read_reference(p) for p in references[request.id_name]]}
+            if request.given not in loaded:
+                loaded = {request.given: [read_reference(p) for p in request.given]}
             start = clock()
-            image = _checked(generator.generate(loaded[request.id_name], request.text, request.seed), request, method)
+            image = _checked(generator.generate(loaded[request.given], request.prompt, request.seed), request, method)
             elapsed = clock() - start
-            record = {"path": request.path, "id": request.id_name, "class_word": request.class_word,
-                      "prompt_index": request.prompt.index, "prompt": request.text, "k": request.k,
+            record = {"path": request.path, "id": request.name, "class_word": request.class_word,
+                      "prompt_index": request.prompt_index, "prompt": request.prompt, "k": request.k,
                       "seed": request.seed, "seconds": elapsed, "size": list(image.shape[1:]),
-                      "references": [p.name for p in references[request.id_name]]}
+                      "references": [p.name for p in request.given]}
             atomic_write_text(out / RECORDS_DIR / f"{request.sample_id}.json", json.dumps(record, indent=1))
             _write_png(target, image)
             generated += 1
             seconds.append(elapsed)
             bar.update(task, advance=1, description=f"{method} {elapsed:.2f} s/img")
-    table, summary = write_outputs(out, requests, meta["run_id"], method, method_version, protocol, describe or {})
+    table, summary = write_outputs(out, requests, meta["run_id"], method, method_version, protocol, seeds,
+                                   describe or {})
     return JobResult(generated, skipped, seconds, table, summary)
 
 
-def write_outputs(out: Path, requests: Sequence[ImageRequest], run_id: str, method: str, method_version: str,
-                  protocol: Protocol, describe: Mapping[str, Any]) -> tuple[Path, Path]:
+def write_outputs(out: Path, requests: Sequence[CelebImage], run_id: str, method: str, method_version: str,
+                  protocol: Protocol, seeds: Mapping[str, Any], describe: Mapping[str, Any]) -> tuple[Path, Path]:
     """The results-schema timing table and ``generation.json`` over every image of ``requests`` on disk."""
     import pandas as pd
     import pyarrow as pa
@@ -278,7 +166,7 @@ def write_outputs(out: Path, requests: Sequence[ImageRequest], run_id: str, meth
     times = [float(r["seconds"]) for r in records]
     summary = {
         "run_id": run_id, "protocol": protocol.name, "method": method, "method_version": method_version,
-        "generator": dict(describe), "written_utc": utc_now(),
+        "generator": dict(describe), "seeds": dict(seeds), "written_utc": utc_now(),
         "images_expected": len(requests), "images_present": len(records), "missing": missing,
         "seconds_per_image": {"mean": sum(times) / len(times) if times else None,
                               "min": min(times, default=None), "max": max(times, default=None)},

@@ -4,7 +4,19 @@ import json
 
 import pytest
 
-from triptych.benchmarks.celeb_protocol import id_slug, load_protocol, parse_protocol, prompt_slug
+import zlib
+
+from triptych.benchmarks.celeb_protocol import (
+    CLI_OPTIONS,
+    PARAM_OPTIONS,
+    identity_index,
+    id_slug,
+    image_seed,
+    load_protocol,
+    parse_protocol,
+    prompt_slug,
+    select_prompts,
+)
 from triptych.errors import InputError
 
 
@@ -42,3 +54,31 @@ def test_malformed_protocol_is_named(tmp_path):
         load_protocol(bad)
     with pytest.raises(InputError, match="not a personalization protocol"):
         parse_protocol({"name": "x"}, "inline")
+
+
+def test_image_seed_by_hand():
+    protocol = load_protocol()
+    # Alan Turing is identity 0, Albert Einstein 1 (file order); P = 40 prompts, K = 4 images
+    assert image_seed(protocol, "Alan Turing", 0, 0, 0) == 0
+    assert image_seed(protocol, "Albert Einstein", 3, 1, 100) == 100 + (1 * 40 + 3) * 4 + 1 == 273
+    assert image_seed(protocol, "albert_einstein", 3, 1, 100) == 273  # by slug too
+    last = protocol.ids[-1]
+    assert image_seed(protocol, last, 39, 3, 0) == 25 * 40 * 4 - 1  # the full run uses 0..3999 once each
+    seeds = {image_seed(protocol, i, p.index, k, 7) for i in protocol.ids for p in protocol.prompts for k in range(4)}
+    assert seeds == set(range(7, 7 + 4000))
+    # a custom identity: i = 25 + crc32(slug) mod 2**20, whatever other folders exist
+    i = 25 + zlib.crc32(b"newton") % 2**20
+    assert identity_index(protocol, "newton") == i
+    assert image_seed(protocol, "newton", 2, 3, 0) == (i * 40 + 2) * 4 + 3
+
+
+def test_one_prompt_grammar_for_benchmark_and_cli():
+    protocol = load_protocol()
+    for text, want in (("3", [0, 1, 2]), ("7,2-3", [2, 3, 7]), ("10-12,0,11", [0, 10, 11, 12]), ("all", list(range(40)))):
+        bench = select_prompts(protocol, text, PARAM_OPTIONS["prompts"])
+        cli = select_prompts(protocol, text, CLI_OPTIONS["prompts"])
+        assert [p.index for p in bench] == [p.index for p in cli] == want
+    with pytest.raises(InputError, match="--param prompts='0'"):
+        select_prompts(protocol, "0", PARAM_OPTIONS["prompts"])
+    with pytest.raises(InputError, match="--prompts='0'"):
+        select_prompts(protocol, "0", CLI_OPTIONS["prompts"])

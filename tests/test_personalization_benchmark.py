@@ -18,8 +18,8 @@ import pytest
 import torch
 from PIL import Image
 
-from triptych.benchmarks.celeb import EMBEDDINGS, load_references, single_reference
-from triptych.benchmarks.celeb_protocol import id_slug, load_protocol
+from triptych.benchmarks.celeb import EMBEDDINGS
+from triptych.benchmarks.celeb_protocol import id_slug, identity_index, load_protocol, load_references, single_reference
 from triptych.errors import InputError, TriptychError
 from triptych.leaderboard.reported import load_reported
 from triptych.leaderboard.sitedata import merge_table
@@ -111,7 +111,10 @@ def test_init_with_refs_uses_folder_class_words_and_lists_references(pred_dir):
         assert row["prompt"] == protocol.fill(protocol.prompts[int(row["prompt_index"])], row["class_word"])
         expected = [p.relative_to(SAMPLE).as_posix() for p in portraits.identities[row["id"]]]
         assert row["references"].split(";") == expected
-    assert sorted({r["prompt_index"] for r in rows}) == ["0", "1"] and {r["seed"] for r in rows} == {"0", "1"}
+    assert sorted({r["prompt_index"] for r in rows}) == ["0", "1"]
+    for row in rows:  # the seed rule of triptych generate: base 0 + (i*40 + p)*4 + k, i = 25 + crc32 mod 2**20
+        i, p, k = identity_index(protocol, row["id"]), int(row["prompt_index"]), int(row["path"][-len("0.png")])
+        assert int(row["seed"]) == (i * 40 + p) * 4 + k and i >= 25
 
 
 def test_class_words_csv_and_protocol_slugs_name_identities(tmp_path):
@@ -195,12 +198,13 @@ def baseline_runs(dlib, tmp_path_factory) -> tuple[Path, dict[str, object]]:
             run_dir = score(BENCH, results, method=method, metrics=DLIB,
                             params={"refs": str(refs), "ids": "found", "prompts": "1", "images_per_prompt": "2"})
             frames[(refs.name if refs != SAMPLE else "sample", method)] = read_samples(run_dir)
+            frames[(refs.name if refs != SAMPLE else "sample", method, "run")] = read_run(run_dir)
     return results, frames
 
 
 def test_baselines_order_reference_copy_above_other_id_above_blank(baseline_runs):
     _, frames = baseline_runs
-    for where in {w for w, _ in frames}:
+    for where in {w for w, *_ in frames}:
         means = {}
         for method in ("reference_copy", "other_id", "blank"):
             samples = frames[(where, method)]
@@ -208,6 +212,47 @@ def test_baselines_order_reference_copy_above_other_id_above_blank(baseline_runs
             means[method] = samples.groupby("identity").value.mean()
         assert (means["reference_copy"] > means["other_id"] + 0.05).all(), (where, means)
         assert (means["other_id"] > means["blank"]).all() and (means["blank"] == 0.0).all()
+
+
+def test_faceless_images_are_recorded_in_run_json(baseline_runs):
+    """no_face=zero: blank images score 0 and every one is named in run.json; reference copies have faces."""
+    _, frames = baseline_runs
+    for where in {w for w, *_ in frames}:
+        blank, copy = frames[(where, "blank", "run")], frames[(where, "reference_copy", "run")]
+        samples = frames[(where, "blank")]
+        (metric,) = blank["metrics"]
+        assert metric["flagged"] == {"no_face": {"count": len(samples), "sample_ids": sorted(samples.sample_id)}}
+        assert "flagged" not in copy["metrics"][0]
+
+
+def test_faceless_flags_are_complete_across_worker_processes(dlib, tmp_path):
+    """The flags travel with each sample's part, so two worker processes give the same run.json list."""
+    params = {"refs": str(SAMPLE), "ids": "found", "prompts": "1", "images_per_prompt": "2"}
+    run = read_run(score(BENCH, tmp_path, method="blank", metrics=DLIB, params=params, workers=2))
+    (metric,) = run["metrics"]
+    assert metric["flagged"]["no_face"]["count"] == metric["aggregate"]["n"] == 4
+    assert metric["flagged"]["no_face"]["sample_ids"] == sorted(metric["flagged"]["no_face"]["sample_ids"])
+
+
+def test_generate_then_score_equals_scoring_the_method(dlib, run_cli, tmp_path):
+    """One slice string, one seed rule: `triptych generate` + `score --pred-dir` gives the rows of `score --method`."""
+    slice_args = {"ids": "found", "prompts": "0,2-3", "images_per_prompt": "2", "seed": "11"}
+    out = tmp_path / "generated"
+    code, _, err = run_cli("generate", "--method", "reference_copy", "--refs", SAMPLE, "--out", out, "--device", "cpu",
+                           "--quiet", *sum(([f"--{k.replace('_', '-')}", v] for k, v in slice_args.items()), []))
+    assert code == 0, err
+    generation = json.loads((out / ".generation/generation.json").read_text())
+    params = {"refs": str(SAMPLE), **slice_args}
+    by_method = read_run(score(BENCH, tmp_path / "m", method="reference_copy", metrics=DLIB, params=params))
+    from_dir = score(BENCH, tmp_path / "d", pred_dir=out, metrics=DLIB, params=params)
+    assert generation["seeds"] == by_method["benchmark_extras"]["seeds"]
+    protocol = load_protocol()
+    path = protocol.image_path("newton", protocol.prompts[3], 1)
+    newton = identity_index(protocol, "newton")
+    assert {i["path"]: i["seed"] for i in generation["images"]}[path] == 11 + (newton * 40 + 3) * 4 + 1
+    a, b = read_samples(tmp_path / "m" / by_method["run_id"]), read_samples(from_dir)
+    assert len(a) == 2 * 3 * 2 and list(a.sample_id) == list(b.sample_id)
+    assert list(a.value) == list(b.value)
 
 
 def test_blank_is_an_error_under_no_face_error(dlib, tmp_path):

@@ -22,7 +22,7 @@ from PIL import Image
 pytest.importorskip("diffusers")
 pytest.importorskip("open_clip")
 
-from triptych.baselines.generation_job import SUMMARY_FILE, TABLE_FILE, plan, reference_folders, run_job, select_prompts  # noqa: E402
+from triptych.baselines.generation_job import SUMMARY_FILE, TABLE_FILE, run_job  # noqa: E402
 from triptych.baselines.photomaker_pipeline import (  # noqa: E402
     GenerationSettings,
     PhotoMakerGenerator,
@@ -32,7 +32,7 @@ from triptych.baselines.photomaker_pipeline import (  # noqa: E402
     load_photomaker,
     sdxl_tokenizers,
 )
-from triptych.benchmarks.celeb_protocol import id_slug, load_protocol  # noqa: E402
+from triptych.benchmarks.celeb_protocol import CLI_OPTIONS, id_slug, load_protocol, make_plan  # noqa: E402
 from triptych.errors import InputError, TriptychError  # noqa: E402
 from triptych.results import read_samples  # noqa: E402
 from triptych.weights import MissingWeightsError, get_spec  # noqa: E402
@@ -193,12 +193,13 @@ def test_tiny_protocol_slice_and_resume(generator, tmp_path, capsys):
         for i, photo in enumerate(_photos(2)):
             array = (photo * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
             Image.fromarray(array).save(folder / f"{i}.png")
-    refs = reference_folders(tmp_path / "refs", protocol, ids)
-    requests = plan(protocol, ids, select_prompts(protocol, "2"), 2, base_seed=0)
+    plan, _ = make_plan({"refs": tmp_path / "refs", "ids": "2", "prompts": "2", "images_per_prompt": 2, "seed": 0},
+                        protocol, CLI_OPTIONS)
+    requests = plan.images()
     out = tmp_path / "out"
     cpu = time.process_time()
-    result = run_job(generator, requests, refs, out, method="photomaker-v1", method_version="1", protocol=protocol,
-                     describe=generator.describe(), progress=False)
+    result = run_job(generator, requests, out, method="photomaker-v1", method_version="1", protocol=protocol,
+                     seeds=plan.seeds(), describe=generator.describe(), progress=False)
     cpu_per_image = (time.process_time() - cpu) / len(requests)
     assert (result.generated, result.skipped) == (8, 0)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == sorted(r.path for r in requests)
@@ -211,8 +212,8 @@ def test_tiny_protocol_slice_and_resume(generator, tmp_path, capsys):
     assert summary["generator"]["start_merge_step"] == 2 and summary["generator"]["settings"]["steps"] == 4
 
     mtimes = {r.path: os.stat(out / r.path).st_mtime_ns for r in requests}
-    again = run_job(generator, requests, refs, out, method="photomaker-v1", method_version="1", protocol=protocol,
-                    describe=generator.describe(), progress=False)
+    again = run_job(generator, requests, out, method="photomaker-v1", method_version="1", protocol=protocol,
+                    seeds=plan.seeds(), describe=generator.describe(), progress=False)
     assert (again.generated, again.skipped) == (0, 8)
     assert {r.path: os.stat(out / r.path).st_mtime_ns for r in requests} == mtimes
     with capsys.disabled():

@@ -33,6 +33,7 @@ class ScoreJob:
     manifest_sha256: str  # verified by the caller before any scoring; workers do not hash the data again
     metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
     params: tuple[tuple[str, str], ...] = ()  # benchmark parameter overrides (scoring.load_benchmark)
+    weights: str | None = None  # absolute path of a checkpoint replacing the method's registry weights
 
 
 @dataclass(frozen=True)
@@ -48,21 +49,26 @@ def _context(job: ScoreJob) -> _Context:
 
     with scoring.trusting_manifest(job.manifest_sha256):
         data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
-    produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None)
+    produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None,
+                               Path(job.weights) if job.weights else None)
     return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
 
 
-def score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, float]]:
-    """Score sample ``index``: (sample_id, metric, metric variant, metric version, value) per measurement."""
+Measurement = tuple[str, str, str, int, float, "dict[str, Any] | None"]
+
+
+def score_sample(job: ScoreJob, index: int) -> list[Measurement]:
+    """Score sample ``index``: (sample_id, metric, metric variant, metric version, value, flags) per
+    measurement; ``flags`` are the score's extras (e.g. ``{"no_face": True}``), or None."""
     ctx = _context(job)
     sample = ctx.data.samples[index]
     per_sample = [m for m in ctx.metrics if m.spec.level != "set"]  # set metrics: scoring.score, at the end
     scores = ctx.data.task.measure(sample, ctx.produce(sample), per_sample)
-    return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value)
+    return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value, s.extras)
             for s in scores]
 
 
-Result = Iterator[tuple[int, list[tuple[str, str, str, int, float]]]]
+Result = Iterator[tuple[int, list[Measurement]]]
 
 
 def run_in_process(job: ScoreJob, indices: Sequence[int]) -> Result:
@@ -124,7 +130,7 @@ def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str
         yield indices[position], result
 
 
-def _ray_score_sample(job: ScoreJob, index: int) -> list[tuple[str, str, str, int, float]]:
+def _ray_score_sample(job: ScoreJob, index: int) -> list[Measurement]:
     _worker_init()
     return score_sample(job, index)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,6 +35,7 @@ SAMPLES_FILE = "samples.parquet"
 RUN_FILE = "run.json"
 PARTS_DIR = "parts"
 LOCK_FILE = ".lock"
+EXTRAS_KEY = b"triptych_extras"  # Parquet metadata of a part: its measurements' extras (JSON)
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()),
@@ -79,8 +81,10 @@ def validate_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame.loc[:, list(COLUMNS)]
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
+def _write_table(frame: pd.DataFrame, path: Path, extras: dict[str, Any] | None = None) -> None:
     table = pa.Table.from_pandas(frame.loc[:, list(COLUMNS)], schema=SCHEMA, preserve_index=False)
+    if extras:  # kept in the same file as the rows, so a part never exists without its extras
+        table = table.replace_schema_metadata({**SCHEMA.metadata, EXTRAS_KEY: json.dumps(json_safe(extras))})
 
     def write(tmp: Path) -> None:
         with pa.OSFile(str(tmp), "wb") as sink:  # closed even when the write fails (e.g. a full disk)
@@ -134,11 +138,14 @@ def list_runs(results: str | Path) -> list[dict[str, Any]]:
 
 
 def json_safe(value: Any) -> Any:
-    """inf is written as the string "inf" (conventions.md); NaN never reaches this point."""
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+    """inf is written as the string "inf" (conventions.md); numpy scalars and arrays (a metric's extras)
+    become plain numbers and lists; a NaN in extras is written as the string "nan", never as bare NaN."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {(k.item() if isinstance(k, np.generic) else k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
@@ -228,9 +235,15 @@ class RunWriter:
     def _write_meta(self) -> None:
         atomic_write_text(self.run_dir / RUN_FILE, json.dumps(json_safe(self.meta), indent=2, sort_keys=True))
 
-    def add_rows(self, rows: Iterable[dict[str, Any]], part: str) -> None:
+    def add_rows(self, rows: Iterable[dict[str, Any]], part: str, extras: dict[str, Any] | None = None) -> None:
+        """Write one part; ``extras`` (JSON-safe after ``json_safe``) is stored with it (``part_extras``)."""
         frame = validate_rows(pd.DataFrame(list(rows), columns=list(COLUMNS)), f"{self.run_dir} part {part}")
-        _write_table(frame, self.run_dir / PARTS_DIR / f"{part}.parquet")
+        _write_table(frame, self.run_dir / PARTS_DIR / f"{part}.parquet", extras)
+
+    def part_extras(self, part: str) -> dict[str, Any]:
+        """The extras stored with a part by ``add_rows`` (empty when none were), e.g. after a resume."""
+        meta = pq.read_schema(self.run_dir / PARTS_DIR / f"{part}.parquet").metadata or {}
+        return json.loads(meta[EXTRAS_KEY]) if EXTRAS_KEY in meta else {}
 
     def parts(self) -> list[Path]:
         return sorted((self.run_dir / PARTS_DIR).glob("*.parquet"))

@@ -24,10 +24,11 @@ from triptych.executors import ScoreJob
 from triptych.executors import run as run_executor
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
-from triptych.methods import PROTOCOLS, build_method
+from triptych.methods import PROTOCOLS, build_method, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id, request_key
 from triptych.weights import describe as describe_weights
+from triptych.weights import describe_user_file
 
 
 def datasets_root() -> Path:
@@ -54,11 +55,20 @@ class MetricUse:
 
 @dataclass(frozen=True)
 class Score:
-    """One measurement of one sample, before it becomes a results row."""
+    """One measurement of one sample, before it becomes a results row. A set-level metric's ``extras``
+    (covariance ranks, reference value, faceless-image counts...) go to the run JSON's metric summary."""
 
     sample_id: str
     metric: MetricUse
     value: float
+    extras: dict[str, Any] | None = None
+
+    @classmethod
+    def from_result(cls, sample_id: str, metric: MetricUse, result: Any) -> Score:
+        """A metric's return value: a number, or a result object with ``.value`` and ``.extras()``
+        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``)."""
+        extras = result.extras() if callable(getattr(result, "extras", None)) else None
+        return cls(sample_id, metric, float(getattr(result, "value", result)), extras)
 
 
 class TaskModule(Protocol):
@@ -149,10 +159,19 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
 PYTHON_METHODS: dict[str, Any] = {}
 
 
-def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> None:
-    """Exactly one of a method of the benchmark's task and an existing prediction folder."""
+def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
+                  weights: Path | None = None) -> None:
+    """Exactly one of a method of the benchmark's task and an existing prediction folder; ``weights`` (a
+    checkpoint replacing a registered method's registry weights) only with a registered method."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
+    if weights is not None and pred_dir is not None:
+        raise TriptychError(f"--weights {weights} with --pred-dir: a prediction folder is scored as it is, "
+                            "no model is run", fix="leave out --weights, or score the method with --method M "
+                                                   "--weights FILE")
+    if weights is not None and method_name in PYTHON_METHODS:
+        raise TriptychError(f"--weights {weights} with the method object {method_name!r}",
+                            fix="load the weights into the object before scoring it")
     if pred_dir is not None and not pred_dir.is_dir():
         raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
     if method_name in PYTHON_METHODS:
@@ -167,17 +186,22 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
             raise TriptychError(f"method {method_name!r} is a {method_spec.task} method, but benchmark "
                                 f"{data.spec.name!r} is {data.spec.task}",
                                 fix=f"see 'triptych list methods' for {data.spec.task} methods")
+        if weights is not None:
+            method_for_task(method_name, data.spec.task, weights)  # a factory without ``weights``, a missing file
 
 
-def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None) -> Callable[[Any], Any]:
-    """sample -> prediction: run the registered method, or read the method's outputs from ``pred_dir``."""
-    check_request(data, method_name, pred_dir)
+def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
+             weights: Path | None = None) -> Callable[[Any], Any]:
+    """sample -> prediction: run the registered method (on the checkpoint ``weights`` instead of its registry
+    weights when given), or read the method's outputs from ``pred_dir``."""
+    check_request(data, method_name, pred_dir, weights)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
     if method_name in PYTHON_METHODS:
         method = PYTHON_METHODS[method_name]
         return lambda sample: data.task.predict(method, sample)
-    method = build_method(registry().method(method_name), context=data.context, invocation=data.variant_params)
+    method = build_method(method_for_task(method_name, data.spec.task, weights), context=data.context,
+                          invocation=data.variant_params)
     return lambda sample: data.task.predict(method, sample)
 
 
@@ -196,8 +220,13 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
-          params: dict[str, str] | None = None) -> Path:
+          params: dict[str, str] | None = None, weights: Path | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
+    must take ``weights``, as for ``triptych interpolate --weights``): the run JSON records the file as
+    ``weights.describe_user_file`` does (sha256, ``user_supplied``, or the registry name its sha256 matches),
+    with ``replaces`` naming the registry entries, and the file's sha256 is part of the resume key.
 
     Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
     same call resumes the run and scores only the samples without a part; if a sample fails, the run is
@@ -206,12 +235,14 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     Set-level metrics (FID, KID, face diversity: one row each) are measured once every sample is scored,
     by the task module's ``measure_set``, and written as their own part. A task module with
     ``check_predictions`` checks the whole ``pred_dir`` (missing and extra files) before anything is scored.
+    A set metric's result extras are stored with its part and summarised under the metric in the run JSON.
     """
     params = dict(params or {})
     data = load_benchmark(benchmark, benchmark_variant, data_root, params)
     metric_names = list(metrics) if metrics else None
     metrics = resolve_metrics(data.spec, metric_names)
-    check_request(data, method, pred_dir)
+    weights = Path(weights).expanduser().resolve() if weights is not None else None
+    check_request(data, method, pred_dir, weights)
     set_metrics = [m for m in metrics if m.spec.level == "set"]
     if set_metrics and not hasattr(data.task, "measure_set"):
         raise TriptychError(f"benchmark {data.spec.name!r} cannot measure set-level metrics "
@@ -232,13 +263,18 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     plugins.update({f"metric {m.spec.name}": m.spec.plugin for m in metrics if m.spec.plugin})
     if data.spec.plugin:
         plugins[f"benchmark {data.spec.name}"] = data.spec.plugin
-    weight_names = [*(method_spec.weights if method_spec else ()), *(w for m in metrics for w in m.variant.weights)]
+    method_weights = []  # the user's file (run JSON) in place of the method's registry entries
+    if weights is not None and method_spec is not None:
+        method_weights = [{**describe_user_file(weights), "replaces": list(method_spec.weights)}]
+    weight_names = [*(method_spec.weights if method_spec and weights is None else ()),
+                    *(w for m in metrics for w in m.variant.weights)]
     request = {"benchmark": data.spec.name, "benchmark_version": data.spec.version, "benchmark_variant": data.variant,
                "method": method_label, "method_version": method_version,
                "pred_dir": str(pred_dir.resolve()) if pred_dir is not None else None,
                "metrics": [(m.spec.name, m.variant.name, m.variant.version) for m in metrics],
                "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve()),
-               **({"params": params} if params else {})}
+               **({"params": params} if params else {}),
+               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {})}
     writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, {
         "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
@@ -246,32 +282,40 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         "method": method_label, "method_version": method_version,
         "pred_dir": request["pred_dir"],
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
-        "weights": [describe_weights(name) for name in dict.fromkeys(weight_names)], "seed": 0,
+        "weights": [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))], "seed": 0,
         "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
         "plugins": {what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
         "method_source": ("python object " + type(python_method).__qualname__ if python_method is not None
                           else method_spec.source if method_spec is not None else "prediction folder"),
     })
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
-                   request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())))
+                   request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())),
+                   str(weights) if weights is not None else None)
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
 
-    def rows(measurements: list[tuple[str, str, str, int, float]]) -> list[dict[str, Any]]:
+    def rows(measurements: list[tuple[str, str, str, int, float, Any]]) -> list[dict[str, Any]]:
         return [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.benchmark,
                  "split": data.spec.split, "benchmark_variant": data.variant, "method": method_label,
                  "method_version": method_version, "sample_id": sample_id, "level": unit[metric][0],
                  "metric": metric, "metric_variant": variant, "metric_version": version, "value": value,
                  "unit": unit[metric][1]}
-                for sample_id, metric, variant, version, value in measurements]
+                for sample_id, metric, variant, version, value, _ in measurements]
+
+    def flags(measurements: list[tuple[str, str, str, int, float, Any]]) -> dict[str, Any] | None:
+        """A sample's score flags (its scores' extras), stored with its part: ``{sample_id|metric:variant: {...}}``."""
+        found = {f"{sample_id}|{metric}:{variant}": extra
+                 for sample_id, metric, variant, _, _, extra in measurements if extra}
+        return found or None
 
     try:
         for index, measurements in run_executor(job, todo, executor, workers, ray_address):
-            writer.add_rows(rows(measurements), part=_part(index))
+            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements))
         if set_metrics and not writer.has_part(SET_PART):
-            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir), set_metrics)
+            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
             writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
-                                   s.value) for s in scores]), part=SET_PART)
+                                   s.value, None) for s in scores]), part=SET_PART,
+                            extras={_key(s.metric): s.extras for s in scores if s.extras is not None})
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
         writer.fail(str(exc))
@@ -279,7 +323,10 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
             raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}the {done} sample(s) already "
                                 f"scored are kept in {writer.run_dir}; the same command resumes the run") from exc
         raise
-    writer.finish(lambda samples: {"metrics": [_summary(m, samples) for m in metrics]})
+    set_extras = writer.part_extras(SET_PART) if set_metrics else {}
+    flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
+    writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}))
+                                               for m in metrics]})
     return writer.run_dir
 
 
@@ -290,10 +337,34 @@ def _part(index: int) -> str:
     return f"part-{index:06d}"
 
 
-def _summary(m: MetricUse, samples: pd.DataFrame) -> dict[str, Any]:
-    """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes)."""
+def _key(m: MetricUse) -> str:
+    return f"{m.spec.name}:{m.variant.name}"
+
+
+def _flagged(writer: RunWriter, parts: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per ``metric:variant``, each flag raised by a sample's score (e.g. ``no_face``: an image scored 0 for
+    want of a face) with the count and sorted sample ids, from every part: complete whatever the executor,
+    workers or resumes."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for part in parts:
+        for key, extra in (writer.part_extras(part) or {}).items():
+            sample_id, _, metric = key.rpartition("|")
+            for flag, raised in extra.items():
+                if raised:
+                    found.setdefault(metric, {}).setdefault(flag, []).append(sample_id)
+    return {metric: {flag: {"count": len(ids), "sample_ids": sorted(ids)} for flag, ids in flags.items()}
+            for metric, flags in found.items()}
+
+
+def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
+             flagged: dict[str, Any]) -> dict[str, Any]:
+    """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes);
+    a set-level metric adds the extras stored with the set part, and flags raised by samples' scores
+    (``flagged``) are listed under ``flagged``."""
     acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
     for value in samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name), "value"]:
         acc.update(float(value))
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
-            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count}}
+            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count},
+            **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),
+            **({"flagged": flagged} if flagged else {})}

@@ -1,4 +1,4 @@
-"""``triptych score --benchmark B (--method M | --pred-dir DIR) --out DIR``"""
+"""``triptych score --benchmark B (--method M [--weights FILE] | --pred-dir DIR) --out DIR``"""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ def register(app: typer.Typer) -> None:
         benchmark: str = typer.Option(..., "--benchmark", help="benchmark name (see 'triptych list benchmarks')"),
         out: Path = typer.Option(Path("results"), "--out", help="results folder; the run goes in OUT/<run_id>/"),
         method: Optional[str] = typer.Option(None, "--method", help="a registered method to run"),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="checkpoint file to run --method on "
+                                               "instead of its registered weights (.safetensors or .pth)"),
         pred_dir: Optional[Path] = typer.Option(None, "--pred-dir", help="your method's outputs, in the "
                                                 "benchmark's layout (README: 'Score your method's outputs')"),
         benchmark_variant: Optional[str] = typer.Option(None, "--benchmark-variant", help="data preparation variant"),
@@ -45,7 +47,7 @@ def register(app: typer.Typer) -> None:
         if refs is not None:
             params["refs"] = str(refs.resolve())
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
-                        metric or None, params)
+                        metric or None, params, weights)
         run = read_run(run_dir)
         for m in run["metrics"]:
             agg = m["aggregate"]
