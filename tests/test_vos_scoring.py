@@ -97,3 +97,19 @@ def test_running_car_static_mask_and_baseline_order(running_car_root, tmp_path):
         psnr[method] = rows[rows.metric == "psnr"].value.mean()
     # the square hides static road texture that Telea's diffusion continues; a flat mean colour does not
     assert psnr["telea"] > psnr["mean_fill"] + 2
+
+
+def test_run_summary_pools_frames_and_reports_each_video():
+    """E2FGVI pools all frames; DEVIL averages per-video means: both in run.json, hand-computed here."""
+    import pandas as pd
+
+    from triptych.scoring import _summary, resolve_metrics
+
+    (psnr,) = resolve_metrics(load_benchmark("sample-tennis", data_root=REPO / "datasets").spec, ["psnr:e2fgvi"])
+    rows = pd.DataFrame({"metric": "psnr", "metric_variant": "e2fgvi",
+                         "sample_id": ["a/00000", "a/00001", "a/00002", "b/00000"], "value": [30.0, 31.0, 32.0, 20.0]})
+    summary = _summary(psnr, rows, {}, {}, per_video=True)
+    assert summary["aggregate"]["value"] == pytest.approx(113 / 4)
+    assert summary["per_video"] == {"a": {"value": pytest.approx(31.0), "n": 3}, "b": {"value": 20.0, "n": 1}}
+    assert summary["mean_over_videos"] == pytest.approx(25.5)
+    assert "per_video" not in _summary(psnr, rows, {}, {}, per_video=False)

@@ -325,7 +325,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         raise
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
-    writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}))
+    per_video = data.spec.task == "video_inpainting"
+    writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video)
                                                for m in metrics]})
     return writer.run_dir
 
@@ -356,15 +357,35 @@ def _flagged(writer: RunWriter, parts: Sequence[str]) -> dict[str, dict[str, dic
             for metric, flags in found.items()}
 
 
+def _mean_over(values: list[float]) -> float:
+    """The mean of per-video values (inf when one is inf, as the pooled mean is)."""
+    acc = SampleMean()
+    for value in values:
+        acc.update(value)
+    return acc.compute()
+
+
 def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
-             flagged: dict[str, Any]) -> dict[str, Any]:
+             flagged: dict[str, Any], per_video: bool = False) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes);
     a set-level metric adds the extras stored with the set part, and flags raised by samples' scores
-    (``flagged``) are listed under ``flagged``."""
+    (``flagged``) are listed under ``flagged``. With ``per_video`` (video completion), frame-level metrics
+    also get each video's mean and the mean over videos: E2FGVI reports the pooled mean over all frames,
+    DEVIL the mean of the per-video means (equal only when every video has as many frames)."""
     acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
-    for value in samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name), "value"]:
+    rows = samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name)]
+    for value in rows["value"]:
         acc.update(float(value))
+    videos = {}
+    if per_video and m.spec.level == "frame":
+        for video, group in rows.groupby(rows.sample_id.str.split("/").str[0], sort=True):
+            video_acc = SampleMean()
+            for value in group["value"]:
+                video_acc.update(float(value))
+            videos[video] = {"value": video_acc.compute(), "n": video_acc.count}
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
             "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count},
+            **({"per_video": videos, "mean_over_videos": _mean_over([v["value"] for v in videos.values()])}
+               if videos else {}),
             **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),
             **({"flagged": flagged} if flagged else {})}
