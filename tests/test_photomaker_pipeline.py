@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +36,8 @@ from triptych.baselines.photomaker_pipeline import (  # noqa: E402
 )
 from triptych.benchmarks.celeb_protocol import CLI_OPTIONS, id_slug, load_protocol, make_plan  # noqa: E402
 from triptych.errors import InputError, TriptychError  # noqa: E402
-from triptych.results import read_samples  # noqa: E402
+from triptych.results import read_run, read_samples  # noqa: E402
+from triptych.scoring import score  # noqa: E402
 from triptych.weights import MissingWeightsError, get_spec  # noqa: E402
 from triptych.weights_rule import apply_weights_rule  # noqa: E402
 
@@ -219,3 +222,15 @@ def test_tiny_protocol_slice_and_resume(generator, tmp_path, capsys):
     with capsys.disabled():
         print(f"\ntiny PhotoMaker (64x64, 4 DDIM steps, CPU): {cpu_per_image:.3f} s CPU time per image, "
               f"{np.mean(result.seconds):.3f} s wall per image")
+
+    # the slice is what the personalization benchmark scores (real portraits as the IDs' references, dlib)
+    score_refs = tmp_path / "score_refs"
+    portraits = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+    for name, source in zip(ids, ("newton_man", "scarletthead_woman")):
+        shutil.copytree(portraits / source, score_refs / f"{id_slug(name)}_{protocol.class_words[name]}")
+    run = read_run(score("celeb-25id-40prompt", tmp_path / "results", pred_dir=out, metrics=["face_sim:dlib"],
+                         params={"refs": str(score_refs), "ids": "2", "prompts": "2", "images_per_prompt": "2"}))
+    (metric,) = run["metrics"]
+    assert run["status"] == "complete" and metric["aggregate"]["n"] == len(requests)
+    faceless = metric.get("flagged", {}).get("no_face", {"count": 0})["count"]
+    assert 0 <= faceless <= len(requests)  # a random tiny SDXL mostly draws no face: flagged, scored 0
