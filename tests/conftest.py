@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -91,3 +92,26 @@ def long_tennis_video(root: Path, n: int) -> tuple[Path, Path]:
                     "--name", "sample-tennis", "--include", "tennis/**/*",
                     "--out", str(data / "manifests/sample-tennis.json")], check=True, capture_output=True)
     return data, root / "pred"
+
+
+@functools.lru_cache(maxsize=1)
+def rule_inception():
+    """The FID Inception with weights built by the weights rule (docs/weights_rule.md): FID / KID offline."""
+    import torch
+
+    from triptych.metrics.fid import FidInception, FidNetwork
+    from triptych.weights_rule import apply_weights_rule
+
+    torch.set_num_threads(1)
+    model = FidInception()
+    return FidNetwork(model.eval(), {"name": "weights-rule:inception_fid", "path": None,
+                                     "sha256": apply_weights_rule(model.net, 0, 1.0)})
+
+
+def kid_with_rule_weights(real, generated, *, subsets: int, subset_size: int, seed: int):
+    """``kid:clean`` on the rule-weight Inception: a set metric that runs offline (registered by tests as
+    ``conftest:kid_with_rule_weights``)."""
+    from triptych.metrics.kid import kid_clean
+
+    return kid_clean(real, generated, network=rule_inception(), subsets=subsets, subset_size=subset_size, seed=seed)
+

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from triptych.benchmarks.celeb import EMBEDDINGS
@@ -26,14 +24,13 @@ from triptych.leaderboard.sitedata import merge_table
 from triptych.leaderboard.table import leaderboard_rows
 from triptych.media import read_rgb
 from triptych.metrics.face import EmbeddingCache, dlib_backend, face_similarity
-from triptych.metrics.fid import FidInception, FidNetwork, inception_features
-from triptych.metrics.kid import kid_clean, kid_from_features
+from triptych.metrics.fid import inception_features
+from triptych.metrics.kid import kid_from_features
 from triptych.registry import registry
 from triptych.results import read_run, read_samples
 from triptych.scoring import load_benchmark, score
-from triptych.weights_rule import apply_weights_rule
 
-from conftest import SHARED
+from conftest import SHARED, rule_inception
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "datasets/samples/portraits"
@@ -312,25 +309,11 @@ def test_reproduced_run_lines_up_with_table_5_4(baseline_runs):
     assert set(t55.benchmark) == {"non-celeb-12id-10prompt"} and "non-celeb-12id-10prompt" not in registry().benchmarks
 
 
-@functools.lru_cache(maxsize=1)
-def rule_inception() -> FidNetwork:
-    """The FID Inception with weights built by the weights rule (docs/weights_rule.md)."""
-    torch.set_num_threads(1)
-    model = FidInception()
-    return FidNetwork(model.eval(), {"name": "weights-rule:inception_fid", "path": None,
-                                     "sha256": apply_weights_rule(model.net, 0, 1.0)})
-
-
-def kid_with_rule_weights(real, generated, *, subsets: int, subset_size: int, seed: int):
-    """``kid:clean`` on the rule-weight Inception: a set metric that runs offline."""
-    return kid_clean(real, generated, network=rule_inception(), subsets=subsets, subset_size=subset_size, seed=seed)
-
-
 def test_set_metrics_get_one_row_over_all_images(pred_dir, dlib, monkeypatch, tmp_path):
     src, rows = pred_dir
     kid = registry().metric("kid")
     clean = kid.variant("clean")
-    rule = dataclasses.replace(clean, name="rule", callable=f"{__name__}:kid_with_rule_weights", weights=())
+    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=())
     monkeypatch.setitem(registry().metrics, "kid", dataclasses.replace(kid, variants={**kid.variants, "rule": rule}))
     run_dir = score(BENCH, tmp_path, pred_dir=src, metrics=[*DLIB, "kid:rule"], params={"refs": str(SAMPLE), **SMALL})
     samples = read_samples(run_dir)

@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from conftest import rule_inception
 from triptych.media import read_rgb
-from triptych.metrics.fid import FidInception, FidNetwork, inception_features
-from triptych.metrics.kid import kid_clean, kid_from_features
+from triptych.metrics.fid import inception_features
+from triptych.metrics.kid import kid_from_features
 from triptych.registry import registry
 from triptych.results import RUN_FILE, json_safe, read_run
 from triptych.scoring import SET_PART, score
-from triptych.weights_rule import apply_weights_rule
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "datasets/samples/portraits"
@@ -32,24 +30,11 @@ BENCH = "celeb-25id-40prompt"
 PARAMS = {"refs": str(SAMPLE), "ids": "found", "prompts": "2", "images_per_prompt": "2"}
 
 
-@functools.lru_cache(maxsize=1)
-def rule_inception() -> FidNetwork:
-    torch.set_num_threads(1)
-    model = FidInception()
-    return FidNetwork(model.eval(), {"name": "weights-rule:inception_fid", "path": None,
-                                     "sha256": apply_weights_rule(model.net, 0, 1.0)})
-
-
-def kid_with_rule_weights(real, generated, *, subsets: int, subset_size: int, seed: int):
-    """``kid:clean`` on the rule-weight Inception."""
-    return kid_clean(real, generated, network=rule_inception(), subsets=subsets, subset_size=subset_size, seed=seed)
-
-
 @pytest.fixture()
 def kid_rule(monkeypatch):
     kid = registry().metric("kid")
     clean = kid.variant("clean")
-    rule = dataclasses.replace(clean, name="rule", callable=f"{__name__}:kid_with_rule_weights", weights=())
+    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=())
     monkeypatch.setitem(registry().metrics, "kid", dataclasses.replace(kid, variants={**kid.variants, "rule": rule}))
     return clean
 
