@@ -27,26 +27,26 @@ def _running_sums_last(planes: torch.Tensor, win: int) -> torch.Tensor:
     return c[..., win:] - c[..., :-win]
 
 
-def _box_means_valid(planes: torch.Tensor, win: int) -> torch.Tensor:
-    """Means over every ``win`` x ``win`` window lying wholly inside (..., H, W) float64 planes, by running
-    sums along W, then along H of the transposed result: (..., W - win + 1, H - win + 1), i.e. transposed
-    (the SSIM map is only averaged, so its orientation does not matter). O(1) per output for any window."""
+def _box_sums_valid(planes: torch.Tensor, win: int) -> torch.Tensor:
+    """Sums over every ``win`` x ``win`` window lying wholly inside (..., H, W) planes, by running sums along W,
+    then along H of the transposed result: (..., W - win + 1, H - win + 1), i.e. transposed (the SSIM map is
+    only averaged, so its orientation does not matter). O(1) per output for any window size."""
     rows = _running_sums_last(planes, win).transpose(-1, -2).contiguous()
-    return _running_sums_last(rows, win) / (win * win)
+    return _running_sums_last(rows, win)
 
 
-def _uniform_ssim_valid(gt: np.ndarray, pred: np.ndarray, win: int, data_range: float) -> float:
+def _uniform_ssim_valid(x: torch.Tensor, y: torch.Tensor, win: int, data_range: float) -> float:
     """scikit-image's SSIM with a uniform ``win`` x ``win`` window, sample covariance, K1 0.01, K2 0.03,
-    per channel on float64 (H, W, 3) frames, the map's mean after cropping (win - 1) / 2 px on every side,
-    then the mean over the channels. scikit-image filters the whole frame (reflect padding) and then drops
-    that border, so only windows wholly inside the frame reach the mean: this computes just those, with
-    running sums, for the three channels at once."""
-    x = torch.from_numpy(gt).permute(2, 0, 1).contiguous()  # (3, H, W); skimage's im1 is gt
-    y = torch.from_numpy(pred).permute(2, 0, 1).contiguous()
+    per channel of (3, H, W) frames (``x`` the ground truth, skimage's im1), the map's mean after cropping
+    (win - 1) / 2 px on every side, then the mean over the channels. scikit-image filters the whole frame
+    (reflect padding) and then drops that border, so only windows wholly inside the frame reach the mean:
+    this computes just those, with running sums, for the three channels at once. Integer frames (uint8
+    levels) are summed exactly in integers; float frames in float64."""
     if min(x.shape[-2:]) < win:
         raise ValueError(f"ssim needs frames of at least {win}x{win}, got {x.shape[-1]}x{x.shape[-2]}")
-    # vx + vy only appear as a sum, so four box means suffice: x, y, x^2 + y^2, xy
-    ux, uy, usq, uxy = _box_means_valid(torch.stack([x, y, x * x + y * y, x * y]), win)
+    # vx + vy only appear as a sum, so four box sums suffice: x, y, x^2 + y^2, xy
+    sums = _box_sums_valid(torch.stack([x, y, x * x + y * y, x * y]), win)
+    ux, uy, usq, uxy = sums.to(torch.float64) / (win * win)
     cov_norm = win * win / (win * win - 1.0)  # sample covariance
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mean_sq = ux * ux + uy * uy
@@ -55,15 +55,28 @@ def _uniform_ssim_valid(gt: np.ndarray, pred: np.ndarray, win: int, data_range: 
     return float(np.mean([channel.mean().item() for channel in ssim_map]))
 
 
+def _channels_first(image: np.ndarray, win: int) -> torch.Tensor:
+    """A (H, W, 3) uint8 frame as exact integer levels (int32 while every running sum of x^2 + y^2 fits:
+    2 * 255^2 * win * H < 2^31, e.g. H < 254 for win 65; int64 above), any other frame as float64 levels in
+    [0, 255]."""
+    if image.dtype == np.uint8:
+        dtype = torch.int32 if 2 * 255**2 * win * image.shape[0] < 2**31 else torch.int64
+        return torch.from_numpy(image).permute(2, 0, 1).to(dtype)
+    return torch.from_numpy(to_float64_255(image)).permute(2, 0, 1).contiguous()
+
+
 def ssim_win65(pred: np.ndarray, gt: np.ndarray) -> float:
     """E2FGVI ``calc_psnr_and_ssim``: ``compare_ssim(gt, comp, data_range=255, multichannel=True,
     win_size=65)`` on float64 frames in [0, 255] (E2FGVI @ 709cbe3, scikit-image 0.16.2): uniform 65x65
     window, sample covariance (4225/4224), K1 0.01, K2 0.03, the map's mean after cropping
     (65 - 1) / 2 = 32 px on every side, then the mean over the channels (``_uniform_ssim_valid``).
     Equal to ``structural_similarity(..., channel_axis=-1, win_size=65, data_range=255)`` within 1e-12
-    here (tested; ``tests/perf`` measures the speed-up).
+    here (tested; ``tests/perf`` measures the speed against it).
     """
-    return _uniform_ssim_valid(to_float64_255(gt), to_float64_255(pred), 65, 255.0)
+    x, y = _channels_first(gt, 65), _channels_first(pred, 65)
+    if x.dtype != y.dtype:  # one uint8 frame, one float: both as float64 levels
+        x, y = x.to(torch.float64), y.to(torch.float64)
+    return _uniform_ssim_valid(x, y, 65, 255.0)
 
 
 def ssim_devil(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -86,8 +99,8 @@ def ssim_devil(pred: np.ndarray, gt: np.ndarray) -> float:
     >>> round(ssim_devil(pred, gt) * 101, 6)  # (C1) / (0.2^2 + C1) with C1 = 0.02^2: 1/101
     1.0
     """
-    return _uniform_ssim_valid(to_unit_float32(gt).astype(np.float64), to_unit_float32(pred).astype(np.float64),
-                               7, 2.0)
+    x, y = (torch.from_numpy(to_unit_float32(f).astype(np.float64)).permute(2, 0, 1).contiguous() for f in (gt, pred))
+    return _uniform_ssim_valid(x, y, 7, 2.0)
 
 
 def ssim_skimage7(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -115,3 +115,16 @@ def kid_with_rule_weights(real, generated, *, subsets: int, subset_size: int, se
 
     return kid_clean(real, generated, network=rule_inception(), subsets=subsets, subset_size=subset_size, seed=seed)
 
+
+def run_peak_rss(args: list[str]) -> tuple[int, str, float]:
+    """Run a command: (exit code, the end of its stderr, its own peak RSS in MiB). The peak comes from
+    ``os.wait4`` on that child, not from RUSAGE_CHILDREN, which is the maximum over every child so far."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return proc.returncode, err.read().decode(errors="replace")[-3000:], usage.ru_maxrss / 1024
+

@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO, long_tennis_video
+from conftest import REPO, long_tennis_video, run_peak_rss
 
 pytestmark = pytest.mark.slow
 FRAMES = int(os.environ.get("TRIPTYCH_PERF_FRAMES", "2000"))
@@ -32,10 +30,10 @@ TRIPTYCH = str(Path(sys.executable).parent / "triptych")
 def test_streaming_scoring_of_a_long_video_keeps_peak_memory_bounded(tmp_path):
     data, pred = long_tennis_video(tmp_path, FRAMES)
     start = time.perf_counter()
-    subprocess.run([TRIPTYCH, "score", "--benchmark", "sample-tennis", "--pred-dir", str(pred), "--data-root",
-                    str(data), "--out", str(tmp_path / "results")], check=True, capture_output=True)
+    code, err, peak_mib = run_peak_rss([TRIPTYCH, "score", "--benchmark", "sample-tennis", "--pred-dir", str(pred),
+                                        "--data-root", str(data), "--out", str(tmp_path / "results")])
+    assert code == 0, err
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\npeak RSS scoring {FRAMES} frames of 432x240 (psnr:e2fgvi + ssim:win65): {peak_mib:.0f} MiB, "
           f"{seconds:.1f} s ({seconds / FRAMES * 1000:.1f} ms/frame)")
     assert peak_mib < 2048

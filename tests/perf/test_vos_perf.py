@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, long_tennis_video
+from conftest import REPO, long_tennis_video, run_peak_rss
 
 pytestmark = pytest.mark.slow
 FRAMES = int(os.environ.get("TRIPTYCH_PERF_FRAMES", "1000"))
@@ -71,12 +69,11 @@ def test_ewarp_pair_speed(benchmark, frame_pair, step):
 def test_long_video_propagation_scored_with_psnr_ssim_ewarp(tmp_path, benchmark):
     data, _ = long_tennis_video(tmp_path, FRAMES)
     start = time.perf_counter()
-    done = subprocess.run([TRIPTYCH, "score", "--benchmark", "sample-tennis", "--method", "propagation",
-                           "--data-root", str(data), "--out", str(tmp_path / "results"), "--metric", "psnr:e2fgvi",
-                           "--metric", "ssim:win65", "--metric", "ewarp:dis"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, err, peak_mib = run_peak_rss([TRIPTYCH, "score", "--benchmark", "sample-tennis", "--method", "propagation",
+                                        "--data-root", str(data), "--out", str(tmp_path / "results"),
+                                        "--metric", "psnr:e2fgvi", "--metric", "ssim:win65", "--metric", "ewarp:dis"])
+    assert code == 0, err
     seconds = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\npropagation + psnr/ssim/ewarp on {FRAMES} frames of 432x240: peak RSS {peak_mib:.0f} MiB, "
           f"{seconds:.0f} s ({FRAMES / seconds:.2f} frames/s)")
     benchmark.extra_info.update({"frames": FRAMES, "peak_rss_mib": peak_mib, "frames_per_s": FRAMES / seconds})
