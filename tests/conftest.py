@@ -116,15 +116,17 @@ def kid_with_rule_weights(real, generated, *, subsets: int, subset_size: int, se
     return kid_clean(real, generated, network=rule_inception(), subsets=subsets, subset_size=subset_size, seed=seed)
 
 
+# Runs a command from a small Python process and prints its exit code and the command's peak RSS (KiB).
+# The command must not be forked from pytest itself: Linux keeps the parent's RSS high-water mark across
+# fork + exec, so a child of a large test process would report that process's peak, not its own.
+_PEAK_RSS_LAUNCHER = ("import json, resource, subprocess, sys; "
+                      "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+                      "print(json.dumps([code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
+
+
 def run_peak_rss(args: list[str]) -> tuple[int, str, float]:
-    """Run a command: (exit code, the end of its stderr, its own peak RSS in MiB). The peak comes from
-    ``os.wait4`` on that child, not from RUSAGE_CHILDREN, which is the maximum over every child so far."""
-    import tempfile
-
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return proc.returncode, err.read().decode(errors="replace")[-3000:], usage.ru_maxrss / 1024
-
+    """Run a command: (exit code, the end of its stderr, its own peak RSS in MiB), measured by a small
+    launcher process (see ``_PEAK_RSS_LAUNCHER``)."""
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS_LAUNCHER, *args], capture_output=True, text=True)
+    code, max_rss_kib = json.loads(done.stdout.strip().splitlines()[-1])
+    return code, done.stderr[-3000:], max_rss_kib / 1024
