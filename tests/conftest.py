@@ -130,3 +130,36 @@ def run_peak_rss(args: list[str]) -> tuple[int, str, float]:
     done = subprocess.run([sys.executable, "-c", _PEAK_RSS_LAUNCHER, *args], capture_output=True, text=True)
     code, max_rss_kib = json.loads(done.stdout.strip().splitlines()[-1])
     return code, done.stderr[-3000:], max_rss_kib / 1024
+
+
+def fill_with_references(out: Path, portraits: Path) -> list[dict]:
+    """Write each image of a ``personalization init`` layout as one of its identity's reference photos
+    (reference ``seed mod n``, pixels unchanged, PNG); the prompts.csv rows, each with its ``source``."""
+    import csv
+
+    from PIL import Image
+
+    from triptych.media import read_rgb
+
+    with (out / "prompts.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        refs = row["references"].split(";")
+        row["source"] = portraits / refs[int(row["seed"]) % len(refs)]
+        Image.fromarray(read_rgb(row["source"])).save(out / row["path"], compress_level=1)
+    return rows
+
+
+@pytest.fixture()
+def kid_rule(monkeypatch):
+    """Registers ``kid:rule`` (``kid:clean`` on the rule-weight Inception) for one test; returns ``kid:clean``."""
+    import dataclasses
+
+    from triptych.registry import registry
+
+    kid = registry().metric("kid")
+    clean = kid.variant("clean")
+    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=())
+    monkeypatch.setitem(registry().metrics, "kid", dataclasses.replace(kid, variants={**kid.variants, "rule": rule}))
+    return clean
+

@@ -8,7 +8,6 @@ Identity scoring uses the real offline dlib backend on real portraits (``dataset
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +21,6 @@ from triptych.errors import InputError, TriptychError
 from triptych.leaderboard.reported import load_reported
 from triptych.leaderboard.sitedata import merge_table
 from triptych.leaderboard.table import leaderboard_rows
-from triptych.media import read_rgb
 from triptych.metrics.face import EmbeddingCache, dlib_backend, face_similarity
 from triptych.metrics.fid import inception_features
 from triptych.metrics.kid import kid_from_features
@@ -30,7 +28,7 @@ from triptych.registry import registry
 from triptych.results import read_run, read_samples
 from triptych.scoring import load_benchmark, score
 
-from conftest import SHARED, rule_inception
+from conftest import SHARED, fill_with_references, rule_inception
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "datasets/samples/portraits"
@@ -56,17 +54,6 @@ def cache() -> EmbeddingCache:
     return EMBEDDINGS
 
 
-def fill_with_references(out: Path) -> list[dict]:
-    """Write image ``k`` of each prompts.csv row as the ID's reference ``k mod n`` (pixels unchanged, PNG)."""
-    with (out / "prompts.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        refs = row["references"].split(";")
-        row["source"] = SAMPLE / refs[int(row["seed"]) % len(refs)]
-        Image.fromarray(read_rgb(row["source"])).save(out / row["path"], compress_level=1)
-    return rows
-
-
 @pytest.fixture(scope="module")
 def pred_dir(tmp_path_factory) -> tuple[Path, list[dict]]:
     from triptych.cli import main
@@ -74,7 +61,7 @@ def pred_dir(tmp_path_factory) -> tuple[Path, list[dict]]:
     out = tmp_path_factory.mktemp("generated")
     assert main(["personalization", "init", "--out", str(out), "--refs", str(SAMPLE), "--ids", "found",
                  "--prompts", "2", "--images-per-prompt", "2"]) == 0
-    return out, fill_with_references(out)
+    return out, fill_with_references(out, SAMPLE)
 
 
 def test_init_without_refs_writes_the_whole_protocol(run_cli, tmp_path):
@@ -309,12 +296,8 @@ def test_reproduced_run_lines_up_with_table_5_4(baseline_runs):
     assert set(t55.benchmark) == {"non-celeb-12id-10prompt"} and "non-celeb-12id-10prompt" not in registry().benchmarks
 
 
-def test_set_metrics_get_one_row_over_all_images(pred_dir, dlib, monkeypatch, tmp_path):
+def test_set_metrics_get_one_row_over_all_images(pred_dir, dlib, kid_rule, tmp_path):
     src, rows = pred_dir
-    kid = registry().metric("kid")
-    clean = kid.variant("clean")
-    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=())
-    monkeypatch.setitem(registry().metrics, "kid", dataclasses.replace(kid, variants={**kid.variants, "rule": rule}))
     run_dir = score(BENCH, tmp_path, pred_dir=src, metrics=[*DLIB, "kid:rule"], params={"refs": str(SAMPLE), **SMALL})
     samples = read_samples(run_dir)
     set_rows = samples[samples.metric == "kid"]
@@ -323,7 +306,7 @@ def test_set_metrics_get_one_row_over_all_images(pred_dir, dlib, monkeypatch, tm
     real = [p for name in ("newton_man", "scarletthead_woman") for p in sorted((SAMPLE / name).iterdir())]
     features = inception_features(real, rule_inception())
     generated = features[[real.index(r["source"]) for r in rows]]  # each generated PNG holds a reference's pixels
-    expected = kid_from_features(features, generated, **clean.params)
+    expected = kid_from_features(features, generated, **kid_rule.params)
     assert float(set_rows.value.iloc[0]) == pytest.approx(expected.value, rel=1e-9)
     summary = {m["metric"]: m["aggregate"] for m in read_run(run_dir)["metrics"]}
     assert summary["kid"]["n"] == 1 and summary["kid"]["reduction"] == "one value over the whole set"

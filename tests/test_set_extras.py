@@ -6,21 +6,16 @@ module runs offline; the generated images are the sample portraits' own referenc
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from conftest import rule_inception
-from triptych.media import read_rgb
+from conftest import fill_with_references, rule_inception
 from triptych.metrics.fid import inception_features
 from triptych.metrics.kid import kid_from_features
-from triptych.registry import registry
 from triptych.results import RUN_FILE, json_safe, read_run
 from triptych.scoring import SET_PART, score
 
@@ -31,28 +26,13 @@ PARAMS = {"refs": str(SAMPLE), "ids": "found", "prompts": "2", "images_per_promp
 
 
 @pytest.fixture()
-def kid_rule(monkeypatch):
-    kid = registry().metric("kid")
-    clean = kid.variant("clean")
-    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=())
-    monkeypatch.setitem(registry().metrics, "kid", dataclasses.replace(kid, variants={**kid.variants, "rule": rule}))
-    return clean
-
-
-@pytest.fixture()
 def pred_dir(tmp_path, run_cli) -> tuple[Path, list[dict]]:
     """The personalization layout, image ``k`` of each row holding reference ``k mod n`` of its identity."""
     out = tmp_path / "generated"
     code, _, err = run_cli("personalization", "init", "--out", out, "--refs", SAMPLE, "--ids", "found",
                            "--prompts", "2", "--images-per-prompt", "2")
     assert code == 0, err
-    with (out / "prompts.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        refs = row["references"].split(";")
-        row["source"] = SAMPLE / refs[int(row["seed"]) % len(refs)]
-        Image.fromarray(read_rgb(row["source"])).save(out / row["path"], compress_level=1)
-    return out, rows
+    return out, fill_with_references(out, SAMPLE)
 
 
 def test_set_metric_extras_reach_run_json_and_survive_a_resume(kid_rule, pred_dir, tmp_path, capsys):
