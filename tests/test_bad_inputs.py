@@ -10,106 +10,18 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bad_input_cases import (FRAMES, SAMPLE, Case, _datasets_copy, _frames, _garbage, _image_case, _mask_case,
+                             _measure, _npy_case, _portrait_folder_without_class_word, _pred_dir_of, _truncate)
 from conftest import REPO
 from triptych.errors import TriptychError
 from triptych.results import read_run
 from triptych.scoring import score
-
-SAMPLE = REPO / "datasets/samples"
-FRAMES = SAMPLE / "tennis/frames"
-
-
-def _frames(tmp: Path, n: int = 2) -> tuple[Path, Path]:
-    for side in ("pred", "gt"):
-        (tmp / side).mkdir()
-        for i in range(n):
-            shutil.copy(FRAMES / f"{i:05d}.png", tmp / side / f"{i:05d}.png")
-    return tmp / "pred", tmp / "gt"
-
-
-def _measure(tmp: Path, pred: Path, gt: Path, metric: str = "psnr", variant: str = "e2fgvi") -> list:
-    return ["measure", metric, "--variant", variant, "--pred", pred, "--gt", gt, "--json"]
-
-
-def _image_case(transform: Callable[[Path], None]) -> Callable[[Path], list]:
-    def setup(tmp: Path) -> list:
-        pred, gt = _frames(tmp)
-        transform(pred / "00001.png")
-        return _measure(tmp, pred, gt)
-    return setup
-
-
-def _npy_case(array: np.ndarray) -> Callable[[Path], list]:
-    def setup(tmp: Path) -> list:
-        np.save(tmp / "pred.npy", array)
-        return _measure(tmp, tmp / "pred.npy", FRAMES / "00000.png", variant="amt")
-    return setup
-
-
-def _datasets_copy(tmp: Path) -> Path:
-    root = tmp / "datasets"
-    shutil.copytree(REPO / "datasets", root)
-    return root
-
-
-def _mask_case(fill: int) -> Callable[[Path], list]:
-    def setup(tmp: Path) -> list:
-        root = _datasets_copy(tmp)
-        mask = root / "samples/tennis/masks/00004.png"
-        Image.fromarray(np.full((240, 432), fill, np.uint8)).save(mask)
-        _rebuild_manifest(root)
-        return ["score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", tmp / "r",
-                "--data-root", root]
-    return setup
-
-
-def _rebuild_manifest(root: Path, name: str = "sample-tennis") -> None:
-    """The data changed on purpose: make its manifest agree, so the loader's own checks are reached."""
-    from triptych.manifests import build_manifest, write_manifest
-
-    base = root / ("samples" if name == "sample-tennis" else "samples/portraits")
-    pattern = "tennis/**/*" if name == "sample-tennis" else "**/*"
-    files = sorted(p.relative_to(base).as_posix() for p in base.glob(pattern) if p.is_file())
-    write_manifest(build_manifest(name, base, files, {}), root / f"manifests/{name}.json")
-
-
-def _portrait_folder_without_class_word(tmp: Path) -> list:
-    root = _datasets_copy(tmp)
-    (root / "samples/portraits/newton_man").rename(root / "samples/portraits/newton")
-    _rebuild_manifest(root, "sample-portraits")
-    return ["score", "--benchmark", "sample-portraits", "--method", "reference_copy", "--out", tmp / "r",
-            "--data-root", root]
-
-
-def _pred_dir_of(tmp: Path, layout: dict[str, Path]) -> Path:
-    for rel, src in layout.items():
-        (tmp / "pred" / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, tmp / "pred" / rel)
-    return tmp / "pred"
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    setup: Callable[[Path], list]
-    expect: tuple[str, ...]
-
-
-def _truncate(p: Path) -> None:
-    p.write_bytes(p.read_bytes()[:4000])
-
-
-def _garbage(p: Path) -> None:
-    p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
-
 
 CASES = [
     Case("missing-frame", lambda t: (lambda p, g: (Path(p / "00001.png").unlink(), _measure(t, p, g))[1])(*_frames(t)),
@@ -170,11 +82,37 @@ CASES = [
 ]
 
 
-def test_the_catalogue_is_documented():
-    table = (REPO / "docs/bad_inputs.md").read_text(encoding="utf-8")
-    documented = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.M)
-    assert documented == [c.id for c in CASES]
-    assert len(CASES) >= 25
+def _catalogue_sections() -> dict[str, list[str]]:
+    """docs/bad_inputs.md, one section per test module: ``## Title (`tests/test_bad_inputs_x.py`)`` followed
+    by a table whose first column holds the case ids, in the module's order."""
+    text = (REPO / "docs/bad_inputs.md").read_text(encoding="utf-8")
+    sections: dict[str, list[str]] = {}
+    for block in re.split(r"^## ", text, flags=re.M)[1:]:
+        title, _, body = block.partition("\n")
+        named = re.search(r"`(tests/test_bad_inputs\w*\.py)`", title)
+        if named:
+            key = named.group(1) + (" ACCEPTED" if "accepted" in title.lower() else "")
+            sections[key] = re.findall(r"^\| `([a-z0-9-]+)` \|", body, flags=re.M)
+    return sections
+
+
+def test_the_catalogue_documents_every_case_module():
+    """Every ``tests/test_bad_inputs*.py`` module has its section, with its case ids in order, and no id is
+    used twice across the catalogue."""
+    import importlib
+
+    sections = _catalogue_sections()
+    modules = sorted(p.name for p in (REPO / "tests").glob("test_bad_inputs*.py"))
+    assert sorted({k.split()[0].removeprefix("tests/") for k in sections}) == modules
+    all_ids: list[str] = []
+    for key, ids in sections.items():
+        path, _, accepted = key.partition(" ")
+        module = importlib.import_module(Path(path).stem)
+        cases = getattr(module, "ACCEPTED" if accepted else "CASES")
+        assert ids == [c.id for c in cases], path
+        all_ids += ids
+    assert len(all_ids) == len(set(all_ids)), "a case id is used twice"
+    assert len(sections["tests/test_bad_inputs.py"]) >= 25
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
