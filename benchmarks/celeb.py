@@ -61,6 +61,7 @@ import torch
 from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
 from triptych.benchmarks.personalization import check_generated, read_reference
 from triptych.errors import InputError, TriptychError
+from triptych.folders import visible_files
 from triptych.manifests import build_manifest
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache, NoFaceError
@@ -167,8 +168,7 @@ class CelebTask:
         """Every expected image present, nothing unexpected: all offenders named at once, before any scoring.
         Protocol images outside the selection (other prompts, IDs or k) are allowed and left unscored."""
         expected = {f"{s.sample_id}.png" for s in samples}
-        found = {p.relative_to(pred_dir).as_posix() for p in pred_dir.rglob("*")
-                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(pred_dir).parts)}
+        found = {p.relative_to(pred_dir).as_posix() for p in visible_files(pred_dir)}
         found -= set(PROMPT_FILES)
         missing, extra = sorted(expected - found), sorted(found - expected - self.layout)
         outside = len(found - expected) - len(extra)

@@ -19,12 +19,14 @@ import torch
 from PIL import Image
 
 from triptych.errors import InputError, TriptychError
-from triptych.media import read_prediction, read_rgb
+from triptych.folders import check_exact_files, contained, visible_entries
+from triptych.manifests import check_folders_listed
+from triptych.media import IMAGE_SUFFIXES, read_mask, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PREDICTION_SUFFIXES = (".png", ".jpg")
 PREDICT_CHUNK = 64  # target frames per call of a method that declares a temporal_reach
 
 
@@ -54,11 +56,9 @@ def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) ->
     """
     if not path.is_file():
         raise InputError(f"{path}: mask not found", fix="every frame needs a mask with the same file stem")
-    try:
-        with Image.open(path) as image:
-            mask = np.asarray(image.resize(tuple(size), Image.NEAREST).convert("L")) > 0
-    except OSError as exc:
-        raise InputError(f"{path}: cannot decode mask ({exc})", fix="re-export the mask as PNG") from exc
+    mask = read_mask(path)  # convert("L") > 0: resizing NEAREST before or after picks the same pixels
+    if (mask.shape[1], mask.shape[0]) != tuple(size):
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(tuple(size), Image.NEAREST)) > 0
     mask = mask.astype(np.uint8)
     if dilation_iterations:
         kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -69,7 +69,7 @@ def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) ->
 def _list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"{folder}: folder not found", fix="check the benchmark's data root")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in visible_entries(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
@@ -82,10 +82,12 @@ def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any]
     limit = spec.params.get("max_frames")
     videos = []
     for name, layout in spec.params["videos"].items():
-        frames = _list_images(root / layout["frames"])[:limit]
+        frame_dir = contained(root, layout["frames"], f"benchmark {spec.name!r} video {name!r}")
+        mask_src = contained(root, layout["masks"], f"benchmark {spec.name!r} video {name!r}")
+        frames = _list_images(frame_dir)[:limit]
         if not frames:
-            raise InputError(f"{root / layout['frames']}: no frames", fix="check the video folder")
-        mask_src = root / layout["masks"]
+            raise InputError(f"{frame_dir}: no frames", fix="check the video folder")
+        check_folders_listed(manifest, root, [frame_dir] + ([mask_src] if mask_src.is_dir() else []))
         if mask_src.is_file():
             masks = (mask_src,) * len(frames)
         else:
@@ -155,6 +157,11 @@ class VideoCompletion:
         # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
         return np.clip(kept * 255.0, 0, 255).astype(np.uint8)
 
+    def check_predictions(self, pred_dir: Path, videos: Sequence[Video]) -> None:
+        """``pred_dir`` holds exactly one frame per ground-truth frame: anything else is named up front."""
+        expected = {f"{v.name}/{f.stem}": PREDICTION_SUFFIXES for v in videos for f in v.frames}
+        check_exact_files(pred_dir, expected, "--pred-dir", "<video>/<frame>.png")
+
     def read_prediction(self, pred_dir: Path, video: Video) -> list[Path]:
         """The prediction files of the video, checked to exist; each is read when it is scored."""
         if not (pred_dir / video.name).is_dir():
@@ -163,7 +170,7 @@ class VideoCompletion:
                              fix="video completion predictions go in <pred-dir>/<video>/<frame>.png")
         paths = []
         for frame in video.frames:
-            candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in (".png", ".jpg")]
+            candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in PREDICTION_SUFFIXES]
             path = next((c for c in candidates if c.is_file()), None)
             if path is None:
                 raise InputError(f"{candidates[0]}: prediction missing for frame {frame.name} of video {video.name!r}",

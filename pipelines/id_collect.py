@@ -4,18 +4,19 @@ protocols.md section 3, step 1: ~100 images per name; drop images whose short si
 (``--min-short-side``). Folders follow the portrait-set layout ``<root>/<name>_<classword>/`` (read by
 ``triptych.benchmarks.personalization.load_portraits``); the class word of the folder suffix is kept as
 ``folder_class_word``. Each image's sha256 is computed here: it is the key of every later stage's cache.
-Images that do not decode as 8-bit RGB are dropped with the reason (the later stages read RGB only).
-This stage is not cached itself: hashing the file is its whole per-image work.
+Images that ``triptych.media.read_rgb`` refuses (not 8-bit RGB, EXIF-rotated, content not matching the
+suffix, corrupt) are dropped with its reason: the later stages read images with it. This stage is not
+cached itself: hashing and decoding the file is its whole per-image work.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from triptych.benchmarks.personalization import load_portraits
+from triptych.errors import InputError
 from triptych.manifests import sha256_file
+from triptych.media import read_rgb
 from triptych.pipelines.id_table import Record, Table, drop, save, stage_parser
 from triptych.pipelines.stage_io import run_stage, timed
 
@@ -26,16 +27,12 @@ def collect_record(root: Path, identity: str, class_word: str, path: Path, min_s
     record: Record = {"identity": identity, "folder_class_word": class_word, "path": path.relative_to(root).as_posix(),
                       "sha256": sha256_file(path), "size_bytes": path.stat().st_size, "width": None, "height": None,
                       "status": "kept", "dropped_stage": None, "dropped_reason": None}
-    try:
-        with Image.open(path) as image:
-            record["width"], record["height"] = image.size
-            mode = image.mode
-    except (UnidentifiedImageError, OSError) as exc:
-        drop(record, STAGE, f"cannot decode ({exc})")
+    try:  # the one frame reader: what it refuses (mode, bit depth, EXIF rotation, content) is dropped, named
+        record["height"], record["width"] = read_rgb(path).shape[:2]
+    except InputError as exc:
+        drop(record, STAGE, exc.message.removeprefix(f"{path}: "))
         return record
-    if mode != "RGB":
-        drop(record, STAGE, f"image mode {mode!r}, not 8-bit RGB")
-    elif min(record["width"], record["height"]) < min_short_side:
+    if min(record["width"], record["height"]) < min_short_side:
         drop(record, STAGE, f"short side {min(record['width'], record['height'])} < {min_short_side}")
     return record
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from triptych.errors import InputError
+from triptych.folders import visible_entries
 
 Triplet = dict[str, object]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -57,7 +58,7 @@ def _require_dir(folder: Path, what: str, fix: str) -> None:
 
 def _images(folder: Path) -> list[Path]:
     """The image files of a folder, sorted by name (the references' ``sorted(os.listdir(...))``)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in visible_entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def read_list(path: Path, what: str, fix: str) -> list[str]:
@@ -76,7 +77,7 @@ def read_list(path: Path, what: str, fix: str) -> list[str]:
 def video_triplets(root: Path, options: LayoutOptions) -> list[Triplet]:
     """Triplets (c-1, c, c+1) cut from one folder of frames, one per centre (the embedded sample)."""
     folder = root / options.video
-    frames = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    frames = [p for p in visible_entries(folder) if p.suffix.lower() == ".png"] if folder.is_dir() else []
     if not frames:
         raise InputError(f"{folder}: no PNG frames", fix="check --root and --video")
     name = Path(options.video).parent.name or Path(options.video).name
@@ -109,7 +110,7 @@ def ucf101_triplets(root: Path, options: LayoutOptions) -> list[Triplet]:
     order: 1, 10, 100, 2, ...) holds ``frame_00.png``, ``frame_01_gt.png`` (the truth) and ``frame_02.png``."""
     fix = "point --root at ucf101_interp_ours/ (379 folders of frame_00.png, frame_01_gt.png, frame_02.png)"
     _require_dir(root, "UCF101 DVF test set", fix)
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders = [p.name for p in visible_entries(root) if p.is_dir()]
     if not folders:
         raise InputError(f"{root}: no triplet folders (UCF101 DVF test set)", fix=fix)
     triplets = []
@@ -187,7 +188,7 @@ def adobe240_triplets(root: Path, options: LayoutOptions) -> list[Triplet]:
     the selection is reproducible (and may differ from the authors' on their file system)."""
     fix = "point --root at Adobe240's test_frames/ (one folder of frames per video)"
     _require_dir(root, "Adobe240 test frames", fix)
-    videos = sorted(p.name for p in root.iterdir() if p.is_dir())[9::10]
+    videos = [p.name for p in visible_entries(root) if p.is_dir()][9::10]
     if not videos:
         raise InputError(f"{root}: fewer than 10 video folders, so [9::10] selects none", fix=fix)
     return [t for video in videos for t in _x8_sets(root, video, fix)]

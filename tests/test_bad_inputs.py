@@ -37,7 +37,7 @@ CASES = [
     Case("corrupt-png", _image_case(_garbage), ("00001.png", "cannot decode")),
     Case("nan-prediction", _npy_case(np.full((3, 240, 432), np.nan, np.float32)), ("pred.npy", "NaN")),
     Case("inf-prediction", _npy_case(np.full((1, 3, 240, 432), np.inf, np.float32)), ("pred.npy", "Inf")),
-    Case("float64-prediction", _npy_case(np.zeros((3, 240, 432), np.float64)), ("pred.npy", "float64")),
+    Case("uint8-prediction", _npy_case(np.zeros((3, 240, 432), np.uint8)), ("pred.npy", "uint8", "float32 or float64")),
     Case("hwc-prediction", _npy_case(np.zeros((240, 432, 3), np.float32)), ("pred.npy", "(3, H, W)")),
     Case("empty-mask", _mask_case(0), ("00004.png", "no hole")),
     Case("all-ones-mask", _mask_case(255), ("00004.png", "whole frame")),

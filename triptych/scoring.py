@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import pandas as pd
 
 import triptych
-from triptych.errors import TriptychError
+from triptych.errors import InputError, TriptychError
 from triptych.executors import ScoreJob
 from triptych.executors import run as run_executor
 from triptych.manifests import Manifest, read_manifest, verify_manifest
@@ -112,6 +112,9 @@ def trusting_manifest(sha256: str) -> Iterator[None]:
 
 def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
     """The benchmark's committed manifest, verified against the files under ``data_root``."""
+    if data_root.exists() and not data_root.is_dir():
+        raise InputError(f"--data-root {data_root}: a file, not a data folder",
+                         fix="pass the folder that holds manifests/ and the benchmark's data")
     manifest = read_manifest(data_root / spec.params["manifest"])
     if manifest.sha256 != _TRUSTED_MANIFEST.get():
         verify_manifest(manifest, data_root / spec.params["root"])
