@@ -102,3 +102,15 @@ def _garbage(p: Path) -> None:
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
 
 
+def assert_clear_error(case: Case, tmp_path: Path, run_cli, monkeypatch) -> None:
+    """Run the case through the CLI: exit 2, nothing on stdout, ``error:`` and every expected word on
+    stderr, no traceback."""
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
+    args = case.setup(tmp_path)
+    code, out, err = run_cli(*args)
+    assert code == 2, err
+    assert out == ""
+    assert err.startswith("error: ") or "\nerror: " in err
+    assert "Traceback" not in err
+    for expected in case.expect:
+        assert expected in err, f"{expected!r} not in:\n{err}"

@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 import vfi_fake_layouts as fake
-from bad_input_cases import FRAMES, SAMPLE, Case, _datasets_copy, _frames, _image_case, _measure, _npy_case
+from bad_input_cases import (FRAMES, SAMPLE, Case, _datasets_copy, _frames, _image_case, _measure, _npy_case,
+                             assert_clear_error)
 from triptych.registry import registry
 
 GT = FRAMES / "00001.png"
@@ -226,15 +227,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_a_clear_error(case, tmp_path, run_cli, monkeypatch):
-    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
-    args = case.setup(tmp_path)
-    code, out, err = run_cli(*args)
-    assert code == 2, err
-    assert out == ""
-    assert err.startswith("error: ") or "\nerror: " in err
-    assert "Traceback" not in err
-    for expected in case.expect:
-        assert expected in err, f"{expected!r} not in:\n{err}"
+    assert_clear_error(case, tmp_path, run_cli, monkeypatch)
 
 
 @dataclass(frozen=True)
