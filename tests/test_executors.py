@@ -31,9 +31,11 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path):
 
 def test_an_error_in_a_worker_keeps_its_message_and_fix(tmp_path):
     (tmp_path / "pred/tennis").mkdir(parents=True)
+    for c in (1, 6, 11, 16, 21):  # every prediction present (checked up front), none decodes
+        (tmp_path / f"pred/tennis/{c:05d}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(TriptychError) as info:
         score("sample-triplets", tmp_path / "r", pred_dir=tmp_path / "pred", workers=2)
-    # two workers: whichever missing middle frame fails first is the one reported (centres 1, 6, 11, 16, 21)
+    # two workers: whichever corrupt middle frame fails first is the one reported (centres 1, 6, 11, 16, 21)
     assert any(f"{c:05d}.png" in info.value.message for c in (1, 6, 11, 16, 21))
     assert "the same command resumes" in info.value.fix
 

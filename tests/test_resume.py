@@ -61,8 +61,10 @@ def test_a_failing_sample_keeps_the_finished_ones_and_the_fix_resumes(tmp_path, 
     pred_dir = tmp_path / "pred/tennis"
     pred_dir.mkdir(parents=True)
     frames = Path(__file__).resolve().parent.parent / "datasets/samples/tennis/frames"
-    for c in (1, 6):  # predictions for the first two triplets only
+    for c in (1, 6):  # good predictions for the first two triplets only, corrupt ones for the others
         shutil.copy(frames / f"{c - 1:05d}.png", pred_dir / f"{c:05d}.png")
+    for c in (11, 16, 21):
+        (pred_dir / f"{c:05d}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(TriptychError) as info:
         score("sample-triplets", tmp_path / "results", pred_dir=tmp_path / "pred")
     assert "00011" in info.value.message and "the 2 sample(s) already scored are kept" in info.value.fix
