@@ -30,7 +30,8 @@ from triptych.folders import visible_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy",)
-FORMAT_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg")}
+# MPO: a camera JPEG with extra pictures appended (PIL reads the primary one, as any JPEG reader does)
+FORMAT_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg")}
 MAX_PIXELS = 8192 * 8192  # 67,108,864: larger images are refused before they are decoded
 PREDICTION_RANGE = (-0.01, 1.01)
 MASK_MODES = ("1", "L", "P", "RGB")
