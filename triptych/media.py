@@ -18,6 +18,7 @@ means one thing everywhere (the rules are stated in the README, "Measure your ow
 
 from __future__ import annotations
 
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,21 +84,29 @@ def _open_header(path: Path) -> Image.Image:
 def _open_image(path: Path) -> Image.Image:
     """``_open_header``, then 8 bits per sample, decode, and no EXIF rotation."""
     image = _open_header(path)
+    try:
+        _check_decoded(image, path)
+    except InputError:
+        image.close()
+        raise
+    return image
+
+
+def _check_decoded(image: Image.Image, path: Path) -> None:
     if image.format == "PNG" and _png_bit_depth(path) == 16 or image.mode.startswith("I;16"):
         raise InputError(f"{path}: 16-bit image (mode {image.mode!r}); triptych reads 8-bit images only",
                          fix="convert it to 8 bits per channel yourself (e.g. value // 257), so no precision is "
                              "dropped unnoticed")
     try:
         image.load()  # PIL decodes lazily: force it, so a truncated file fails here, with its name
-    except (OSError, SyntaxError, ValueError) as exc:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:
         raise InputError(f"{path}: cannot decode image ({exc})",
                          fix="the file is corrupt or truncated; re-export or re-download it") from exc
-    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     if orientation != 1:
         raise InputError(f"{path}: EXIF orientation {orientation} (the image is stored rotated or mirrored)",
                          fix="apply the rotation and save without it, e.g. PIL: ImageOps.exif_transpose(image)"
                              ".save(...)")
-    return image
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
