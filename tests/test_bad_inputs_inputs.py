@@ -22,7 +22,7 @@ from PIL import Image
 
 import vfi_fake_layouts as fake
 from bad_input_cases import (FRAMES, SAMPLE, Case, _datasets_copy, _frames, _image_case, _measure, _npy_case,
-                             assert_clear_error)
+                             _rebuild_manifest, assert_clear_error)
 from triptych.registry import registry
 
 GT = FRAMES / "00001.png"
@@ -282,6 +282,20 @@ def _palette_mask(tmp: Path) -> tuple[list, list]:
     return args + [tmp / "palette"], args + [tmp / "grey"]
 
 
+def _palette_masks_in_score(tmp: Path) -> tuple[list, tuple[str, ...]]:
+    """The sample's masks saved in palette mode (index 0 white = hole): ``score`` reads them by luminance
+    as ``measure`` does, so mean_fill scores the sample's published numbers (README: 22.05 dB / 0.768)."""
+    root = _datasets_copy(tmp)
+    for path in sorted((root / "samples/tennis/masks").glob("*.png")):
+        hole = np.asarray(Image.open(path)) > 0
+        palette = Image.fromarray(np.where(hole, 0, 1).astype(np.uint8), mode="P")
+        palette.putpalette([255, 255, 255, 0, 0, 0])
+        palette.save(path)
+    _rebuild_manifest(root)
+    return (["score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", tmp / "r", "--data-root", root],
+            ("psnr:e2fgvi v1  22.0518 dB  (n=24)", "ssim:win65 v1  0.767875   (n=24)"))
+
+
 def _hidden_files(tmp: Path) -> tuple[list, tuple[str, ...]]:
     """System files in the data folders and the prediction folder: ignored, the prediction (the ground
     truth itself) scores inf dB and SSIM 1 on all 24 frames."""
@@ -315,6 +329,7 @@ ACCEPTED = [
     Accepted("uppercase-png-suffix", _pair_renamed("00000.PNG", "00000.png")),
     Accepted("unicode-file-names", _pair_renamed("bild-ä_東京.png", "bild-ä_東京.png")),
     Accepted("palette-mask-read-by-luminance", _palette_mask),
+    Accepted("palette-masks-in-score", _palette_masks_in_score),
     Accepted("hidden-system-files-ignored", _hidden_files),
     Accepted("crlf-list-file", _crlf_list),
 ]
