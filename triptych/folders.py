@@ -4,7 +4,8 @@
   ``.ipynb_checkpoints``, ``._x.png``) or named ``Thumbs.db`` / ``desktop.ini``. They are ignored by every
   loader, ``--pred-dir`` check and manifest, and never count as an extra or missing file.
 - Contained paths (``contained``): a path built from data (a sample id, a listing or manifest entry) must
-  resolve inside its root, symlinks included; ``../`` or an absolute entry is refused, naming the entry.
+  stay inside its root: ``../`` or an absolute entry is refused, naming the entry. Symbolic links that the
+  user placed inside the root are followed (DVC's symlink cache links data files out of the folder).
 - Exact folders (``check_exact_files``): a folder of predictions holds exactly the expected files; every
   missing, extra or duplicate file and every stray folder is named in one error.
 """
@@ -35,30 +36,21 @@ def visible_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not is_hidden(p.relative_to(root)))
 
 
-def _outside(entry: str, root: Path | str, what: str) -> InputError:
-    return InputError(f"{what}: entry {str(entry)!r} points outside {root}",
-                      fix="entries are relative paths inside their root (no '..', no absolute path, no symlink "
-                          "leading out); fix or regenerate the listing")
-
-
 def relative_entry(entry: str, what: str) -> PurePosixPath:
-    """A path entry from data (a sample id, a listing row) as a relative path that cannot climb out of the
-    folder it is joined to: no ``..`` component, not absolute."""
+    """A path entry from data (a sample id, a listing or manifest row) as a relative path that cannot climb
+    out of the folder it is joined to: not empty, not absolute, no ``..`` component."""
     rel = PurePosixPath(str(entry).replace("\\", "/"))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise _outside(entry, "its folder", what)
+        raise InputError(f"{what}: entry {str(entry)!r} points outside its folder",
+                         fix="entries are relative paths inside their root (no '..', no absolute path); fix or "
+                             "regenerate the listing")
     return rel
 
 
 def contained(root: Path, entry: str, what: str) -> Path:
-    """``root / entry``, refused unless it resolves inside ``root``, symlinks included (``what`` names where
-    the entry came from)."""
-    path = root / relative_entry(entry, what)
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        raise _outside(entry, root, what) from None
-    return path
+    """``root / entry`` for an entry checked by ``relative_entry`` (``what`` names where it came from).
+    Symbolic links inside the root are followed as placed (e.g. DVC's symlink cache)."""
+    return root / relative_entry(entry, what)
 
 
 def name_some(paths: Iterable[str]) -> str:
