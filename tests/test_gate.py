@@ -155,7 +155,8 @@ def test_a_candidate_missing_a_sample_fails_and_names_it(triplet_results, tmp_pa
     assert not result.passed and {r.status for r in result.rows} == {"samples_changed"}
     assert all("n 5 -> 4" in r.reason and "missing in the candidate 1: tennis/00011" in r.reason for r in result.rows)
     # the same through the CLI, against a committed aggregates JSON baseline (sample count and ids hash)
-    assert run_cli("gate", "--baseline", triplet_results, "--candidate", triplet_results, "--out", tmp_path / "b")[0] == 0
+    assert run_cli("gate", "--baseline", triplet_results, "--candidate", triplet_results,
+                   "--out", tmp_path / "b")[0] == 0
     code, out, _ = run_cli("gate", "--baseline", tmp_path / "b/aggregates.json", "--candidate", fewer,
                            "--out", tmp_path / "r")
     assert code == 1 and "2 samples changed" in out
@@ -170,7 +171,8 @@ def test_the_same_count_of_other_samples_fails(triplet_results, tmp_path, run_cl
     result, _ = run_gate(triplet_results, other)
     assert {r.status for r in result.rows} == {"samples_changed"}
     assert "missing in the candidate 1: tennis/00011; only in the candidate 1: tennis/00012" in result.rows[0].reason
-    assert run_cli("gate", "--baseline", triplet_results, "--candidate", triplet_results, "--out", tmp_path / "b")[0] == 0
+    assert run_cli("gate", "--baseline", triplet_results, "--candidate", triplet_results,
+                   "--out", tmp_path / "b")[0] == 0
     from_json, _ = run_gate(tmp_path / "b/aggregates.json", other)
     assert {r.status for r in from_json.rows} == {"samples_changed"}
     assert "sample-set sha256" in from_json.rows[0].reason

@@ -152,8 +152,8 @@ def test_regenerated_predictions_are_scored_again_not_reused(tmp_path):
         score("sample-triplets", tmp_path / "results", pred_dir=pred)
     _triplet_predictions(pred, lambda c: frames / f"{c - 1:05d}.png")  # regenerated: the previous frame
     resumed = _score_logged(tmp_path / "results", pred)
-    assert ("0 part(s) reused, 2 recomputed (prediction tennis/00001.png changed; prediction tennis/00006.png changed), "
-            "3 not scored yet") in resumed.stderr
+    assert ("0 part(s) reused, 2 recomputed (prediction tennis/00001.png changed; prediction tennis/00006.png "
+            "changed), 3 not scored yet") in resumed.stderr
     run_dir = Path(resumed.run_dir)
     fresh = score("sample-triplets", tmp_path / "fresh", pred_dir=pred)
     assert _values(run_dir) == _values(fresh)

@@ -418,6 +418,10 @@ class RunWriter:
     def parts(self) -> list[Path]:
         return sorted((self.run_dir / PARTS_DIR).glob("*.parquet"))
 
+    def drop_part(self, part: str) -> None:
+        """Remove a part (its inputs changed since it was scored), so that it is scored again."""
+        (self.run_dir / PARTS_DIR / f"{part}.parquet").unlink()
+
     def has_part(self, part: str) -> bool:
         return (self.run_dir / PARTS_DIR / f"{part}.parquet").is_file()
 

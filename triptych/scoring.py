@@ -22,7 +22,8 @@ import triptych
 from triptych.errors import TriptychError
 from triptych.executors import ScoreJob, check_executor
 from triptych.executors import run as run_executor
-from triptych.fingerprints import PREDICTIONS, canonical, changes, current_predictions, hash_files, reading_under, summarize
+from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_predictions, hash_files, reading_under,
+                                   summarize)
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, method_for_task
@@ -223,7 +224,7 @@ def _stale_parts(writer: RunWriter, identity: dict[str, Any], pred_dir: Path | N
 
 def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, Any], identity: dict[str, Any],
               pred_dir: Path | None, parts: int, fresh: bool) -> RunWriter:
-    """The run this request writes into, under the request's lock (``results.request_lock``):
+    """The run this request writes into, chosen under the results folder's lock (``results.folder_lock``):
 
     * with ``fresh``, a new run;
     * else the unfinished run of the same request (after a crash, a kill or a failed sample): its parts whose
@@ -237,7 +238,7 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
     if writer is not None:
         stale = _stale_parts(writer, identity, pred_dir)
         for part in stale:
-            (writer.run_dir / "parts" / f"{part}.parquet").unlink()
+            writer.drop_part(part)
         reused = len(writer.parts())
         writer.meta.update({**meta, "request": request})  # what the run is now made of (recomputed parts)
         writer.meta.setdefault("resumes", []).append(

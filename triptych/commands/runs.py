@@ -34,7 +34,8 @@ def list_command(results: Path = RESULTS_OPTION) -> None:
 
 
 @runs_app.command("show")
-def show_command(run: str = typer.Argument(..., help="run id (or the run's folder) in --results"), results: Path = RESULTS_OPTION,
+def show_command(run: str = typer.Argument(..., help="run id (or the run's folder) in --results"),
+                 results: Path = RESULTS_OPTION,
                  as_json: bool = typer.Option(False, "--json", help="print the run JSON")) -> None:
     """The run's provenance and its per-metric aggregates."""
     from triptych.results import read_run, read_samples, run_folder
