@@ -329,20 +329,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                "metrics": [(m.spec.name, m.variant.name) for m in metrics], "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
                **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {})}
-    sha = {w["name"] or w["path"]: w["sha256"] for w in run_weights}
-    identity = canonical({
-        "benchmark": {"version": data.spec.version, "params": data.variant_params, "plugin": _plugin(data.spec)},
-        "data": {"manifest_sha256": data.manifest.sha256},
-        "metrics": {_key(m): {"version": m.variant.version, "plugin": _plugin(m.spec),
-                              "weights": {w: sha.get(w) for w in m.variant.weights}} for m in metrics},
-        "method": ({"name": method_spec.name, "version": method_spec.version, "plugin": _plugin(method_spec),
-                    "params": method_spec.params,
-                    "weights": ({"user file": method_weights[0]["sha256"]} if method_weights
-                                else {w: sha.get(w) for w in method_spec.weights})} if method_spec is not None
-                   else {"name": method_label, "class": type(python_method).__qualname__,
-                         "version": method_version} if python_method is not None
-                   else {"prediction folder": request["pred_dir"]}),
-    })
+    identity = _identity(data, metrics, run_weights, method_spec, python_method, method_label, method_version,
+                         request["pred_dir"])
     meta = {
         "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
@@ -372,6 +360,31 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         _score_parts(writer, data, job, metrics, set_metrics, identity, method, pred_dir, weights,
                      executor, workers, ray_address)
     return writer.run_dir
+
+
+def _identity(data: BenchmarkData, metrics: Sequence[MetricUse], run_weights: list[dict[str, Any]],
+              method_spec: Any, python_method: Any, label: str, version: str, pred_dir: str | None) -> dict[str, Any]:
+    """What every part of a run shares in its fingerprint (``triptych.fingerprints``): the benchmark's
+    version and parameters, the data manifest, each metric variant's version, plugin and weights, and the
+    method's identity (registry name, version, plugin, parameters and weights sha256; a Python object's
+    class and version; or the prediction folder, whose files each part adds)."""
+    sha = {w["name"] or w["path"]: w["sha256"] for w in run_weights}
+    if method_spec is not None:
+        user_file = [w["sha256"] for w in run_weights if w.get("replaces") is not None]
+        method = {"name": method_spec.name, "version": method_spec.version, "plugin": _plugin(method_spec),
+                  "params": method_spec.params,
+                  "weights": {"user file": user_file[0]} if user_file else {w: sha.get(w) for w in method_spec.weights}}
+    elif python_method is not None:
+        method = {"name": label, "class": type(python_method).__qualname__, "version": version}
+    else:
+        method = {"prediction folder": pred_dir}
+    return canonical({
+        "benchmark": {"version": data.spec.version, "params": data.variant_params, "plugin": _plugin(data.spec)},
+        "data": {"manifest_sha256": data.manifest.sha256},
+        "metrics": {_key(m): {"version": m.variant.version, "plugin": _plugin(m.spec),
+                              "weights": {w: sha.get(w) for w in m.variant.weights}} for m in metrics},
+        "method": method,
+    })
 
 
 def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics: list[MetricUse],
