@@ -21,7 +21,7 @@ import jinja2
 import pandas as pd
 
 import triptych
-from triptych.atomic import atomic_write, atomic_write_text
+from triptych.atomic import atomic_write, atomic_write_text, write_error
 from triptych.errors import TriptychError
 from triptych.leaderboard import plots
 from triptych.leaderboard.sitedata import TABLE_COLUMNS, TASK_TITLES, BenchmarkData, SiteData, load_site_data, slug
@@ -208,7 +208,10 @@ def build_site(results: str | Path, out: str | Path) -> Path:
     site: SiteData = load_site_data(results)
     env = _environment()
     write = _Writer(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
     write.text(MARKER, "built by triptych leaderboard build\n")
     for rel, item in _iter_static(_PACKAGE / "static"):
         data = item.read_bytes()

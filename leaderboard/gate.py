@@ -7,7 +7,12 @@ may widen or narrow a tolerance, absolute or relative to the baseline value). Th
 * a regression beyond tolerance (worse in the metric's direction by more than the tolerance);
 * a metric version change (the same row under another ``metric_version``: never compared silently);
 * a data-manifest change (both sides record a manifest sha256 and they differ: refused, not compared);
+* a changed sample set (``samples_changed``: another count, or other sample ids, behind the two values of
+  a row: a mean over other samples is refused, not compared);
 * a missing row (in the baseline, not in the candidate), or a metric the registry does not know.
+
+A results folder is read under the one rule of ``triptych.results.select_runs`` (per request, the newest
+complete run), and a run's rows must be unique per (run, sample, metric variant), or reading it fails.
 
 Improvements (within or beyond tolerance) and rows only in the candidate ("new") pass.
 """
@@ -29,9 +34,12 @@ from triptych.registry import MetricSpec, registry
 from triptych.results import SCHEMA_VERSION, json_safe
 
 GATE_KEYS = ["benchmark", "split", "benchmark_variant", "method", "metric", "metric_variant", "metric_version"]
+AGGREGATE_COLUMNS = [*GATE_KEYS, "task", "unit", "value", "n", "samples_sha256", "sample_ids", "manifest_sha256",
+                     "run_id"]
 AGGREGATES_KIND = "triptych-aggregates"
 REPORT_KIND = "triptych-gate-report"
-FAILING = ("regression", "version_changed", "variant_changed", "data_changed", "missing", "unknown_metric")
+FAILING = ("regression", "version_changed", "variant_changed", "data_changed", "samples_changed", "missing",
+           "unknown_metric")
 PASSING = ("improved", "within_tolerance", "unchanged", "new")
 
 
@@ -123,7 +131,7 @@ def _finite_or_inf(value: Any, where: str) -> float:
 
 def aggregates_json(rows: pd.DataFrame) -> dict[str, Any]:
     """Aggregates in the committed-baseline format (``kind: triptych-aggregates``)."""
-    cols = [*GATE_KEYS, "task", "unit", "value", "n", "manifest_sha256", "run_id"]
+    cols = [*GATE_KEYS, "task", "unit", "value", "n", "samples_sha256", "manifest_sha256", "run_id"]
     records = []
     for rec in rows.reindex(columns=cols).to_dict("records"):
         rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
@@ -149,15 +157,14 @@ def _from_json(path: Path) -> pd.DataFrame:
             raise TriptychError(f"{where}: missing field(s) {', '.join(missing)}")
         rows.append({**rec, "metric_version": int(rec["metric_version"]),
                      "value": _finite_or_inf(rec["value"], where)})
-    return pd.DataFrame(rows).reindex(columns=[*GATE_KEYS, "task", "unit", "value", "n", "manifest_sha256", "run_id"])
+    return pd.DataFrame(rows).reindex(columns=AGGREGATE_COLUMNS)
 
 
 def load_aggregates(path: str | Path) -> pd.DataFrame:
     """Aggregates of a results folder (pooled means of its complete runs) or of an aggregates JSON file."""
     path = Path(path)
     if path.is_dir():
-        frame = reproduced_rows(path)
-        frame = frame.reindex(columns=[*GATE_KEYS, "task", "unit", "value", "n", "manifest_sha256", "run_id"])
+        frame = reproduced_rows(path).reindex(columns=AGGREGATE_COLUMNS)
     elif path.is_file():
         frame = _from_json(path)
     else:
@@ -171,7 +178,8 @@ def load_aggregates(path: str | Path) -> pd.DataFrame:
         runs = ", ".join(str(r) for r in frame[duplicated & (frame["metric"] == first["metric"])]["run_id"])
         raise TriptychError(f"{path}: several rows for {first['benchmark']}/{first['split']} {first['method']} "
                             f"{first['metric']}:{first['metric_variant']} (runs {runs})",
-                            fix="keep one run per benchmark, method and variant in the folder")
+                            fix="keep one request per benchmark, method and variant in the folder (of several runs "
+                                "of one request, the newest complete run counts: see 'triptych runs list')")
     return frame.reset_index(drop=True)
 
 
@@ -275,6 +283,11 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, metrics: Mapping
                                        reason=f"data manifest sha256 {old_manifest[:12]} -> {new_manifest[:12]}: "
                                               "scores of different data are refused, not compared"))
             continue
+        samples = sample_set_change(b, c)
+        if samples:
+            result.rows.append(GateRow(key, "samples_changed", float(b["value"]), float(c["value"]),
+                                       direction=spec.direction, reason=samples))
+            continue
         result.rows.append(_judge(key, float(b["value"]), float(c["value"]), spec,
                                   _tolerance(spec, str(b["metric_variant"]), rules)))
     for rows in cand_by_loose.values():
@@ -288,6 +301,34 @@ def compare(baseline: pd.DataFrame, candidate: pd.DataFrame, *, metrics: Mapping
     order = {s: i for i, s in enumerate((*FAILING, "improved", "new", "within_tolerance", "unchanged"))}
     result.rows.sort(key=lambda r: (order[r.status], r.label))
     return result
+
+
+def _count(value: Any) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def sample_set_change(b: pd.Series, c: pd.Series) -> str:
+    """Why the baseline row ``b`` and the candidate row ``c`` average different samples ("" when they do
+    not): another count, other ids (named when both sides carry them), or no count to compare."""
+    n_b, n_c = _count(b.get("n")), _count(c.get("n"))
+    if n_b is None or n_c is None:
+        return (f"the {'baseline' if n_b is None else 'candidate'} records no sample count, so the sample sets "
+                "cannot be compared; write the aggregates again with 'triptych gate ... --out DIR'")
+    ids_b, ids_c = b.get("sample_ids"), c.get("sample_ids")
+    if isinstance(ids_b, tuple) and isinstance(ids_c, tuple) and ids_b != ids_c:
+        missing, extra = sorted(set(ids_b) - set(ids_c)), sorted(set(ids_c) - set(ids_b))
+        named = "; ".join(f"{label} {len(ids)}: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}"
+                          for label, ids in (("missing in the candidate", missing),
+                                             ("only in the candidate", extra)) if ids)
+        return f"the sample sets differ (n {n_b} -> {n_c}; {named or 'repeated sample ids'}): means over other " \
+               "samples are refused, not compared"
+    if n_b != n_c:
+        return f"n {n_b} -> {n_c} samples: means over other samples are refused, not compared"
+    sha_b, sha_c = b.get("samples_sha256"), c.get("samples_sha256")
+    if isinstance(sha_b, str) and isinstance(sha_c, str) and sha_b != sha_c:
+        return (f"the sample ids differ (n {n_b} on both sides, sample-set sha256 {sha_b[:12]} -> {sha_c[:12]}): "
+                "means over other samples are refused, not compared")
+    return ""
 
 
 def _other_variants(candidate: pd.DataFrame, b: pd.Series) -> list[str]:

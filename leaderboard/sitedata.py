@@ -21,7 +21,7 @@ import pandas as pd
 
 from triptych.leaderboard.table import leaderboard_rows
 from triptych.registry import TASKS, registry
-from triptych.results import list_runs, read_samples
+from triptych.results import current_runs, read_samples
 
 PAIR_KEYS = ["benchmark", "split", "method", "metric", "metric_variant"]
 # Columns of a benchmark table, in order (also the CSV / JSON downloads).
@@ -192,10 +192,10 @@ def efficiency_table(reported: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_site_data(results: str | Path) -> SiteData:
-    """Read every complete run under ``results`` and every published row."""
+    """Read every current run under ``results`` (``triptych.results.select_runs``) and every published row."""
     results = Path(results)
     rows = leaderboard_rows(results, all_reported=True)
-    runs = [r for r in list_runs(results) if r.get("status") == "complete"]
+    runs = current_runs(results).current
     samples = [read_samples(results / r["run_id"]) for r in runs]
     all_samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(
         columns=["run_id", "benchmark", "metric", "metric_variant", "method", "sample_id", "value"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
 from triptych.leaderboard.reported import load_reported
-from triptych.results import list_runs, read_samples
+from triptych.results import current_runs, read_samples
 
 # The published systems whose rows are shown by default next to reproduced ones.
 REFERENCE_METHODS = {"video_inpainting": ("E2FGVI",), "frame_interpolation": ("AMT-S", "AMT-L", "AMT-G"),
@@ -16,17 +18,25 @@ KEYS = ["task", "benchmark", "split", "benchmark_variant", "method", "method_ver
         "metric_version", "unit"]
 
 
+def samples_sha256(sample_ids: Iterable[str]) -> str:
+    """The identity of a sample set: sha256 of its sorted, distinct sample ids (one per line)."""
+    return hashlib.sha256("\n".join(sorted(set(sample_ids))).encode("utf-8")).hexdigest()
+
+
 def reproduced_rows(results: str | Path) -> pd.DataFrame:
     """One row per (run, metric variant): the pooled mean of per-sample values (a set-level metric has
-    one row, which is its value). Incomplete runs are left out."""
+    one row, which is its value), with the sample set it averages (``sample_ids``, ``samples_sha256``).
+    Only the current runs count (``triptych.results.select_runs``: per request, the newest complete run)."""
     frames = []
-    for run in list_runs(results):
-        if run.get("status") != "complete":
-            continue
+    for run in current_runs(results).current:
         samples = read_samples(Path(results) / run["run_id"])
         if samples.empty:
             continue
-        agg = samples.groupby(KEYS, dropna=False)["value"].agg(value="mean", n="count").reset_index()
+        grouped = samples.groupby(KEYS, dropna=False)
+        agg = grouped["value"].agg(value="mean", n="count").reset_index()
+        ids = grouped["sample_id"].agg(lambda s: tuple(sorted(s))).reset_index(drop=True)
+        agg["sample_ids"] = ids
+        agg["samples_sha256"] = [samples_sha256(i) for i in ids]
         agg["run_id"] = run["run_id"]
         agg["code_revision"] = (run.get("code") or {}).get("git_revision")
         agg["manifest_sha256"] = (run.get("data") or {}).get("manifest_sha256")

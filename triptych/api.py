@@ -57,12 +57,14 @@ class Results:
 def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | None = None,
              out: str | Path = "results", pred_dir: str | Path | None = None, name: str | None = None,
              benchmark_variant: str | None = None, data_root: str | Path | None = None, executor: str = "local",
-             workers: int = 1, ray_address: str | None = None) -> Results:
+             workers: int = 1, ray_address: str | None = None, fresh: bool = False) -> Results:
     """Score ``method`` (a registered name or a method object) or ``pred_dir`` on ``benchmark``.
 
     ``metrics`` overrides the benchmark's metric set with ``"metric:variant"`` strings. A method object
     is recorded under ``name`` (default: its ``name`` attribute or class name) with its ``version``
-    attribute, and is scored in this process.
+    attribute, and is scored in this process. As with ``triptych score``, the same call resumes an unfinished
+    run of the same request (recomputing the parts whose inputs changed) or returns its complete, up-to-date
+    run; ``fresh=True`` always scores a new run.
 
     >>> import triptych, torch
     >>> class Copy:  # an Interpolator: returns the first frame
@@ -78,7 +80,7 @@ def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | Non
         run_dir = score(benchmark, Path(out), method=label or method,
                         pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
                         data_root=Path(data_root) if data_root is not None else None, executor=executor,
-                        workers=workers, ray_address=ray_address, metrics=metrics)
+                        workers=workers, ray_address=ray_address, metrics=metrics, fresh=fresh)
     finally:
         if label is not None:
             PYTHON_METHODS.pop(label, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +20,15 @@ import pandas as pd
 
 import triptych
 from triptych.errors import InputError, TriptychError
-from triptych.executors import ScoreJob
+from triptych.executors import ScoreJob, check_executor
 from triptych.executors import run as run_executor
+from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_predictions, hash_files, reading_under,
+                                   summarize)
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
-from triptych.results import RunWriter, new_run_id, request_key
+from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -208,13 +210,60 @@ def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None
     return lambda sample: data.task.predict(method, sample)
 
 
-def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, Any]) -> RunWriter:
-    """Resume the unfinished run of the same request (after a crash or kill), or begin a new one."""
+def _stale_parts(writer: RunWriter, identity: dict[str, Any], pred_dir: Path | None) -> dict[str, list[str]]:
+    """Each part of the run whose stored fingerprint differs from ``identity`` (plus, for a prediction
+    folder, the files the part read, hashed again now), with the reasons."""
+    stale = {}
+    for path in writer.parts():
+        stored = writer.part_fingerprint(path.stem)
+        current = dict(identity)
+        if pred_dir is not None:
+            current[PREDICTIONS] = current_predictions(pred_dir, (stored or {}).get(PREDICTIONS) or {})
+        reasons = changes(stored, current)
+        if reasons:
+            stale[path.stem] = reasons
+    return stale
+
+
+def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, Any], identity: dict[str, Any],
+              pred_dir: Path | None, parts: int, fresh: bool) -> RunWriter:
+    """The run this request writes into, chosen under the results folder's lock (``results.folder_lock``):
+
+    * with ``fresh``, a new run;
+    * else the unfinished run of the same request (after a crash, a kill or a failed sample): its parts whose
+      fingerprint still matches are kept, the others are removed to be scored again;
+    * else the newest complete run of the request when every part still matches: returned as it is (status
+      complete), nothing is scored;
+    * else a new run.
+    """
     key = request_key(request)
-    writer = RunWriter.resume(out, key)
+    writer = None if fresh else RunWriter.resume(out, key)
     if writer is not None:
-        print(f"resuming run {writer.run_id}: {len(writer.parts())} sample(s) already scored", file=sys.stderr)
+        stale = _stale_parts(writer, identity, pred_dir)
+        for part in stale:
+            writer.drop_part(part)
+        reused = len(writer.parts())
+        writer.meta.update({**meta, "request": request})  # what the run is now made of (recomputed parts)
+        writer.meta.setdefault("resumes", []).append(
+            {"utc": writer.meta["resumed_utc"][-1], "reused": reused, "recomputed": len(stale),
+             "reasons": summarize(stale) if stale else "", "removed_tmp_files": writer.leftovers})
+        why = f" ({summarize(stale)})" if stale else ""
+        tmp = f"; removed {writer.leftovers} temporary file(s) of interrupted writes" if writer.leftovers else ""
+        print(f"resuming run {writer.run_id}: {reused} part(s) reused, {len(stale)} recomputed{why}, "
+              f"{parts - reused - len(stale)} not scored yet{tmp}", file=sys.stderr)
         return writer
+    for done in runs_of_request(out, key) if not fresh else ():
+        if done.get("status") != "complete":
+            continue
+        previous = RunWriter(out, done["run_id"], done)
+        stale = _stale_parts(previous, identity, pred_dir)
+        if not stale and len(previous.parts()) == parts:
+            print(f"run {previous.run_id} of the same request is complete and every one of its {parts} part(s) "
+                  "matches the current inputs: reused, nothing scored (--fresh scores a new run)", file=sys.stderr)
+            return previous
+        print(f"run {previous.run_id} of the same request is complete but out of date "
+              f"({summarize(stale) if stale else 'parts missing'}): scoring a new run", file=sys.stderr)
+        break
     writer = RunWriter(out, new_run_id(label))
     writer.begin({**meta, "request": request, "request_key": key})
     return writer
@@ -223,23 +272,28 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
-          params: dict[str, str] | None = None, weights: Path | None = None) -> Path:
+          params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
 
     ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
     must take ``weights``, as for ``triptych interpolate --weights``): the run JSON records the file as
     ``weights.describe_user_file`` does (sha256, ``user_supplied``, or the registry name its sha256 matches),
-    with ``replaces`` naming the registry entries, and the file's sha256 is part of the resume key.
+    with ``replaces`` naming the registry entries, and the file's sha256 is part of the request.
 
-    Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
-    same call resumes the run and scores only the samples without a part; if a sample fails, the run is
-    marked failed, its finished parts are kept, and the same call resumes after the fix. The executor
-    (in process, ``workers`` local processes, or Ray) changes where samples are scored, never the rows.
-    Set-level metrics (FID, KID, face diversity: one row each) are measured once every sample is scored,
-    by the task module's ``measure_set``, and written as their own part. A task module with
-    ``check_predictions`` checks the whole ``pred_dir`` (missing and extra files) before anything is scored.
-    A set metric's result extras are stored with its part and summarised under the metric in the run JSON.
+    Each sample's rows are written as one part file as soon as it is scored, with the fingerprint of what
+    produced it (``triptych.fingerprints``). The same request (benchmark, variant, method or prediction
+    folder, metrics, parameters, data root, into the same ``out``) makes one run: a second process with it
+    waits for the first; if the process dies or a sample fails, the same call resumes the run, keeps the
+    parts whose fingerprint still matches and scores the others (missing, or made from other predictions,
+    another method version, other data); a complete run whose parts all match is returned as it is.
+    ``fresh`` always starts a new run. The executor (in process, ``workers`` local processes, or Ray) changes
+    where samples are scored, never the rows. Set-level metrics (FID, KID, face diversity: one row each)
+    are measured once every sample is scored, by the task module's ``measure_set``, and written as their
+    own part. A task module with ``check_predictions`` checks the whole ``pred_dir`` (missing and extra
+    files) before anything is scored. A set metric's result extras are stored with its part and
+    summarised under the metric in the run JSON.
     """
+    check_executor(executor, workers)
     params = dict(params or {})
     data = load_benchmark(benchmark, benchmark_variant, data_root, params)
     metric_names = list(metrics) if metrics else None
@@ -271,31 +325,79 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         method_weights = [{**describe_user_file(weights), "replaces": list(method_spec.weights)}]
     weight_names = [*(method_spec.weights if method_spec and weights is None else ()),
                     *(w for m in metrics for w in m.variant.weights)]
-    request = {"benchmark": data.spec.name, "benchmark_version": data.spec.version, "benchmark_variant": data.variant,
-               "method": method_label, "method_version": method_version,
-               "pred_dir": str(pred_dir.resolve()) if pred_dir is not None else None,
-               "metrics": [(m.spec.name, m.variant.name, m.variant.version) for m in metrics],
-               "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve()),
+    run_weights = [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))]
+    pred_dir = pred_dir.resolve() if pred_dir is not None else None
+    request = {"benchmark": data.spec.name, "benchmark_variant": data.variant, "method": method_label,
+               "pred_dir": str(pred_dir) if pred_dir is not None else None,
+               "metrics": [(m.spec.name, m.variant.name) for m in metrics], "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
                **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {})}
-    writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, {
+    identity = _identity(data, metrics, run_weights, method_spec, python_method, method_label, method_version,
+                         request["pred_dir"])
+    meta = {
         "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
         "benchmark_params": data.variant_params, **({"benchmark_extras": data.extras} if data.extras else {}),
-        "method": method_label, "method_version": method_version,
-        "pred_dir": request["pred_dir"],
+        "method": method_label, "method_version": method_version, "pred_dir": request["pred_dir"],
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
-        "weights": [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))], "seed": 0,
+        "weights": run_weights, "seed": 0,
         "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
         "plugins": {what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
         "method_source": ("python object " + type(python_method).__qualname__ if python_method is not None
                           else method_spec.source if method_spec is not None else "prediction folder"),
-    })
+    }
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
                    request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())),
                    str(weights) if weights is not None else None)
+    while True:  # one run per request: wait for a process that is scoring the same request, then look again
+        with folder_lock(out):
+            busy = None if fresh else busy_run(out, request_key(request))
+            if busy is None:
+                writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, meta, identity,
+                                   pred_dir, len(data.samples) + bool(set_metrics), fresh)
+                break
+        print(f"another triptych process is scoring the same request into {out} (run {busy.name}): waiting for "
+              "it to finish", file=sys.stderr)
+        wait_for(busy)
+    if writer.meta.get("status") != "complete":
+        _score_parts(writer, data, job, metrics, set_metrics, identity, method, pred_dir, weights,
+                     executor, workers, ray_address)
+    return writer.run_dir
+
+
+def _identity(data: BenchmarkData, metrics: Sequence[MetricUse], run_weights: list[dict[str, Any]],
+              method_spec: Any, python_method: Any, label: str, version: str, pred_dir: str | None) -> dict[str, Any]:
+    """What every part of a run shares in its fingerprint (``triptych.fingerprints``): the benchmark's
+    version and parameters, the data manifest, each metric variant's version, plugin and weights, and the
+    method's identity (registry name, version, plugin, parameters and weights sha256; a Python object's
+    class and version; or the prediction folder, whose files each part adds)."""
+    sha = {w["name"] or w["path"]: w["sha256"] for w in run_weights}
+    if method_spec is not None:
+        user_file = [w["sha256"] for w in run_weights if w.get("replaces") is not None]
+        method = {"name": method_spec.name, "version": method_spec.version, "plugin": _plugin(method_spec),
+                  "params": method_spec.params,
+                  "weights": {"user file": user_file[0]} if user_file else {w: sha.get(w) for w in method_spec.weights}}
+    elif python_method is not None:
+        method = {"name": label, "class": type(python_method).__qualname__, "version": version}
+    else:
+        method = {"prediction folder": pred_dir}
+    return canonical({
+        "benchmark": {"version": data.spec.version, "params": data.variant_params, "plugin": _plugin(data.spec)},
+        "data": {"manifest_sha256": data.manifest.sha256},
+        "metrics": {_key(m): {"version": m.variant.version, "plugin": _plugin(m.spec),
+                              "weights": {w: sha.get(w) for w in m.variant.weights}} for m in metrics},
+        "method": method,
+    })
+
+
+def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics: list[MetricUse],
+                 set_metrics: list[MetricUse], identity: dict[str, Any], method: str | None, pred_dir: Path | None,
+                 weights: Path | None, executor: str, workers: int, ray_address: str | None) -> None:
+    """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
+    merge the parts into the run's rows and aggregates."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
+    method_label, method_version = writer.meta["method"], writer.meta["method_version"]
 
     def rows(measurements: list[tuple[str, str, str, int, float, Any]]) -> list[dict[str, Any]]:
         return [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.benchmark,
@@ -311,14 +413,21 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                  for sample_id, metric, variant, _, _, extra in measurements if extra}
         return found or None
 
+    def fingerprint(read: dict[str, str] | None) -> dict[str, Any]:
+        return {**identity, PREDICTIONS: read} if pred_dir is not None else identity
+
     try:
-        for index, measurements in run_executor(job, todo, executor, workers, ray_address):
-            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements))
+        for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
+            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
+                            fingerprint=fingerprint(read))
         if set_metrics and not writer.has_part(SET_PART):
-            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
+            with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
+                scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
+            read = hash_files(pred_dir, opened, "the set-level metrics") if pred_dir is not None else None
             writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
                                    s.value, None) for s in scores]), part=SET_PART,
-                            extras={_key(s.metric): s.extras for s in scores if s.extras is not None})
+                            extras={_key(s.metric): s.extras for s in scores if s.extras is not None},
+                            fingerprint=fingerprint(read))
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
         writer.fail(str(exc))
@@ -331,7 +440,6 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     per_video = data.spec.task == "video_inpainting"
     writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video)
                                                for m in metrics]})
-    return writer.run_dir
 
 
 SET_PART = "part-set"  # sorts after every per-sample part
@@ -339,6 +447,11 @@ SET_PART = "part-set"  # sorts after every per-sample part
 
 def _part(index: int) -> str:
     return f"part-{index:06d}"
+
+
+def _plugin(spec: Any) -> str | None:
+    """A registry entry's plugin as ``"distribution version"`` (None for a packaged entry)."""
+    return " ".join(spec.plugin) if spec.plugin else None
 
 
 def _key(m: MetricUse) -> str:

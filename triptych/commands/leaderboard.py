@@ -30,8 +30,11 @@ def show_command(
 ) -> None:
     """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows."""
     from triptych.leaderboard.table import leaderboard_rows
+    from triptych.results import superseded_notes
 
     rows = leaderboard_rows(results, task, all_reported)
+    for note in superseded_notes(results):
+        typer.echo(note, err=True)
     console = Console(width=160)
     for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
         table = Table("source", "benchmark", "split", "method", "metric", "variant", "value", "unit", "n",
@@ -54,8 +57,11 @@ def build_command(
 ) -> None:
     """A static site (tables, provenance, plots, CSV/JSON) that opens from file:// with no server or network."""
     from triptych.leaderboard.build import build_site  # jinja2 is needed only here
+    from triptych.results import superseded_notes
 
     index = build_site(results, out)
+    for note in superseded_notes(results):
+        typer.echo(note, err=True)
     typer.echo(f"site written: {index.resolve().as_uri()}", err=True)
     typer.echo(str(index))
 

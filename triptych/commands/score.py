@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
                                         "variant declares (e.g. prompts=5); repeatable"),
         metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
                                          "benchmark's metrics; repeatable"),
+        fresh: bool = typer.Option(False, "--fresh", help="score a new run, even when an unfinished or complete "
+                                   "run of the same request is in --out (by default it is resumed or reused)"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
         from triptych.errors import TriptychError
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
         if refs is not None:
             params["refs"] = str(refs.resolve())
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
-                        metric or None, params, weights)
+                        metric or None, params, weights, fresh)
         run = read_run(run_dir)
         for m in run["metrics"]:
             agg = m["aggregate"]
