@@ -3,7 +3,9 @@
 The ``e2fgvi`` benchmark variant follows E2FGVI @ 709cbe3 ``core/dataset.py`` and ``evaluate.py``
 (protocols.md section 1): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
 NEAREST, thresholded > 0 and dilated with a 3x3 cross for 4 iterations; the prediction truncated to
-uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame.
+uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame. A variant sets ``size`` and
+``mask_dilation`` only: the filters (bicubic frames, nearest masks) are the one published choice, and the
+quantisation of the prediction is the metric variant's (``psnr:e2fgvi``), so neither is a variant key.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from triptych.errors import InputError, TriptychError
 from triptych.media import read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
+from triptych.schema import variant_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -72,6 +75,7 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+@variant_schema(required=("size", "mask_dilation"))
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR | FILE}}`` under ``params.root``.
 

@@ -36,11 +36,11 @@ def test_bad_yaml_entries_are_rejected_with_their_location():
             "gate_tolerance": 0.1, "variants": {"v": {"version": 1, "callable": "m:f", "description": "d",
                                                       "protocol": "p"}}}
     assert _parse_metric("x", good, "f.yaml: x").variants["v"].version == 1
-    with pytest.raises(TriptychError, match="f.yaml: x: unknown field"):
+    with pytest.raises(TriptychError, match="f.yaml: x: unknown key.*'directon' \\(did you mean 'direction'"):
         _parse_metric("x", {**good, "directon": "higher"}, "f.yaml: x")
     with pytest.raises(TriptychError, match="level 'clip'"):
         _parse_metric("x", {**good, "level": "clip"}, "f.yaml: x")
-    with pytest.raises(TriptychError, match="missing required field"):
+    with pytest.raises(TriptychError, match="lacks required key\\(s\\) variants"):
         _parse_metric("x", {k: v for k, v in good.items() if k != "variants"}, "f.yaml: x")
 
 
