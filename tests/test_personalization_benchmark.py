@@ -262,7 +262,7 @@ def test_single_ref_picks_one_reference_by_a_recorded_seed(dlib, tmp_path):
 
 
 def test_unknown_parameters_and_bad_slices_are_named():
-    with pytest.raises(TriptychError, match="no parameter.*promts"):
+    with pytest.raises(TriptychError, match="unknown key.*--param: 'promts' \\(did you mean 'prompts'"):
         load_benchmark(BENCH, params={"refs": str(SAMPLE), "promts": "2"})
     data = load_benchmark(BENCH, params={"refs": str(SAMPLE), "ids": "found", "prompts": "7,2-3", "images_per_prompt": "1"})
     assert sorted({s.prompt_index for s in data.samples}) == [2, 3, 7] and len(data.samples) == 2 * 3

@@ -176,6 +176,22 @@ def _number(e: dict[str, Any], key: str, where: str, kind: type = int) -> Any:
     return kind(value)
 
 
+def _mapping(e: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An optional mapping field (``params``), ``{}`` when absent or null."""
+    value = e.get(key) or {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: {key} must be a mapping of name -> value, not {value!r}")
+    return dict(value)
+
+
+def _names(e: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """An optional list of names (``weights``, ``needs``), ``()`` when absent or null."""
+    value = e.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where}: {key} must be a list of names, not {value!r}")
+    return tuple(value)
+
+
 def _tasks(values: Any, where: str) -> tuple[str, ...]:
     """A list of task names, each one of ``TASKS`` (the nearest if not)."""
     if not isinstance(values, list):
@@ -204,12 +220,13 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
         v = schema.METRIC_VARIANT.check(v, f"{where} variant {vname!r}")
         variants[vname] = VariantSpec(vname, _number(v, "version", f"{where} variant {vname!r}"), v["callable"],
                                       v["description"],
-                                      v["protocol"], dict(v.get("params") or {}), tuple(v.get("weights") or ()))
+                                      v["protocol"], _mapping(v, "params", f"{where} variant {vname!r}"),
+                                      _names(v, "weights", f"{where} variant {vname!r}"))
     default = e.get("default_variant")
     if default is not None and default not in variants:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
     return MetricSpec(name, e["description"], e["kind"], e["level"], e["direction"], e.get("unit", ""),
-                      _tasks(e["tasks"], f"{where} tasks"), variants, default, tuple(e.get("needs") or ()),
+                      _tasks(e["tasks"], f"{where} tasks"), variants, default, _names(e, "needs", where),
                       _number(e, "gate_tolerance", where, float), where, value_range=str(e.get("range", "")),
                       paper=str(e.get("paper", "")))
 
@@ -232,13 +249,13 @@ def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
     return BenchmarkSpec(name, e["split"], _task(e["task"], where), _number(e, "version", where),
                          e["description"], e["loader"],
-                         variants, default, metrics, dict(e.get("params") or {}), where)
+                         variants, default, metrics, _mapping(e, "params", where), where)
 
 
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:
     e = schema.METHOD.check(e, where)
     return MethodSpec(name, _task(e["task"], where), _number(e, "version", where), e["description"], e["callable"],
-                      tuple(e.get("weights") or ()), dict(e.get("params") or {}), where)
+                      _names(e, "weights", where), _mapping(e, "params", where), where)
 
 
 def _check_benchmark_metrics(spec: BenchmarkSpec, metrics: dict[str, MetricSpec]) -> None:

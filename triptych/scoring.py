@@ -155,8 +155,7 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     variant_name, variant_params = spec.variant(variant)
     declared = variant_schema_of(spec).schema
     declared.check(variant_params, f"{spec.source} variant {variant_name!r}")
-    Schema(f"--param of benchmark {name!r} (variant {variant_name!r})", (), declared.keys).check(
-        params or {}, "--param")
+    Schema("--param", (), declared.keys).check(params or {}, f"benchmark {name!r} (variant {variant_name!r})")
     loader = load_callable(spec.loader)
     return loader(spec, variant_name, {**variant_params, **(params or {})}, data_root or datasets_root())
 
