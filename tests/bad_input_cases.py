@@ -93,6 +93,14 @@ class Case:
     setup: Callable[[Path], list]
     expect: tuple[str, ...]
 
+    def assert_refused(self, code: int, out: str, err: str) -> None:
+        """The catalogue's promise: exit 2, nothing on stdout, an ``error:`` naming every expected word."""
+        assert code == 2, err
+        assert out == ""
+        assert err.startswith("error: ") or "\nerror: " in err
+        for expected in self.expect:
+            assert expected in err, f"{expected!r} not in:\n{err}"
+
 
 def _truncate(p: Path) -> None:
     p.write_bytes(p.read_bytes()[:4000])

@@ -118,13 +118,7 @@ def test_the_catalogue_documents_every_case_module():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_a_clear_error(case, tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
-    args = case.setup(tmp_path)
-    code, out, err = run_cli(*args)
-    assert code == 2, err
-    assert out == ""
-    assert err.startswith("error: ") or "\nerror: " in err
-    for expected in case.expect:
-        assert expected in err, f"{expected!r} not in:\n{err}"
+    case.assert_refused(*run_cli(*case.setup(tmp_path)))
 
 
 def test_a_full_disk_is_reported_and_finished_results_survive(tmp_path):
