@@ -424,7 +424,8 @@ def _check_trustworthy(spec: WeightSpec, path: Path, what: str) -> None:
     try:
         state = load_state_dict(path, spec.container_key, fmt=spec.format)
         expected, ignored = _architecture_state(spec)
-        mismatch = state_mismatch(expected, {k: v for k, v in state.items() if k not in ignored})
+        mismatch = state_mismatch({k: v for k, v in expected.items() if k not in ignored},
+                                  {k: v for k, v in state.items() if k not in ignored})
     except TriptychError as exc:
         raise refuse(exc.message.removeprefix(f"{path}: "),
                      fix=exc.fix or f"import the file published at {spec.urls[0]}") from None
