@@ -103,6 +103,45 @@ def loader_variant_schema(loader: Callable[..., Any], pointer: str, where: str) 
     return declared
 
 
+def typed_override(key: str, raw: str, default: Any, where: str) -> Any:
+    """A ``--param KEY=RAW`` value in the type of the variant's own value: a number, a list (YAML
+    ``[432, 240]``) or null are read as YAML and must keep that type; a text value stays text."""
+    if isinstance(default, str):
+        return raw
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    expected = (None if default is None else (int, float) if isinstance(default, float)
+                else type(default))
+    if expected is not None and (not isinstance(value, expected) or isinstance(value, bool) != isinstance(default, bool)
+                                 or (isinstance(default, list) and (len(value) != len(default) or not all(
+                                     isinstance(v, type(d)) for v, d in zip(value, default))))):
+        raise SpecError(f"{where}: --param {key}={raw!r} is not {_describe(default)}",
+                        fix=f"e.g. --param {key}={_yaml_text(default)}")
+    if default is None and isinstance(value, (dict, list)):
+        raise SpecError(f"{where}: --param {key}={raw!r} is not a single value", fix=f"e.g. --param {key}=16")
+    return value
+
+
+def _describe(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    return f"a list of {len(default)} values" if isinstance(default, list) else f"a {type(default).__name__}"
+
+
+def _yaml_text(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 # --- method factories ---------------------------------------------------------------------------------------
 
 def factory_parameters(factory: Callable[..., Any]) -> tuple[str, ...] | None:

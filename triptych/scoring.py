@@ -27,7 +27,7 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id, request_key
-from triptych.schema import Schema, VariantSchema, loader_variant_schema
+from triptych.schema import Schema, VariantSchema, loader_variant_schema, typed_override
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -155,9 +155,11 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     variant_name, variant_params = spec.variant(variant)
     declared = variant_schema_of(spec).schema
     declared.check(variant_params, f"{spec.source} variant {variant_name!r}")
-    Schema("--param", (), declared.keys).check(params or {}, f"benchmark {name!r} (variant {variant_name!r})")
+    where = f"benchmark {name!r} (variant {variant_name!r})"
+    Schema("--param", (), declared.keys).check(params or {}, where)
+    overrides = {k: typed_override(k, v, variant_params.get(k), where) for k, v in (params or {}).items()}
     loader = load_callable(spec.loader)
-    return loader(spec, variant_name, {**variant_params, **(params or {})}, data_root or datasets_root())
+    return loader(spec, variant_name, {**variant_params, **overrides}, data_root or datasets_root())
 
 
 # Method objects handed to ``triptych.evaluate`` in this process, by name (scored in process only).
