@@ -51,6 +51,11 @@ def _method(**changes):
                         "--method", "wide-telea", "--out", "{tmp}/r")
 
 
+def _method_module_raises(tmp: Path) -> list:
+    (tmp / "site/spec_plugin_impl.py").write_text("raise RuntimeError('no driver for this device')\n")
+    return _method(callable="spec_plugin_impl:make")(tmp)
+
+
 def _score_tennis(name: str = "typo-tennis") -> tuple[str, ...]:
     return ("score", "--benchmark", name, "--method", "mean_fill", "--out", "{tmp}/r")
 
@@ -149,6 +154,8 @@ CASES = [
     Case("method-callable-not-importable",
          _method(callable="triptych.baselines.inpaintin:make_telea"),
          ("'triptych.baselines.inpaintin:make_telea'", "cannot import triptych.baselines.inpaintin")),
+    Case("method-module-raises-on-import", _method_module_raises,
+         ("'spec_plugin_impl:make'", "RuntimeError: no driver for this device")),
     Case("plugin-returns-a-list",
          _with_plugin("metrics", ["psnr3"], "measure", "psnr3", "--variant", "a", "--pred", REPO / "README.md",
                       "--gt", REPO / "README.md"),

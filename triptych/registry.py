@@ -50,9 +50,11 @@ def load_callable(ref: str) -> Callable[..., Any]:
         raise TriptychError(f"registry pointer {ref!r} is not of the form 'module:callable'")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise TriptychError(f"registry pointer {ref!r}: cannot import {module_name} ({exc})",
-                            fix="fix the pointer, or install the package that provides it") from exc
+    except TriptychError:
+        raise
+    except Exception as exc:  # a missing module, or a plugin module that fails while it is imported
+        raise TriptychError(f"registry pointer {ref!r}: cannot import {module_name} ({type(exc).__name__}: {exc})",
+                            fix="fix the pointer, or install (or fix) the package that provides it") from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:
