@@ -56,6 +56,11 @@ def _method_module_raises(tmp: Path) -> list:
     return _method(callable="spec_plugin_impl:make")(tmp)
 
 
+def _param(benchmark: str, method: str, setting: str):
+    """A setup: ``score`` of a packaged benchmark and method with one ``--param``."""
+    return lambda tmp: ["score", "--benchmark", benchmark, "--method", method, "--out", tmp / "r", "--param", setting]
+
+
 def _score_tennis(name: str = "typo-tennis") -> tuple[str, ...]:
     return ("score", "--benchmark", name, "--method", "mean_fill", "--out", "{tmp}/r")
 
@@ -170,21 +175,13 @@ CASES = [
                                                 "callable": "triptych.baselines.inpainting:make_mean_fill"}},
                       "score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", "{tmp}/r"),
          ("spec-plugin 9.9", "already declared in triptych.baselines/specs/inpainting.yaml")),
-    Case("param-unknown-key",
-         lambda tmp: ["score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", tmp / "r",
-                      "--param", "mask_dilaton=0"],
+    Case("param-unknown-key", _param("sample-tennis", "mean_fill", "mask_dilaton=0"),
          ("--param", "'mask_dilaton' (did you mean 'mask_dilation'")),
-    Case("param-not-an-integer",
-         lambda tmp: ["score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", tmp / "r",
-                      "--param", "mask_dilation=abc"],
+    Case("param-not-an-integer", _param("sample-tennis", "mean_fill", "mask_dilation=abc"),
          ("sample-tennis", "--param mask_dilation='abc' is not an integer", "--param mask_dilation=4")),
-    Case("param-list-of-another-length",
-         lambda tmp: ["score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", tmp / "r",
-                      "--param", "size=432"],
+    Case("param-list-of-another-length", _param("sample-tennis", "mean_fill", "size=432"),
          ("--param size='432' is not a list of 2 values", "--param size=[432, 240]")),
-    Case("param-invocation-not-taken",
-         lambda tmp: ["score", "--benchmark", "sample-triplets", "--method", "linear_blend", "--out", tmp / "r",
-                      "--param", "scale_factor=0.5"],
+    Case("param-invocation-not-taken", _param("sample-triplets", "linear_blend", "scale_factor=0.5"),
          ("--param 'scale_factor'", "linear_blend", "not taken by the factory")),
     Case("gate-rule-unknown-metric", _rules("pnsr: {absolute: 0.05}\n"),
          ("rules.yaml", "unknown metric 'pnsr' (did you mean 'psnr'")),
@@ -201,7 +198,8 @@ CASES = [
     Case("weights-pickle-with-code-in-zip", _zip_pickle,
          ("i3d_rgb_imagenet", "i3d.pt", "not pinned", "weights_only=True")),
     Case("weights-wrong-architecture", _wrong_architecture,
-         ("i3d_rgb_imagenet", "i3d.pt", "does not load strictly into triptych.metrics.i3d:build_i3d", "missing key(s)")),
+         ("i3d_rgb_imagenet", "i3d.pt", "does not load strictly into triptych.metrics.i3d:build_i3d",
+          "missing key(s)")),
     Case("weights-unpin-registry-pin", lambda tmp: ["weights", "unpin", "raft_large_c_t_skht_v2"],
          ("raft_large_c_t_skht_v2", "pinned by the registry")),
     Case("weights-unpin-without-pin", lambda tmp: ["weights", "unpin", "amt_s"],

@@ -90,7 +90,8 @@ def variant_schema(required: tuple[str, ...] = (), optional: tuple[str, ...] = (
                    invocation: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare, on a benchmark loader, the variant keys it reads (``loader.variant_schema``)."""
     def declare(loader: F) -> F:
-        loader.variant_schema = VariantSchema(Schema("benchmark variant", required, optional), invocation)  # type: ignore[attr-defined]
+        declared = VariantSchema(Schema("benchmark variant", required, optional), invocation)
+        loader.variant_schema = declared  # type: ignore[attr-defined]
         return loader
     return declare
 

@@ -756,7 +756,8 @@ def load_state_dict(path: str | Path, container_key: str | None = None, fmt: str
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, AttributeError, TypeError) as exc:
         lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines() if line.strip()]
-        detail = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else type(exc).__name__)
+        detail = next((line for line in lines if "Unsupported global" in line),
+                      lines[0] if lines else type(exc).__name__)
         kind = ("a TorchScript archive (load it with torch.jit.load)" if "TorchScript" in str(exc)
                 else "a pickle that needs Python objects other than tensors and containers")
         raise TriptychError(
