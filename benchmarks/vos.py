@@ -24,10 +24,11 @@ from triptych.errors import InputError, TriptychError
 from triptych.media import read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
-from triptych.schema import variant_schema
+from triptych.schema import Schema, loader_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_LAYOUT = Schema("video layout", ("frames", "masks"))
 PREDICT_CHUNK = 64  # target frames per call of a method that declares a temporal_reach
 
 
@@ -75,7 +76,7 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-@variant_schema(required=("size", "mask_dilation"))
+@loader_schema(variant=(("size", "mask_dilation"), ()), params=(("root", "manifest", "videos"), ("max_frames",)))
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR | FILE}}`` under ``params.root``.
 
@@ -86,6 +87,7 @@ def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any]
     limit = spec.params.get("max_frames")
     videos = []
     for name, layout in spec.params["videos"].items():
+        layout = VIDEO_LAYOUT.check(layout, f"{spec.source} params videos {name!r}")
         frames = _list_images(root / layout["frames"])[:limit]
         if not frames:
             raise InputError(f"{root / layout['frames']}: no frames", fix="check the video folder")

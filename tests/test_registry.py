@@ -52,19 +52,21 @@ def test_list_command_prints_every_metric(run_cli):
     assert names == set(registry().metrics)
 
 
-def test_every_packaged_benchmark_variant_holds_exactly_keys_its_loader_declares():
-    """A variant key that no loader reads cannot exist: each packaged variant passes its loader's schema, and
+def test_every_packaged_benchmark_variant_and_params_hold_exactly_keys_its_loader_declares():
+    """A variant key that no loader reads cannot exist: each packaged variant (and ``params``) passes its
+    loader's schema, and
     the keys that were once recorded but never read (quantize, frame_resize, mask_resize) are gone."""
-    from triptych.scoring import variant_schema_of
+    from triptych.scoring import loader_schema_of
 
     reg = registry()
     assert not reg.broken
     for spec in reg.benchmarks.values():
-        declared = variant_schema_of(spec)
+        declared = loader_schema_of(spec)
+        assert declared.params.check(spec.params, spec.name) == spec.params
         for name, params in spec.variants.items():
-            assert declared.schema.check(params, f"{spec.name} {name}") == params
+            assert declared.variant.check(params, f"{spec.name} {name}") == params
             assert not {"quantize", "frame_resize", "mask_resize"} & set(params)
-            assert set(declared.invocation) <= set(declared.schema.keys)
+            assert set(declared.invocation) <= set(declared.variant.keys)
 
 
 def test_a_run_records_only_the_variant_keys_that_were_read(tmp_path):

@@ -7,8 +7,8 @@ a spec checks it here:
 
 - the registry (``triptych.registry``): metric, metric-variant, benchmark, benchmark-metric and method
   entries, from the packaged YAML files and from plugins;
-- the benchmark loaders: each declares the keys of its variants with ``@variant_schema(...)`` (the keys it
-  reads, and which of them it hands to the method's factory as invocation parameters);
+- the benchmark loaders: each declares with ``@loader_schema(...)`` the keys it reads from its variants
+  (and which of them it hands to the method's factory as invocation parameters) and from ``params``;
 - the methods (``triptych.methods``): a registry entry's ``params`` and the ``--param`` overrides of
   invocation keys against the factory's signature;
 - the gate (``triptych.leaderboard.gate``): its rules file, ``RULE`` below (extend it with ``extended``);
@@ -78,29 +78,33 @@ class Schema:
 # --- benchmark variants -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class VariantSchema:
-    """The keys of a benchmark loader's variants; ``invocation`` keys are also handed to the method's
-    factory (AMT's ``pad_divisor`` / ``scale_factor``: how the reference script invokes the model)."""
+class LoaderSchema:
+    """What a benchmark loader reads: the keys of its variants and of its entry's ``params``; the
+    ``invocation`` variant keys are also handed to the method's factory (AMT's ``pad_divisor`` /
+    ``scale_factor``: how the reference script invokes the model)."""
 
-    schema: Schema
+    variant: Schema
+    params: Schema
     invocation: tuple[str, ...] = ()
 
 
-def variant_schema(required: tuple[str, ...] = (), optional: tuple[str, ...] = (),
-                   invocation: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """Declare, on a benchmark loader, the variant keys it reads (``loader.variant_schema``)."""
+def loader_schema(variant: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+                  params: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+                  invocation: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Declare, on a benchmark loader, the (required, optional) keys it reads from a variant and from the
+    entry's ``params`` (``loader.loader_schema``)."""
     def declare(loader: F) -> F:
-        declared = VariantSchema(Schema("benchmark variant", required, optional), invocation)
-        loader.variant_schema = declared  # type: ignore[attr-defined]
+        declared = LoaderSchema(Schema("benchmark variant", *variant), Schema("benchmark params", *params), invocation)
+        loader.loader_schema = declared  # type: ignore[attr-defined]
         return loader
     return declare
 
 
-def loader_variant_schema(loader: Callable[..., Any], pointer: str, where: str) -> VariantSchema:
-    declared = getattr(loader, "variant_schema", None)
-    if not isinstance(declared, VariantSchema):
-        raise SpecError(f"{where}: its loader {pointer} declares no variant keys",
-                        fix="decorate the loader with @triptych.schema.variant_schema(required=..., optional=...)")
+def declared_schema(loader: Callable[..., Any], pointer: str, where: str) -> LoaderSchema:
+    declared = getattr(loader, "loader_schema", None)
+    if not isinstance(declared, LoaderSchema):
+        raise SpecError(f"{where}: its loader {pointer} declares no schema",
+                        fix="decorate the loader with @triptych.schema.loader_schema(variant=..., params=...)")
     return declared
 
 

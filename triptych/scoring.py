@@ -27,7 +27,7 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id, request_key
-from triptych.schema import Schema, VariantSchema, loader_variant_schema, typed_override
+from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -142,9 +142,9 @@ def resolve_metrics(spec: BenchmarkSpec, override: Sequence[str] | None = None) 
     return uses
 
 
-def variant_schema_of(spec: BenchmarkSpec) -> VariantSchema:
-    """The variant keys that the benchmark's loader declares (``triptych.schema.variant_schema``)."""
-    return loader_variant_schema(load_callable(spec.loader), spec.loader, spec.source)
+def loader_schema_of(spec: BenchmarkSpec) -> LoaderSchema:
+    """The keys that the benchmark's loader declares it reads (``triptych.schema.loader_schema``)."""
+    return declared_schema(load_callable(spec.loader), spec.loader, spec.source)
 
 
 def load_benchmark(name: str, variant: str | None = None, data_root: Path | None = None,
@@ -153,7 +153,9 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     ``params`` (``--param K=V``, ``--refs``) may override only those, so a typo never goes unnoticed."""
     spec = registry().benchmark(name)
     variant_name, variant_params = spec.variant(variant)
-    declared = variant_schema_of(spec).schema
+    declared = loader_schema_of(spec)
+    declared.params.check(spec.params, f"{spec.source} params")
+    declared = declared.variant
     declared.check(variant_params, f"{spec.source} variant {variant_name!r}")
     where = f"benchmark {name!r} (variant {variant_name!r})"
     Schema("--param", (), declared.keys).check(params or {}, where)
@@ -262,7 +264,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                             fix="use executor 'local' with 1 worker, or register the method as a plugin")
     method_spec = registry().method(method) if method is not None and python_method is None else None
     if method_spec is not None:  # before the run opens: its params, and a --param of how it is invoked
-        check_method_keys(method_spec, [k for k in params if k in variant_schema_of(data.spec).invocation])
+        check_method_keys(method_spec, [k for k in params if k in loader_schema_of(data.spec).invocation])
     method_label = method if method is not None else "pred-dir"
     method_version = (str(method_spec.version) if method_spec is not None
                       else str(getattr(python_method, "version", "")) if python_method is not None else "")
