@@ -180,9 +180,10 @@ def _check_rule_name(name: Any, metrics: Mapping[str, MetricSpec], where: str) -
     """A rule names a registered metric, or a metric and one of its variants (nearest names if not)."""
     metric, sep, variant = str(name).partition(":")
     fix = "write 'metric: {...}' or 'metric:variant: {...}' ('triptych list metrics' names both)"
-    schema.check_name(metric, metrics, "metric", f"{where}: rule {str(name)!r}", fix)
+    where = f"{where}: rule {str(name)!r}"
+    schema.check_name(metric, metrics, "metric", where, fix)
     if sep:
-        schema.check_name(variant, metrics[metric].variants, f"variant of {metric}", f"{where}: rule {str(name)!r}", fix)
+        schema.check_name(variant, metrics[metric].variants, f"variant of {metric}", where, fix)
     return str(name)
 
 

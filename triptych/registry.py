@@ -212,18 +212,18 @@ def _task(value: Any, where: str) -> str:
 def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
     e = schema.METRIC.check(e, where)
     if e["level"] not in LEVELS:
-        raise SpecError(f"{where}: level {e['level']!r} is not one of {', '.join(LEVELS)}{nearest(e['level'], LEVELS)}")
+        raise SpecError(f"{where}: level {e['level']!r} is not one of {', '.join(LEVELS)}"
+                        f"{nearest(e['level'], LEVELS)}")
     if e["direction"] not in ("higher", "lower"):
         raise SpecError(f"{where}: direction must be 'higher' or 'lower'")
     if not isinstance(e["variants"], dict) or not e["variants"]:
         raise SpecError(f"{where}: variants must be a mapping of name -> variant")
     variants = {}
     for vname, v in e["variants"].items():
-        v = schema.METRIC_VARIANT.check(v, f"{where} variant {vname!r}")
-        variants[vname] = VariantSpec(vname, _number(v, "version", f"{where} variant {vname!r}"), v["callable"],
-                                      v["description"],
-                                      v["protocol"], _mapping(v, "params", f"{where} variant {vname!r}"),
-                                      _names(v, "weights", f"{where} variant {vname!r}"))
+        vwhere = f"{where} variant {vname!r}"
+        v = schema.METRIC_VARIANT.check(v, vwhere)
+        variants[vname] = VariantSpec(vname, _number(v, "version", vwhere), v["callable"], v["description"],
+                                      v["protocol"], _mapping(v, "params", vwhere), _names(v, "weights", vwhere))
     default = e.get("default_variant")
     if default is not None and default not in variants:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
