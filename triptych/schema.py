@@ -109,8 +109,9 @@ def declared_schema(loader: Callable[..., Any], pointer: str, where: str) -> Loa
 
 
 def typed_override(key: str, raw: str, default: Any, where: str) -> Any:
-    """A ``--param KEY=RAW`` value in the type of the variant's own value: a number, a list (YAML
-    ``[432, 240]``) or null are read as YAML and must keep that type; a text value stays text."""
+    """A ``--param KEY=RAW`` value in the type of the variant's own value: where that is a number, a list
+    (YAML ``[432, 240]``) or a mapping, it must stay one; where it is null, a number or null is read as such
+    and anything else stays text; where it is text, it stays text."""
     if isinstance(default, str):
         return raw
     import yaml
@@ -119,16 +120,23 @@ def typed_override(key: str, raw: str, default: Any, where: str) -> Any:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
-    expected = (None if default is None else (int, float) if isinstance(default, float)
-                else type(default))
-    if expected is not None and (not isinstance(value, expected) or isinstance(value, bool) != isinstance(default, bool)
-                                 or (isinstance(default, list) and (len(value) != len(default) or not all(
-                                     isinstance(v, type(d)) for v, d in zip(value, default))))):
+    if default is None:  # a number, null, or text (a folder) as given
+        return value if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) else raw
+    if not _same_type(value, default):
         raise SpecError(f"{where}: --param {key}={raw!r} is not {_describe(default)}",
                         fix=f"e.g. --param {key}={_yaml_text(default)}")
-    if default is None and isinstance(value, (dict, list)):
-        raise SpecError(f"{where}: --param {key}={raw!r} is not a single value", fix=f"e.g. --param {key}=16")
     return value
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, list):
+        return (isinstance(value, list) and len(value) == len(default)
+                and all(_same_type(v, d) for v, d in zip(value, default)))
+    return isinstance(value, type(default))
 
 
 def _describe(default: Any) -> str:
