@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from triptych.errors import TriptychError, UnknownNameError
@@ -74,3 +76,16 @@ def test_a_run_records_only_the_variant_keys_that_were_read(tmp_path):
 
     results = triptych.evaluate("sample-tennis", "mean_fill", metrics=["psnr:e2fgvi"], out=tmp_path)
     assert results.run["benchmark_params"] == {"size": [432, 240], "mask_dilation": 4}
+
+
+def test_param_values_take_the_type_of_the_variant_value():
+    from triptych.schema import typed_override
+
+    assert typed_override("size", "[864, 480]", [432, 240], "w") == [864, 480]
+    assert typed_override("mask_dilation", "2", 4, "w") == 2
+    assert typed_override("scale_factor", "1", 0.8, "w") == 1
+    assert typed_override("pad_divisor", "16", None, "w") == 16 and typed_override("refs", "/a/b", None, "w") == "/a/b"
+    assert typed_override("prompts", "5", "all", "w") == "5"
+    for raw, default in (("abc", 4), ("true", 4), ("2.5", 4), ("432", [432, 240]), ("[a, b]", [432, 240])):
+        with pytest.raises(TriptychError, match=re.escape(f"--param k={raw!r}")):
+            typed_override("k", raw, default, "w")
