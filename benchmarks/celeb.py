@@ -66,6 +66,7 @@ from triptych.manifests import build_manifest
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache, NoFaceError
 from triptych.registry import BenchmarkSpec
+from triptych.schema import loader_schema
 from triptych.scoring import BenchmarkData, MetricUse, Score
 
 PROMPT_FILES = ("prompts.csv", "prompts.json")  # written by ``triptych personalization init``; not images
@@ -79,6 +80,7 @@ EMBEDDINGS = EmbeddingCache()
 # The benchmark
 
 
+@loader_schema(variant=(("no_face",), ("given", "seed", "refs", "ids", "prompts", "images_per_prompt")))
 def load_celeb_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """The user's references (``params.refs``; ``data_root`` is not used) -> one sample per generated image.
 

@@ -22,6 +22,7 @@ from triptych.media import IMAGE_SUFFIXES, read_rgb
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache
 from triptych.registry import BenchmarkSpec
+from triptych.schema import loader_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 # The class words a folder suffix may carry (thesis 5.2.3: "man, woman, boy, girl, ..."). A closed list,
@@ -119,6 +120,7 @@ class LeaveOneOut:
         return f"{id_slug(self.name)}/loo_{self.k}"
 
 
+@loader_schema(params=(("root", "manifest"), ()))
 def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """A portrait set under ``params.root`` checked against its manifest; samples per the variant."""
     root = data_root / spec.params["root"]

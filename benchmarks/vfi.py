@@ -31,10 +31,14 @@ from triptych.manifests import check_folders_listed
 from triptych.media import Pair, check_same_size, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
+from triptych.schema import loader_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 PAD_MODES = (None, "replicate")
 PREDICTION_SUFFIXES = (".png", ".npy")
+# The keys of a variant (module docstring); the ones the model call takes are handed to the method's factory.
+VFI_VARIANT = (("pad_divisor", "scale_factor"), ("prepare", "pad_mode"))
+VFI_INVOCATION = ("pad_divisor", "scale_factor")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ def _check_invocation(spec: BenchmarkSpec, variant: str, params: dict[str, Any])
                             fix="give pad_mode replicate with a divisor, null without")
 
 
+@loader_schema(variant=VFI_VARIANT, params=(("root", "manifest", "video", "centers"), ("name",)),
+               invocation=VFI_INVOCATION)
 def load_video_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Triplets cut from one video folder: for each centre c in ``params.centers``, (c-1, c, c+1)."""
     root = data_root / spec.params["root"]
@@ -116,6 +122,8 @@ def load_video_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any
                          FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)))
 
 
+@loader_schema(variant=VFI_VARIANT, params=(("listing", "layout", "triplets"), ("dataset",)),
+               invocation=VFI_INVOCATION)
 def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """A published test set, from the listing that the ``standardize_vfi`` stage wrote
     (``<data root>/<params.listing>``): its layout and triplet count must be the benchmark's, its

@@ -3,7 +3,9 @@
 The ``e2fgvi`` benchmark variant follows E2FGVI @ 709cbe3 ``core/dataset.py`` and ``evaluate.py``
 (protocols.md section 1): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
 NEAREST, thresholded > 0 and dilated with a 3x3 cross for 4 iterations; the prediction truncated to
-uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame.
+uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame. A variant sets ``size`` and
+``mask_dilation`` only: the filters (bicubic frames, nearest masks) are the one published choice, and the
+quantisation of the prediction is the metric variant's (``psnr:e2fgvi``), so neither is a variant key.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from triptych.manifests import check_folders_listed
 from triptych.media import IMAGE_SUFFIXES, read_mask, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
+from triptych.schema import Schema, loader_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 PREDICTION_SUFFIXES = (".png", ".jpg")
+VIDEO_LAYOUT = Schema("video layout", ("frames", "masks"))
 PREDICT_CHUNK = 64  # target frames per call of a method that declares a temporal_reach
 
 
@@ -72,6 +76,7 @@ def _list_images(folder: Path) -> list[Path]:
     return [p for p in visible_entries(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
+@loader_schema(variant=(("size", "mask_dilation"), ()), params=(("root", "manifest", "videos"), ("max_frames",)))
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR | FILE}}`` under ``params.root``.
 
@@ -82,6 +87,7 @@ def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any]
     limit = spec.params.get("max_frames")
     videos = []
     for name, layout in spec.params["videos"].items():
+        layout = VIDEO_LAYOUT.check(layout, f"{spec.source} params videos {name!r}")
         frame_dir = contained(root, layout["frames"], f"benchmark {spec.name!r} video {name!r}")
         mask_src = contained(root, layout["masks"], f"benchmark {spec.name!r} video {name!r}")
         frames = _list_images(frame_dir)[:limit]

@@ -28,7 +28,8 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
-from triptych.errors import TriptychError
+from triptych import schema
+from triptych.errors import SpecError, TriptychError
 from triptych.leaderboard.table import reproduced_rows
 from triptych.registry import MetricSpec, registry
 from triptych.results import SCHEMA_VERSION, json_safe
@@ -183,10 +184,23 @@ def load_aggregates(path: str | Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def load_rules(path: str | Path | None) -> dict[str, Tolerance]:
-    """Tolerance overrides: ``{metric or metric:variant: {absolute: x, relative: y}}`` (YAML)."""
+def _check_rule_name(name: Any, metrics: Mapping[str, MetricSpec], where: str) -> str:
+    """A rule names a registered metric, or a metric and one of its variants (nearest names if not)."""
+    metric, sep, variant = str(name).partition(":")
+    fix = "write 'metric: {...}' or 'metric:variant: {...}' ('triptych list metrics' names both)"
+    where = f"{where}: rule {str(name)!r}"
+    schema.check_name(metric, metrics, "metric", where, fix)
+    if sep:
+        schema.check_name(variant, metrics[metric].variants, f"variant of {metric}", where, fix)
+    return str(name)
+
+
+def load_rules(path: str | Path | None, metrics: Mapping[str, MetricSpec] | None = None) -> dict[str, Tolerance]:
+    """Tolerance overrides: ``{metric or metric:variant: {absolute: x, relative: y}}`` (YAML). Each rule is
+    checked against ``triptych.schema.RULE`` and its name against the registry's metrics and variants."""
     if path is None:
         return {}
+    metrics = registry().metrics if metrics is None else metrics
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -196,13 +210,17 @@ def load_rules(path: str | Path | None) -> dict[str, Tolerance]:
         raise TriptychError(f"{path}: expected a mapping 'metric[:variant]: {{absolute: x, relative: y}}'")
     rules = {}
     for name, rule in doc.items():
-        if not isinstance(rule, dict) or not rule or set(rule) - {"absolute", "relative"}:
-            raise TriptychError(f"{path}: rule {name!r} must set 'absolute' and/or 'relative' (and nothing else)",
-                                fix="e.g. 'psnr: {absolute: 0.05}' or 'ssim:win65: {relative: 0.001}'")
-        values = {k: float(v) for k, v in rule.items()}
+        where = f"{path}: rule {name!r}"
+        rule = schema.RULE.check(rule, where)
+        if not rule:
+            raise SpecError(f"{where} sets nothing", fix="e.g. 'psnr: {absolute: 0.05}' or 'ssim:win65: {relative: 0.001}'")
+        try:
+            values = {k: float(v) for k, v in rule.items()}
+        except (TypeError, ValueError):
+            raise SpecError(f"{where}: tolerances must be numbers, not {rule!r}", fix="e.g. 'psnr: {absolute: 0.05}'") from None
         if any(v < 0 or math.isnan(v) for v in values.values()):
             raise TriptychError(f"{path}: rule {name!r}: tolerances must be >= 0")
-        rules[str(name)] = Tolerance(**values)
+        rules[_check_rule_name(name, metrics, str(path))] = Tolerance(**values)
     return rules
 
 
@@ -342,7 +360,8 @@ def _other_variants(candidate: pd.DataFrame, b: pd.Series) -> list[str]:
 def run_gate(baseline: str | Path, candidate: str | Path, rules: str | Path | None = None,
              metrics: Mapping[str, MetricSpec] | None = None) -> tuple[GateResult, pd.DataFrame]:
     """Load both sides and compare; returns the result and the candidate's aggregates."""
+    tolerances = load_rules(rules, metrics)  # a bad rules file is refused before any results are read
     cand = load_aggregates(candidate)
-    result = compare(load_aggregates(baseline), cand, metrics=metrics, rules=load_rules(rules),
+    result = compare(load_aggregates(baseline), cand, metrics=metrics, rules=tolerances,
                      baseline_name=str(baseline), candidate_name=str(candidate))
     return result, cand

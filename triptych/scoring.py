@@ -26,9 +26,10 @@ from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_pred
                                    summarize)
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
-from triptych.methods import PROTOCOLS, build_method, method_for_task
+from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
+from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -146,18 +147,26 @@ def resolve_metrics(spec: BenchmarkSpec, override: Sequence[str] | None = None) 
     return uses
 
 
+def loader_schema_of(spec: BenchmarkSpec) -> LoaderSchema:
+    """The keys that the benchmark's loader declares it reads (``triptych.schema.loader_schema``)."""
+    return declared_schema(load_callable(spec.loader), spec.loader, spec.source)
+
+
 def load_benchmark(name: str, variant: str | None = None, data_root: Path | None = None,
                    params: dict[str, str] | None = None) -> BenchmarkData:
-    """The benchmark's samples. ``params`` overrides parameters that the variant declares (``--param K=V``,
-    ``--refs``); a key the variant does not declare is an error, so a typo never goes unnoticed."""
+    """The benchmark's samples. The variant's keys are checked against those its loader declares, and
+    ``params`` (``--param K=V``, ``--refs``) may override only those, so a typo never goes unnoticed."""
     spec = registry().benchmark(name)
     variant_name, variant_params = spec.variant(variant)
-    unknown = sorted(set(params or {}) - set(variant_params))
-    if unknown:
-        raise TriptychError(f"benchmark {name!r} (variant {variant_name!r}) has no parameter(s) {', '.join(unknown)}",
-                            fix=f"its parameters: {', '.join(variant_params) or 'none'}")
+    declared = loader_schema_of(spec)
+    declared.params.check(spec.params, f"{spec.source} params")
+    declared = declared.variant
+    declared.check(variant_params, f"{spec.source} variant {variant_name!r}")
+    where = f"benchmark {name!r} (variant {variant_name!r})"
+    Schema("--param", (), declared.keys).check(params or {}, where)
+    overrides = {k: typed_override(k, v, variant_params.get(k), where) for k, v in (params or {}).items()}
     loader = load_callable(spec.loader)
-    return loader(spec, variant_name, {**variant_params, **(params or {})}, data_root or datasets_root())
+    return loader(spec, variant_name, {**variant_params, **overrides}, data_root or datasets_root())
 
 
 # Method objects handed to ``triptych.evaluate`` in this process, by name (scored in process only).
@@ -311,6 +320,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         raise TriptychError(f"method object {method!r} lives in this process, so it is scored in process",
                             fix="use executor 'local' with 1 worker, or register the method as a plugin")
     method_spec = registry().method(method) if method is not None and python_method is None else None
+    if method_spec is not None:  # before the run opens: its params, and a --param of how it is invoked
+        check_method_keys(method_spec, [k for k in params if k in loader_schema_of(data.spec).invocation])
     method_label = method if method is not None else "pred-dir"
     method_version = (str(method_spec.version) if method_spec is not None
                       else str(getattr(python_method, "version", "")) if python_method is not None else "")
