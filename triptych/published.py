@@ -5,11 +5,11 @@ weights-registry entries that are the published checkpoint(s), and the thesis ta
 (each with the benchmark variant of that table's protocol). ``run_pairing`` applies the rule to one run's
 JSON (README "Pairing rule"): a run pairs only when
 
+- its data is the full split (a subset run never pairs);
 - its method is in the mapping (a prediction folder or another method has no published identity);
 - for every mapped weights entry, the run recorded a file whose sha256 equals the entry's pin (the
   registry's sha256, or for an unpinned entry the sha256 recorded on first use); user weights, rule
   weights and unrecorded files are refused;
-- its data is the full split (a subset run never pairs);
 
 and ``table_reason`` adds, per published row, that the row's table is one the method may pair with and
 that the run's benchmark variant is that table's protocol. Anything else is shown unpaired with the reason.
@@ -100,13 +100,16 @@ def _subset(run: Mapping[str, Any]) -> dict[str, Any] | None:
 def subset_label(run: Mapping[str, Any]) -> str:
     """``"6/3782"`` for a subset run, ``""`` for a full split."""
     subset = _subset(run)
-    return f"{subset['count']}/{subset['of']}" if subset else ""
+    return f"{subset['count']}/{subset.get('of') or '?'}" if subset else ""
 
 
 def run_pairing(run: Mapping[str, Any], mapping: Mapping[str, PublishedMethod] | None = None) -> Pairing:
     """Whether a run (its ``run.json``) may pair with published rows, and with which label and tables."""
     mapping = published_methods() if mapping is None else mapping
     method = str(run.get("method") or "")
+    subset = subset_label(run)
+    if subset:
+        return Pairing(None, reason=f"subset {subset} of split {run.get('split')!r}: only a full split pairs")
     if run.get("pred_dir"):
         return Pairing(None, reason="scored from a prediction folder: no method or weights identity")
     entry = mapping.get(method)
@@ -125,9 +128,6 @@ def run_pairing(run: Mapping[str, Any], mapping: Mapping[str, PublishedMethod] |
                     else "no file with that sha256 was recorded")
             return Pairing(None, reason=f"{what}: not the published checkpoint {name!r} "
                                         f"(sha256 {expected[:12]})")
-    subset = subset_label(run)
-    if subset:
-        return Pairing(None, reason=f"subset {subset} of split {run.get('split')!r}: only a full split pairs")
     return Pairing(entry.label, dict(entry.tables))
 
 
