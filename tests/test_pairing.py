@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_leaderboard_site import _need_browser, _open, _table
+from test_leaderboard_site import _need_browser, _open, _table, start_browser
 from triptych.leaderboard.reported import load_reported
 from triptych.pipelines.standardize_vfi import main as standardize_vfi
 from triptych.registry import registry
@@ -127,21 +127,11 @@ def test_leaderboard_show_pairs_the_pinned_run_and_says_why_not_for_user_weights
 
 def test_the_site_shows_the_pair_with_difference_and_verdict(runs, pinned, tmp_path_factory) -> None:
     _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    from test_leaderboard_site import CHROMEDRIVER, CHROMIUM, FLAGS
     from triptych.leaderboard.build import build_site
 
     out = tmp_path_factory.mktemp("pair-site") / "site"
     build_site(runs["results"], out)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('pair-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = start_browser(tmp_path_factory)
     try:
         log = _open(driver, out / "frame_interpolation-adobe240.html")
         assert not [e for e in log if e["level"] in ("SEVERE", "ERROR")]
