@@ -32,12 +32,12 @@ from triptych.media import Pair, check_same_size, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
-from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
+from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
 
 PAD_MODES = (None, "replicate")
 PREDICTION_SUFFIXES = (".png", ".npy")
 # The keys of a variant (module docstring); the ones the model call takes are handed to the method's factory.
-VFI_VARIANT = (("pad_divisor", "scale_factor"), ("prepare", "pad_mode"))
+VFI_VARIANT = (("pad_divisor", "scale_factor"), ("prepare", "pad_mode", "subset"))
 VFI_INVOCATION = ("pad_divisor", "scale_factor")
 
 
@@ -141,10 +141,16 @@ def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, An
         count = len(listing["triplets"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{listing_path}: corrupt triplet listing ({exc!r})", fix=f"rebuild it: {build}") from exc
-    if (listing["name"], listing["layout"]) != (dataset, layout) or expected not in (None, count):
-        raise InputError(f"{listing_path}: lists {count} triplet(s) of {listing['name']!r} in layout "
-                         f"{listing['layout']!r}; benchmark {spec.name!r} needs {expected or 'its'} triplets of "
-                         f"{dataset!r} in layout {layout!r}", fix=f"rebuild it from the complete test set: {build}")
+    if (listing["name"], listing["layout"]) != (dataset, layout):
+        raise InputError(f"{listing_path}: lists triplets of {listing['name']!r} in layout {listing['layout']!r}; "
+                         f"benchmark {spec.name!r} needs {dataset!r} in layout {layout!r}", fix=build)
+    subset = _listing_subset(listing, expected)
+    if subset is not None and not subset_requested(params, spec):
+        raise InputError(f"{listing_path}: lists {count} triplet(s) of {listing['name']!r}"
+                         + (f"; benchmark {spec.name!r} needs {expected} triplets" if expected else
+                            f", a subset ({'; '.join(subset.get('notes') or []) or 'frames missing'})"),
+                         fix=f"rebuild it from the complete test set: {build}; or score this reduced set explicitly "
+                             "with --subset (recorded as a subset, never paired with published rows)")
     listing_dir = listing_path.resolve().parent
     root = (listing_dir / listing["root"]).resolve()
     local = dataclasses.replace(spec, params={**spec.params, "root": str(root),
@@ -158,7 +164,20 @@ def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, An
     for t in triplets:  # a sample id becomes a path under --pred-dir
         relative_entry(t.sample_id, f"{listing_path} sample_id")
     return BenchmarkData(spec, variant, params, root, manifest, triplets,
-                         FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)))
+                         FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)),
+                         subset=subset)
+
+
+def _listing_subset(listing: dict[str, Any], expected: int | None) -> dict[str, Any] | None:
+    """The reduced set a listing holds (``subset: {count, of, unit, ...}``), or None for the complete set:
+    one the stage recorded as a subset, or one with another count than the published ``expected``."""
+    count = len(listing["triplets"])
+    recorded = listing.get("subset")
+    if recorded:
+        return {**recorded, "of": expected or recorded.get("of")}
+    if expected not in (None, count):
+        return {"count": count, "of": expected, "unit": "triplets"}
+    return None
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Iterable
 import pandas as pd
 
 from triptych.leaderboard.reported import load_reported
+from triptych.published import run_pairing, subset_label
 from triptych.results import current_runs, read_samples
 
 # The published systems whose rows are shown by default next to reproduced ones.
@@ -26,7 +27,9 @@ def samples_sha256(sample_ids: Iterable[str]) -> str:
 def reproduced_rows(results: str | Path) -> pd.DataFrame:
     """One row per (run, metric variant): the pooled mean of per-sample values (a set-level metric has
     one row, which is its value), with the sample set it averages (``sample_ids``, ``samples_sha256``).
-    Only the current runs count (``triptych.results.select_runs``: per request, the newest complete run)."""
+    Only the current runs count (``triptych.results.select_runs``: per request, the newest complete run). Each row carries its run's ``subset``
+    (``"6/3782"``, or ``""`` for the full split) and ``pairing`` (``triptych.published.Pairing``: the
+    published label it may pair with, or why it pairs with nothing)."""
     frames = []
     for run in current_runs(results).current:
         samples = read_samples(Path(results) / run["run_id"])
@@ -40,9 +43,11 @@ def reproduced_rows(results: str | Path) -> pd.DataFrame:
         agg["run_id"] = run["run_id"]
         agg["code_revision"] = (run.get("code") or {}).get("git_revision")
         agg["manifest_sha256"] = (run.get("data") or {}).get("manifest_sha256")
+        agg["subset"] = subset_label(run)
+        agg["pairing"] = [run_pairing(run)] * len(agg)
         frames.append(agg)
     if not frames:
-        return pd.DataFrame(columns=[*KEYS, "value", "n", "run_id", "source"])
+        return pd.DataFrame(columns=[*KEYS, "value", "n", "run_id", "subset", "pairing", "source"])
     out = pd.concat(frames, ignore_index=True)
     out["source"] = "reproduced"
     return out

@@ -41,6 +41,8 @@ _SPEC_PACKAGES: dict[str, str] = {
 }
 LEVELS = ("frame", "pair", "video", "triplet", "image", "set")
 TASKS = ("video_inpainting", "frame_interpolation", "personalization")
+# Data files beside the specs that are not registry entries (read by their own loaders).
+NOT_SPECS = {"published_methods.yaml"}  # triptych.published
 
 
 def load_callable(ref: str) -> Callable[..., Any]:
@@ -358,7 +360,7 @@ def _load_kind(kind: str) -> tuple[dict[str, Any], list[BrokenPlugin]]:
     entries: dict[str, Any] = {}
     spec_dir = resources.files(_SPEC_PACKAGES[kind]) / "specs"
     for item in sorted(spec_dir.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".yaml"):
+        if item.name.endswith(".yaml") and item.name not in NOT_SPECS:
             entries.update(_parse_all(kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
                                       f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None, entries))
     broken = []

@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
                                          "benchmark's metrics; repeatable"),
         fresh: bool = typer.Option(False, "--fresh", help="score a new run, even when an unfinished or complete "
                                    "run of the same request is in --out (by default it is resumed or reused)"),
+        subset: bool = typer.Option(False, "--subset", help="score the reduced set the data holds (fewer videos "
+                                    "or triplets than the published split): recorded as subset n/N in run.json "
+                                    "and on the leaderboard, never paired with published rows (same as --param "
+                                    "subset=true)"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
         from triptych.errors import TriptychError
@@ -48,6 +52,8 @@ def register(app: typer.Typer) -> None:
             params[key] = value
         if refs is not None:
             params["refs"] = str(refs.resolve())
+        if subset:
+            params["subset"] = "true"
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
                         metric or None, params, weights, fresh)
         run = read_run(run_dir)
@@ -55,4 +61,8 @@ def register(app: typer.Typer) -> None:
             agg = m["aggregate"]
             typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
                        f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})")  # 'inf' is stored as a string
+        reduced = (run.get("data") or {}).get("subset")
+        if reduced:
+            typer.echo(f"subset {reduced['count']}/{reduced['of']} {reduced['unit']} of split {run['split']!r}: "
+                       "never paired with published rows", err=True)
         typer.echo(f"run: {run_dir}", err=True)
