@@ -36,19 +36,33 @@ class Results:
         return read_samples(self.run_dir)
 
     def aggregates(self) -> pd.DataFrame:
-        """One row per metric variant: value, reduction, n, unit, direction, version."""
-        return pd.DataFrame([{"metric": m["metric"], "metric_variant": m["variant"], "metric_version": m["version"],
-                              "unit": m["unit"], "direction": m["direction"], **m["aggregate"]}
-                             for m in self.run["metrics"]])
+        """One row per metric variant: value, reduction, n, unit, direction, version, and the bootstrap
+        interval over the benchmark's sampling unit (``ci_low``, ``ci_high``, ``ci_level``, ``ci_unit``,
+        ``ci_units``; None with ``ci_note`` when there is none)."""
+        rows = []
+        for m in self.run["metrics"]:
+            aggregate = dict(m["aggregate"])
+            interval = aggregate.pop("interval", None) or {}
+            rows.append({"metric": m["metric"], "metric_variant": m["variant"], "metric_version": m["version"],
+                         "unit": m["unit"], "direction": m["direction"], **aggregate,
+                         **{f"ci_{k}": interval.get(k) for k in ("low", "high", "level", "unit", "units", "note")}})
+        return pd.DataFrame(rows)
 
-    def __getitem__(self, metric: str) -> float:
-        """The aggregate of a metric (``"psnr"``, or ``"psnr:e2fgvi"`` when it was scored in several variants)."""
+    def _metric(self, metric: str) -> dict[str, Any]:
         name, _, variant = metric.partition(":")
         found = [m for m in self.run["metrics"] if m["metric"] == name and (not variant or m["variant"] == variant)]
         if len(found) != 1:
             raise KeyError(f"{metric!r}: scored metrics are "
                            f"{', '.join(m['metric'] + ':' + m['variant'] for m in self.run['metrics'])}")
-        return float(found[0]["aggregate"]["value"])
+        return found[0]
+
+    def __getitem__(self, metric: str) -> float:
+        """The aggregate of a metric (``"psnr"``, or ``"psnr:e2fgvi"`` when it was scored in several variants)."""
+        return float(self._metric(metric)["aggregate"]["value"])
+
+    def interval(self, metric: str) -> dict[str, Any]:
+        """The aggregate's interval as recorded in run.json: low, high, level, method, resamples, seed, unit."""
+        return dict(self._metric(metric)["aggregate"].get("interval") or {})
 
     def to_pandas(self) -> pd.DataFrame:
         return self.samples

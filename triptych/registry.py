@@ -25,6 +25,7 @@ from typing import Any, Callable, Literal
 import yaml
 
 from triptych.errors import TriptychError, UnknownNameError
+from triptych.stats import SamplingUnit
 
 Kind = Literal["metrics", "benchmarks", "methods"]
 
@@ -121,6 +122,8 @@ class BenchmarkSpec:
     params: dict[str, Any]
     source: str
     plugin: tuple[str, str] | None = None
+    # What the protocol draws independently (video, identity, triplet): what intervals resample (triptych.stats).
+    sampling_unit: SamplingUnit = SamplingUnit()
 
     @property
     def benchmark(self) -> str:
@@ -203,13 +206,14 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
 
 def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
     allowed = {"split", "task", "version", "description", "loader", "variants", "default_variant", "metrics",
-               "params"}
+               "params", "sampling_unit"}
     _check_keys(e, allowed, where)
     _require(e, ("split", "task", "version", "description", "loader", "variants", "metrics"), where)
     metrics = tuple((m["metric"], m["variant"]) for m in e["metrics"])
     return BenchmarkSpec(name, e["split"], e["task"], int(e["version"]), e["description"], e["loader"],
                          {k: dict(v or {}) for k, v in e["variants"].items()}, e.get("default_variant"),
-                         metrics, dict(e.get("params") or {}), where)
+                         metrics, dict(e.get("params") or {}), where,
+                         sampling_unit=SamplingUnit.from_spec(e.get("sampling_unit"), f"{where}: sampling_unit"))
 
 
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:

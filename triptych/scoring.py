@@ -27,6 +27,7 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id, request_key
+from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, units_of
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -220,7 +221,8 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
-          params: dict[str, str] | None = None, weights: Path | None = None) -> Path:
+          params: dict[str, str] | None = None, weights: Path | None = None,
+          interval: IntervalSettings | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
 
     ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
@@ -236,7 +238,10 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     by the task module's ``measure_set``, and written as their own part. A task module with
     ``check_predictions`` checks the whole ``pred_dir`` (missing and extra files) before anything is scored.
     A set metric's result extras are stored with its part and summarised under the metric in the run JSON.
+    Each aggregate gets a bootstrap interval over the benchmark's sampling unit (``triptych.stats``) with
+    ``interval``'s settings (default: 95 %, percentile, 2,000 resamples, seed 0), recorded under ``statistics``.
     """
+    interval = interval or IntervalSettings()
     params = dict(params or {})
     data = load_benchmark(benchmark, benchmark_variant, data_root, params)
     metric_names = list(metrics) if metrics else None
@@ -326,8 +331,11 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
     per_video = data.spec.task == "video_inpainting"
-    writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video)
-                                               for m in metrics]})
+    unit = data.spec.sampling_unit
+    writer.finish(lambda samples: {
+        "statistics": {**interval.to_json(), "sampling_unit": {"name": unit.name, "depth": unit.depth}},
+        "metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video, unit, interval)
+                    for m in metrics]})
     return writer.run_dir
 
 
@@ -365,13 +373,22 @@ def _mean_over(values: list[float]) -> float:
     return acc.compute()
 
 
-def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
-             flagged: dict[str, Any], per_video: bool = False) -> dict[str, Any]:
+def _interval(m: MetricUse, rows: pd.DataFrame, unit: SamplingUnit, settings: IntervalSettings) -> dict[str, Any]:
+    if m.spec.level == "set":
+        return {"low": None, "high": None, **settings.to_json(), "unit": "set", "units": 1,
+                "note": "one value over the whole set: its features are not cached, so it is not resampled"}
+    return mean_interval(units_of(rows["sample_id"], rows["value"], unit), unit, settings)
+
+
+def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any], flagged: dict[str, Any],
+             per_video: bool = False, unit: SamplingUnit = SamplingUnit(),
+             interval: IntervalSettings = IntervalSettings()) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes);
     a set-level metric adds the extras stored with the set part, and flags raised by samples' scores
     (``flagged``) are listed under ``flagged``. With ``per_video`` (video completion), frame-level metrics
     also get each video's mean and the mean over videos: E2FGVI reports the pooled mean over all frames,
-    DEVIL the mean of the per-video means (equal only when every video has as many frames)."""
+    DEVIL the mean of the per-video means (equal only when every video has as many frames). The aggregate's
+    ``interval`` resamples the sampling unit (a set metric's one value has none: see its note)."""
     acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
     rows = samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name)]
     for value in rows["value"]:
@@ -384,7 +401,8 @@ def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
                 video_acc.update(float(value))
             videos[video] = {"value": video_acc.compute(), "n": video_acc.count}
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
-            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count},
+            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count,
+                                                         "interval": _interval(m, rows, unit, interval)},
             **({"per_video": videos, "mean_over_videos": _mean_over([v["value"] for v in videos.values()])}
                if videos else {}),
             **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),

@@ -21,6 +21,18 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
+def _interval(row) -> str:
+    """``[low, high] 95% / 5 triplets`` for a reproduced row, why there is none, or "" for a reported row."""
+    if row["source"] != "reproduced":
+        return ""
+    low, units = row.get("ci_low"), row.get("ci_units")
+    if units is None or (isinstance(units, float) and math.isnan(units)):
+        return "not recorded"
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return f"none ({int(units)} {row['ci_unit']})"
+    return f"[{_fmt(low)}, {_fmt(row['ci_high'])}] {float(row['ci_level']) * 100:g}% / {int(units)} {row['ci_unit']}"
+
+
 @leaderboard_app.command("show")
 def show_command(
     results: Optional[Path] = typer.Option(None, "--results", help="results folder with scored runs"),
@@ -28,21 +40,25 @@ def show_command(
     all_reported: bool = typer.Option(False, "--all-reported", help="every published method, not only the "
                                       "reference systems (E2FGVI, AMT, PhotoMaker)"),
 ) -> None:
-    """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows."""
-    from triptych.leaderboard.table import leaderboard_rows
+    """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows, each
+    reproduced value with its bootstrap interval over the benchmark's sampling unit and its rank range
+    (methods whose intervals overlap share ranks)."""
+    from triptych.leaderboard.table import leaderboard_rows, with_rank_intervals
 
     rows = leaderboard_rows(results, task, all_reported)
-    console = Console(width=160)
+    rows = with_rank_intervals(rows) if "ci_low" in rows else rows.assign(rank="")
+    console = Console(width=200)
     for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
-        table = Table("source", "benchmark", "split", "method", "metric", "variant", "value", "unit", "n",
-                      title=task_name)
+        table = Table("source", "benchmark", "split", "method", "metric", "variant", "value", "interval", "rank",
+                      "unit", "n", title=task_name)
         subset = rows[rows["task"] == task_name].sort_values(["source", "benchmark", "split", "method", "metric"])
         for _, r in subset.iterrows():
             n = r.get("n")
             version = r.get("method_version")
             method = r["method"] + (f" v{version}" if isinstance(version, str) and version else "")
             table.add_row(r["source"], r["benchmark"], str(r["split"]), method, r["metric"],
-                          str(r["metric_variant"] or "-"), _fmt(r["value"]), str(r["unit"] or ""),
+                          str(r["metric_variant"] or "-"), _fmt(r["value"]), _interval(r), r["rank"],
+                          str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)))
         console.print(table)
 

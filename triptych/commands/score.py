@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from triptych.commands import interval_options
 
 
 def register(app: typer.Typer) -> None:
@@ -32,11 +33,14 @@ def register(app: typer.Typer) -> None:
                                         "variant declares (e.g. prompts=5); repeatable"),
         metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
                                          "benchmark's metrics; repeatable"),
+        ci_level: float = interval_options.level, ci_method: str = interval_options.method,
+        ci_resamples: int = interval_options.resamples, ci_seed: int = interval_options.seed,
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
         from triptych.errors import TriptychError
         from triptych.results import read_run
         from triptych.scoring import score
+        from triptych.stats import IntervalSettings, describe_interval
 
         params = {}
         for item in param:
@@ -47,10 +51,10 @@ def register(app: typer.Typer) -> None:
         if refs is not None:
             params["refs"] = str(refs.resolve())
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
-                        metric or None, params, weights)
+                        metric or None, params, weights, IntervalSettings(ci_level, ci_method, ci_resamples, ci_seed))
         run = read_run(run_dir)
         for m in run["metrics"]:
             agg = m["aggregate"]
             typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
-                       f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})")  # 'inf' is stored as a string
+                       f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})  {describe_interval(agg.get('interval'))}")  # 'inf' is stored as a string
         typer.echo(f"run: {run_dir}", err=True)
