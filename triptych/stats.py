@@ -120,8 +120,8 @@ def _why_not(units: Units, unit: SamplingUnit) -> str | None:
     if not np.isfinite(units.sums).all():
         return "a value is not finite (e.g. inf PSNR of identical frames), so the mean has no interval"
     if len(units.names) < 2:
-        return (f"{len(units.names)} {unit.name}: an interval over {unit.name}s needs at least 2 (frames of one "
-                f"{unit.name} are not independent draws)")
+        return (f"{len(units.names)} {unit.name}: an interval over {unit.name}s needs at least 2; the samples "
+                f"of one {unit.name} are not independent draws")
     return None
 
 
@@ -241,11 +241,17 @@ def minimum_detectable_difference(sample_ids: Sequence[str], a: Sequence[float],
             "power": power, "unit": unit.name, "units": k, "samples": int(counts.sum())}
 
 
+def count_of(n: int, unit: str) -> str:
+    """``5 triplets``, ``1 video``, ``2 identities``."""
+    plural = unit[:-1] + "ies" if unit.endswith("y") else unit + "s"
+    return f"{n} {unit if n == 1 else plural}"
+
+
 def describe_interval(interval: dict[str, Any] | None, digits: int = 6) -> str:
     """One line for a terminal or a table cell: ``95% CI [32.1, 33.4] over 5 triplets``, or why there is none."""
     if not interval:
         return "no interval recorded"
-    units = f"{interval['units']} {interval['unit']}{'s' if interval['units'] != 1 else ''}"
+    units = count_of(interval["units"], interval["unit"])
     if interval.get("low") is None:
         return f"no interval ({interval.get('note') or units})"
     level = f"{float(interval['level']) * 100:g}%"

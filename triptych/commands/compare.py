@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
         from triptych.compare import compare_runs
         from triptych.results import json_safe
-        from triptych.stats import IntervalSettings
+        from triptych.stats import IntervalSettings, describe_interval
 
         rows = compare_runs(run_a, run_b, IntervalSettings(ci_level, ci_method, ci_resamples, ci_seed))
         if as_json:
@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         table = Table("metric", "A", "B", "B - A", "interval", "p", "better", "n",
                       title=f"triptych compare: B = {run_b} vs A = {run_a}", title_justify="left")
         for r in rows.to_dict("records"):
-            interval = (f"[{r['ci_low']:.6g}, {r['ci_high']:.6g}] {r['ci_level'] * 100:g}% / {r['ci_units']} "
-                        f"{r['ci_unit']}" if r["ci_low"] is not None else f"none ({r['ci_note']})")
+            interval = describe_interval({"low": r["ci_low"], "high": r["ci_high"], "level": r["ci_level"],
+                                          "unit": r["ci_unit"], "units": r["ci_units"], "note": r["ci_note"]})
             table.add_row(f"{r['metric']}:{r['metric_variant']} v{r['metric_version']} ({r['direction']} is better)",
                           f"{r['a']:.6g}", f"{r['b']:.6g}", f"{r['difference']:+.6g}", interval,
                           "—" if r["p_value"] is None else f"{r['p_value']:.4g}", r["better"], str(r["n"]))

@@ -25,12 +25,15 @@ def _interval(row) -> str:
     """``[low, high] 95% / 5 triplets`` for a reproduced row, why there is none, or "" for a reported row."""
     if row["source"] != "reproduced":
         return ""
+    from triptych.stats import count_of
+
     low, units = row.get("ci_low"), row.get("ci_units")
     if units is None or (isinstance(units, float) and math.isnan(units)):
         return "not recorded"
     if low is None or (isinstance(low, float) and math.isnan(low)):
-        return f"none ({int(units)} {row['ci_unit']})"
-    return f"[{_fmt(low)}, {_fmt(row['ci_high'])}] {float(row['ci_level']) * 100:g}% / {int(units)} {row['ci_unit']}"
+        return f"none ({count_of(int(units), row['ci_unit'])})"
+    level = f"{float(row['ci_level']) * 100:g}%"
+    return f"[{_fmt(low)}, {_fmt(row['ci_high'])}] {level} / {count_of(int(units), row['ci_unit'])}"
 
 
 @leaderboard_app.command("show")

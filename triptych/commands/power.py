@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         from triptych.compare import detectable_differences
         from triptych.errors import TriptychError
         from triptych.results import json_safe
+        from triptych.stats import count_of
 
         if not (0 < alpha < 1 and 0 < power < 1):
             raise TriptychError(f"--alpha {alpha} / --power {power}: both must be in (0, 1)", fix="e.g. 0.05 and 0.8")
@@ -33,5 +34,5 @@ def register(app: typer.Typer) -> None:
         for r in rows.to_dict("records"):
             typer.echo(f"{benchmark} {r['metric']}:{r['metric_variant']}  {r['method_b']} - {r['method_a']}: "
                        f"observed {r['difference']:+.4g}, standard error {r['standard_error']:.4g} over "
-                       f"{r['units']} {r['unit']}s ({r['samples']} samples); smallest detectable difference at "
+                       f"{count_of(r['units'], r['unit'])} ({r['samples']} samples); smallest detectable difference at "
                        f"alpha {alpha:g}, power {power:g}: {r['minimum_detectable']:.4g}")
