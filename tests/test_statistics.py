@@ -316,3 +316,37 @@ def test_results_compare_is_the_api_of_triptych_compare(triplet_runs):
     rows = Results(triplet_runs["blend"]).compare(Results(triplet_runs["worse"])).set_index("metric")
     assert rows.loc["psnr", "difference"] == pytest.approx(-0.5, abs=0.01) and rows.loc["psnr", "better"] == "A"
     assert rows.loc["psnr", "ci_high"] < -0.4
+
+
+# --------------------------------------------------------------------------------------- seed replicates
+
+def test_score_seeds_records_the_across_seed_spread(tmp_path, run_cli):
+    """copy-jitter (a plugin whose image and colour gain follow the seed) on the personalization protocol with
+    the sample's two identities, 3 seed replicates: three runs whose spread equals their samples' means."""
+    pytest.importorskip("dlib")
+    pytest.importorskip("triptych_copy_jitter")
+    from triptych.seeds import SEED_STRIDE
+
+    code, out, err = run_cli("score", "--benchmark", "celeb-25id-40prompt", "--method", "copy-jitter", "--refs",
+                             REPO / "datasets/samples/portraits", "--param", "ids=found", "--param", "prompts=1",
+                             "--param", "images_per_prompt=2", "--param", "seed=5", "--metric", "face_sim:dlib",
+                             "--seeds", "3", "--out", tmp_path)
+    assert code == 0, err
+    runs = sorted((read_run(d) for d in tmp_path.iterdir()), key=lambda r: int(r["benchmark_params"]["seed"]))
+    assert [int(r["benchmark_params"]["seed"]) for r in runs] == [5, 5 + SEED_STRIDE, 5 + 2 * SEED_STRIDE]
+    means = [float(read_samples(tmp_path / r["run_id"])["value"].mean()) for r in runs]
+    assert len(set(means)) == 3  # the seed changes the images
+    for run in runs:
+        aggregate = run["metrics"][0]["aggregate"]
+        spread = aggregate["across_seeds"]
+        assert spread["seeds"] == 3 and sorted(spread["runs"]) == sorted(r["run_id"] for r in runs)
+        assert spread["min"] == pytest.approx(min(means)) and spread["max"] == pytest.approx(max(means))
+        assert spread["sd"] == pytest.approx(float(np.std(means, ddof=1)))
+        assert aggregate["interval"]["unit"] == "identity" and aggregate["interval"]["units"] == 2
+    assert out.count("across 3 seeds: sd") == 3
+
+
+def test_seeds_need_a_benchmark_with_a_seed_parameter(tmp_path, run_cli):
+    code, out, err = run_cli("score", "--benchmark", "sample-triplets", "--method", "linear_blend", "--seeds", "2",
+                             "--out", tmp_path)
+    assert code == 2 and out == "" and "has no seed parameter" in err

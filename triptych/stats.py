@@ -258,6 +258,12 @@ def describe_interval(interval: dict[str, Any] | None, digits: int = 6) -> str:
     return f"{level} CI [{interval['low']:.{digits}g}, {interval['high']:.{digits}g}] over {units}"
 
 
+def describe_spread(spread: dict[str, Any], digits: int = 4) -> str:
+    """``across 3 seeds: sd 0.012 [30.1, 30.2]`` (``across_seeds``)."""
+    sd = "n/a" if spread.get("sd") is None else f"{spread['sd']:.{digits}g}"
+    return f"across {spread['seeds']} seeds: sd {sd} [{spread['min']:.6g}, {spread['max']:.6g}]"
+
+
 def rank_intervals(values: Sequence[float], lows: Sequence[float | None], highs: Sequence[float | None],
                    direction: str) -> list[tuple[int, int]]:
     """Rank ranges of methods on one metric: a method's best rank counts only the methods whose whole interval
@@ -273,3 +279,11 @@ def rank_intervals(values: Sequence[float], lows: Sequence[float | None], highs:
         surely_worse = sum(1 for j, (_, high_j) in enumerate(ends) if j != i and high_j < low_i)
         out.append((1 + surely_better, len(ends) - surely_worse))
     return out
+
+
+def across_seeds(values: Sequence[float]) -> dict[str, Any]:
+    """The spread of one aggregate over seed replicates: n, mean, sample sd (ddof 1), min, max."""
+    array = np.asarray(values, dtype=float)
+    return {"seeds": int(array.size), "mean": float(array.mean()),
+            "sd": float(array.std(ddof=1)) if array.size > 1 else None,
+            "min": float(array.min()), "max": float(array.max())}
