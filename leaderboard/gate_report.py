@@ -15,12 +15,13 @@ from triptych.leaderboard.gate import GateResult, GateRow, aggregates_json
 
 SCREEN_ROWS = 15  # rows shown in the terminal; the reports hold all of them
 _STYLE = {"regression": "bold red", "version_changed": "bold red", "variant_changed": "bold red",
-          "data_changed": "bold red", "missing": "bold red", "unknown_metric": "bold red", "improved": "green", "new": "cyan", "within_tolerance": "", "within_noise": "",
-          "unchanged": "dim"}
+          "data_changed": "bold red", "missing": "bold red", "unknown_metric": "bold red", "improved": "green", "new": "cyan", "within_tolerance": "",
+          "within_noise": "", "unchanged": "dim"}
 _MD_MARK = {"regression": "❌ regression", "version_changed": "❌ version changed",
             "variant_changed": "❌ protocol variant changed", "data_changed": "❌ data changed",
             "missing": "❌ missing", "unknown_metric": "❌ unknown metric", "improved": "✅ improved", "new": "🆕 new",
-            "within_tolerance": "✅ within tolerance", "within_noise": "✅ within noise", "unchanged": "✅ unchanged"}
+            "within_tolerance": "✅ within tolerance", "within_noise": "✅ within noise",
+            "unchanged": "✅ unchanged"}
 
 
 def _num(value: float | None) -> str:

@@ -94,7 +94,8 @@ def interval_plot(rows: pd.DataFrame, metric: str, variant: str, unit: str) -> d
                 "value": r["reproduced"], "low": r["ci_low"],
                 "high": r["ci_high"], "unit": r["ci_unit"], "rank": r["rank"]}
                for r in rows.to_dict("records") if math.isfinite(float(r["reproduced"]))]
-    x = {"field": "value", "type": "quantitative", "title": _axis_title(metric, variant, unit), "scale": {"zero": False}}
+    x = {"field": "value", "type": "quantitative", "title": _axis_title(metric, variant, unit),
+         "scale": {"zero": False}}
     y = {"field": "label", "type": "nominal", "title": None}
     tooltip = [{"field": "method"}, {"field": "value", "format": ".6g"}, {"field": "low", "format": ".6g"},
                {"field": "high", "format": ".6g"}, {"field": "unit", "title": "resampled"}, {"field": "rank"},

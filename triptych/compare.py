@@ -55,8 +55,7 @@ def sampling_unit(run: dict[str, Any]) -> SamplingUnit:
     recorded = (run.get("statistics") or {}).get("sampling_unit")
     if recorded:
         return SamplingUnit(recorded["name"], recorded.get("depth"))
-    name = (run.get("request") or {}).get("benchmark") or run.get("benchmark")
-    return registry().benchmark(str(name)).sampling_unit
+    return registry().benchmark(_benchmark_name(run)).sampling_unit
 
 
 def _same(a: RunData, b: RunData, what: str, get: Any) -> None:
@@ -135,6 +134,11 @@ def _better(direction: str, interval: dict[str, Any]) -> str:
     return "B" if ends[0] > 0 else "A" if ends[1] < 0 else "neither"
 
 
+def _benchmark_name(run: dict[str, Any]) -> str:
+    """The registry name of the run's benchmark (``snu-film/easy``), as requested."""
+    return str((run.get("request") or {}).get("benchmark") or run.get("benchmark"))
+
+
 def detectable_differences(results: str | Path, benchmark: str, metric: str, alpha: float = 0.05,
                            power: float = 0.8) -> pd.DataFrame:
     """For every pair of complete runs of ``benchmark`` in ``results`` that scored ``metric`` (``name`` or
@@ -148,7 +152,7 @@ def detectable_differences(results: str | Path, benchmark: str, metric: str, alp
 
     name, _, variant = metric.partition(":")
     runs = [RunData.read(Path(results) / r["run_id"]) for r in list_runs(results)
-            if r.get("status") == "complete" and (r.get("request") or {}).get("benchmark", r.get("benchmark")) == benchmark]
+            if r.get("status") == "complete" and _benchmark_name(r) == benchmark]
     found = {(m["metric"], m["variant"], m["version"]) for run in runs for m in run.run.get("metrics") or []
              if m["metric"] == name and (not variant or m["variant"] == variant)}
     if len(found) != 1:

@@ -401,8 +401,9 @@ def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any], fl
                 video_acc.update(float(value))
             videos[video] = {"value": video_acc.compute(), "n": video_acc.count}
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
-            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count,
-                                                         "interval": _interval(m, rows, unit, interval)},
+            "direction": m.spec.direction,
+            "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count,
+                          "interval": _interval(m, rows, unit, interval)},
             **({"per_video": videos, "mean_over_videos": _mean_over([v["value"] for v in videos.values()])}
                if videos else {}),
             **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),

@@ -3,7 +3,8 @@
 Replicate ``r`` of base seed ``b`` uses base seed ``b + r * SEED_STRIDE``, so no image seed of one
 replicate is an image seed of another: the protocol's rule ``base + (i*P + p)*K + k`` stays below the stride
 (i < 25 + 2^20, P = 40, K = 4: under 1.7e8 < 2^28). Every seed stays below 2^32, because torch's CPU
-generator keeps only the low 32 bits of a seed (a stride of 2^32 gives every replicate the same images). Each replicate is one ordinary run; once all are scored, every run's aggregates get
+generator keeps only the low 32 bits of a seed (a stride of 2^32 gives every replicate the same images).
+Each replicate is one ordinary run; once all are scored, every run's aggregates get
 ``across_seeds`` (n, mean, sd, min, max over the replicates' aggregates, and their run ids) beside the
 bootstrap interval, which measures the spread over samples within one seed.
 """

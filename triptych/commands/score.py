@@ -71,5 +71,6 @@ def register(app: typer.Typer) -> None:
                 spread = agg.get("across_seeds")
                 typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
                            f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})  "
-                           f"{describe_interval(agg.get('interval'))}" + (f"  {describe_spread(spread)}" if spread else ""))
+                           f"{describe_interval(agg.get('interval'))}"
+                           + (f"  {describe_spread(spread)}" if spread else ""))
             typer.echo(f"run: {run_dir}", err=True)
