@@ -351,3 +351,28 @@ def test_seeds_need_a_benchmark_with_a_seed_parameter(tmp_path, run_cli):
     code, out, err = run_cli("score", "--benchmark", "sample-triplets", "--method", "linear_blend", "--seeds", "2",
                              "--out", tmp_path)
     assert code == 2 and out == "" and "has no seed parameter" in err
+
+
+# ----------------------------------------------------------------------------------------- set metrics
+
+def test_set_metric_interval_from_cached_features(kid_rule, tmp_path):
+    """KID (on the rule-weight Inception) of copy-jitter on the protocol with the sample's 2 identities: the run
+    caches both feature sets in features/kid-rule.npz, the cached features give back the run's KID exactly,
+    and the interval resamples identities from them."""
+    pytest.importorskip("triptych_copy_jitter")
+    from triptych.metrics.kid import kid_from_features
+
+    run_dir = score("celeb-25id-40prompt", tmp_path, method="copy-jitter", metrics=["kid:rule"],
+                    params={"refs": str(REPO / "datasets/samples/portraits"), "ids": "found", "prompts": "1",
+                            "images_per_prompt": "2"})
+    kid = read_run(run_dir)["metrics"][0]
+    interval = kid["aggregate"]["interval"]
+    assert interval["features_file"] == "features/kid-rule.npz" and "interval" not in kid["extras"]
+    cached = np.load(run_dir / "features/kid-rule.npz")
+    assert cached["real"].shape == (8, 2048) and cached["generated"].shape == (4, 2048)
+    assert sorted({i.split("/")[0] for i in cached["generated_ids"]}) == ["newton", "scarletthead"]
+    again = kid_from_features(cached["real"], cached["generated"], **kid_rule.params)
+    assert again.value == pytest.approx(kid["aggregate"]["value"], rel=1e-12)
+    assert (interval["unit"], interval["units"], interval["resamples"], interval["method"]) == (
+        "identity", 2, 200, "percentile")
+    assert math.isfinite(interval["low"]) and interval["low"] < interval["high"]

@@ -27,7 +27,7 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, new_run_id, request_key
-from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, units_of
+from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, set_interval, units_of
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -63,13 +63,17 @@ class Score:
     metric: MetricUse
     value: float
     extras: dict[str, Any] | None = None
+    features: tuple[Any, Any] | None = None  # a set metric's (real, generated) features, generated in sample order
+    recompute: Callable[[Any, Any], float] | None = None  # its value from features (the set interval's statistic)
 
     @classmethod
     def from_result(cls, sample_id: str, metric: MetricUse, result: Any) -> Score:
         """A metric's return value: a number, or a result object with ``.value`` and ``.extras()``
-        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``)."""
+        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``), and ``features`` / ``recompute`` when the
+        set value can be recomputed from its features."""
         extras = result.extras() if callable(getattr(result, "extras", None)) else None
-        return cls(sample_id, metric, float(getattr(result, "value", result)), extras)
+        return cls(sample_id, metric, float(getattr(result, "value", result)), extras,
+                   getattr(result, "features", None), getattr(result, "recompute", None))
 
 
 class TaskModule(Protocol):
@@ -318,9 +322,11 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
             writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements))
         if set_metrics and not writer.has_part(SET_PART):
             scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
+            extras = {_key(s.metric): {**(s.extras or {}), **_set_interval(writer.run_dir, s, data.samples,
+                                                                          data.spec.sampling_unit, interval)}
+                      for s in scores if s.extras is not None or s.features is not None}
             writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
-                                   s.value, None) for s in scores]), part=SET_PART,
-                            extras={_key(s.metric): s.extras for s in scores if s.extras is not None})
+                                   s.value, None) for s in scores]), part=SET_PART, extras=extras)
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
         writer.fail(str(exc))
@@ -373,10 +379,40 @@ def _mean_over(values: list[float]) -> float:
     return acc.compute()
 
 
-def _interval(m: MetricUse, rows: pd.DataFrame, unit: SamplingUnit, settings: IntervalSettings) -> dict[str, Any]:
+FEATURES_DIR = "features"  # RUN/features/<metric>-<variant>.npz: a set metric's cached features (docs/statistics.md)
+
+
+def _set_interval(run_dir: Path, s: Score, samples: Sequence[Any], unit: SamplingUnit,
+                  settings: IntervalSettings) -> dict[str, Any]:
+    """Cache a set metric's features in the run folder and bootstrap its value from them (``interval``)."""
+    if s.features is None or s.recompute is None:
+        return {}
+    import numpy as np
+
+    from triptych.atomic import atomic_write
+
+    real, generated = (np.asarray(f) for f in s.features)
+    ids = np.array([str(sample.sample_id) for sample in samples])
+    if len(ids) != len(generated):
+        raise TriptychError(f"{_key(s.metric)}: {len(generated)} generated features for {len(ids)} samples",
+                            fix="a set metric's generated features must follow the benchmark's samples")
+    path = run_dir / FEATURES_DIR / f"{s.metric.spec.name}-{s.metric.variant.name}.npz"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, real=real, generated=generated, generated_ids=ids)
+
+    atomic_write(path, write)
+    return {"interval": {**set_interval(s.recompute, real, generated, ids, unit, settings),
+                         "features_file": f"{FEATURES_DIR}/{path.name}"}}
+
+
+def _interval(m: MetricUse, rows: pd.DataFrame, unit: SamplingUnit, settings: IntervalSettings,
+              set_extras: dict[str, Any]) -> dict[str, Any]:
     if m.spec.level == "set":
-        return {"low": None, "high": None, **settings.to_json(), "unit": "set", "units": 1,
-                "note": "one value over the whole set: its features are not cached, so it is not resampled"}
+        return set_extras.get(_key(m), {}).get("interval") or {
+            "low": None, "high": None, **settings.to_json(), "unit": "set", "units": 1,
+            "note": "one value over the whole set, without cached features: it is not resampled"}
     return mean_interval(units_of(rows["sample_id"], rows["value"], unit), unit, settings)
 
 
@@ -403,8 +439,9 @@ def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any], fl
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
             "direction": m.spec.direction,
             "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count,
-                          "interval": _interval(m, rows, unit, interval)},
+                          "interval": _interval(m, rows, unit, interval, set_extras)},
             **({"per_video": videos, "mean_over_videos": _mean_over([v["value"] for v in videos.values()])}
                if videos else {}),
-            **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),
+            **({"extras": {k: v for k, v in set_extras.get(_key(m), {}).items() if k != "interval"}}
+               if m.spec.level == "set" else {}),
             **({"flagged": flagged} if flagged else {})}

@@ -287,3 +287,33 @@ def across_seeds(values: Sequence[float]) -> dict[str, Any]:
     return {"seeds": int(array.size), "mean": float(array.mean()),
             "sd": float(array.std(ddof=1)) if array.size > 1 else None,
             "min": float(array.min()), "max": float(array.max())}
+
+
+SET_RESAMPLES = 200  # a set metric is recomputed per resample (an eigen-decomposition for FID): at most this many
+
+
+def set_interval(statistic: Any, real: np.ndarray, generated: np.ndarray, generated_ids: Sequence[str],
+                 unit: SamplingUnit, settings: IntervalSettings) -> dict[str, Any]:
+    """Percentile interval of a set metric (FID, KID): resample the generated images by sampling unit (all
+    images of each drawn identity), recompute ``statistic(real, generated[rows])`` from the cached features
+    (never the encoder), with the reference set fixed: the spread due to which units were generated."""
+    groups: dict[str, list[int]] = {}
+    for row, sample_id in enumerate(generated_ids):
+        groups.setdefault(unit.of(str(sample_id)), []).append(row)
+    names = sorted(groups)
+    resamples = min(settings.resamples, SET_RESAMPLES)
+    base = {**settings.to_json(), "method": "percentile", "resamples": resamples, "unit": unit.name,
+            "units": len(names)}
+    if len(names) < 2:
+        return {"low": None, "high": None, **base,
+                "note": f"{count_of(len(names), unit.name)}: an interval over {unit.name}s needs at least 2"}
+    rng = np.random.default_rng(settings.seed)
+    values = []
+    for _ in range(resamples):
+        rows = np.concatenate([groups[names[i]] for i in rng.integers(0, len(names), len(names))])
+        values.append(float(statistic(real, generated[rows])))
+    tail = (1 - settings.level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return {"low": float(low), "high": float(high), **base,
+            "note": f"set metric: {resamples} resamples of the generated {unit.name}s from cached features, "
+                    "percentile, the reference set fixed"}
