@@ -102,3 +102,13 @@ def _garbage(p: Path) -> None:
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
 
 
+
+
+def check_clear_error(run_cli, args: list, expect: tuple[str, ...]) -> None:
+    """Run the CLI on a bad input: exit 2, empty stdout, ``error: ...`` on stderr holding every ``expect``."""
+    code, out, err = run_cli(*args)
+    assert code == 2, err
+    assert out == ""
+    assert err.startswith("error: ") or "\nerror: " in err
+    for expected in expect:
+        assert expected in err, f"{expected!r} not in:\n{err}"

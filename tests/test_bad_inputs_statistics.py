@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bad_input_cases import Case
+from bad_input_cases import Case, check_clear_error
 from triptych.results import SAMPLES_FILE, SCHEMA, read_samples
 
 
@@ -93,10 +93,4 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_a_clear_error(case, tmp_path, run_cli):
-    args = case.setup(tmp_path)
-    code, out, err = run_cli(*args)
-    assert code == 2, err
-    assert out == ""
-    assert err.startswith("error: ") or "\nerror: " in err
-    for expected in case.expect:
-        assert expected in err, f"{expected!r} not in:\n{err}"
+    check_clear_error(run_cli, case.setup(tmp_path), case.expect)
