@@ -178,10 +178,6 @@ class PairedDifference:
         sign = 1.0 if direction == "higher" else -1.0
         return float(np.mean(sign * self.distribution < -allowed))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"difference": self.difference, "interval": self.interval, "p_value": self.p_value,
-                "permutations": self.permutations}
-
 
 def paired_difference(sample_ids: Sequence[str], a: Sequence[float], b: Sequence[float], unit: SamplingUnit,
                       settings: IntervalSettings) -> PairedDifference:
