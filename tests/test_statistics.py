@@ -309,6 +309,12 @@ def test_leaderboard_show_prints_intervals_and_rank_ranges(triplet_runs, tmp_pat
     for name in ("blend", "worse"):
         interval = read_run(triplet_runs[name])["metrics"][0]["aggregate"]["interval"]
         assert f"[{interval['low']:.6g}, {interval['high']:.6g}] 95% / 5 triplets" in out
+    # blend and its 0.5 dB worse copy: their psnr intervals (each about 1.1 dB wide) overlap, so they tie
+    from triptych.leaderboard.table import leaderboard_rows, with_rank_intervals
+
+    rows = with_rank_intervals(leaderboard_rows(results, "frame_interpolation"))
+    psnr = rows[(rows.source == "reproduced") & (rows.metric == "psnr")].set_index("run_id")["rank"]
+    assert psnr[triplet_runs["blend"].name] == psnr[triplet_runs["worse"].name] == "1-3"
 
 
 def test_results_compare_is_the_api_of_triptych_compare(triplet_runs):
