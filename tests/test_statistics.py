@@ -351,6 +351,11 @@ def test_score_seeds_records_the_across_seed_spread(tmp_path, run_cli):
         assert spread["sd"] == pytest.approx(float(np.std(means, ddof=1)))
         assert aggregate["interval"]["unit"] == "identity" and aggregate["interval"]["units"] == 2
     assert out.count("across 3 seeds: sd") == 3
+    from triptych.api import Results
+
+    table = Results(tmp_path / runs[0]["run_id"]).aggregates().iloc[0]
+    assert table["seeds_seeds"] == 3 and table["seeds_min"] == pytest.approx(min(means))
+    assert table["seeds_max"] == pytest.approx(max(means))
 
 
 def test_seeds_need_a_benchmark_with_a_seed_parameter(tmp_path, run_cli):

@@ -40,14 +40,17 @@ class Results:
     def aggregates(self) -> pd.DataFrame:
         """One row per metric variant: value, reduction, n, unit, direction, version, and the bootstrap
         interval over the benchmark's sampling unit (``ci_low``, ``ci_high``, ``ci_level``, ``ci_unit``,
-        ``ci_units``; None with ``ci_note`` when there is none)."""
+        ``ci_units``; None with ``ci_note`` when there is none); a seed replicate adds the across-seed spread
+        (``seeds_seeds``, ``seeds_sd``, ``seeds_min``, ``seeds_max``)."""
         rows = []
         for m in self.run["metrics"]:
             aggregate = dict(m["aggregate"])
             interval = aggregate.pop("interval", None) or {}
+            spread = aggregate.pop("across_seeds", None) or {}
             rows.append({"metric": m["metric"], "metric_variant": m["variant"], "metric_version": m["version"],
                          "unit": m["unit"], "direction": m["direction"], **aggregate,
-                         **{f"ci_{k}": interval.get(k) for k in ("low", "high", "level", "unit", "units", "note")}})
+                         **{f"ci_{k}": interval.get(k) for k in ("low", "high", "level", "unit", "units", "note")},
+                         **{f"seeds_{k}": spread.get(k) for k in ("seeds", "sd", "min", "max") if spread}})
         return pd.DataFrame(rows)
 
     def _metric(self, metric: str) -> dict[str, Any]:
