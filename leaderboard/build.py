@@ -49,6 +49,11 @@ BENCHMARK_COLUMNS = (
     Column("metric_version", "version", True, "metric version, reproduced rows"),
     Column("reported", "reported", True, "published value, raw scale"),
     Column("reproduced", "reproduced", True, "pooled mean over the run's samples"),
+    Column("ci_low", "CI low", True, "bootstrap interval of the reproduced mean (run.json: level, method, "
+           "resamples, seed), resampling the benchmark's sampling unit"),
+    Column("ci_high", "CI high", True, "upper end of the interval"),
+    Column("ci_unit", "resampled", title="the sampling unit the interval resamples (video, identity, triplet)"),
+    Column("rank", "rank", title="rank range among reproduced rows: methods whose intervals overlap share ranks"),
     Column("n", "n", True, "samples in the reproduced mean"),
     Column("difference", "difference", True, "reproduced - reported"),
     Column("tolerance", "tolerance", True, "the metric's gate_tolerance (registry)"),
@@ -156,6 +161,13 @@ def _benchmark_plots(bench: BenchmarkData) -> list[dict[str, Any]]:
         return out
     for (metric, variant, unit), frame in samples.groupby(["metric", "metric_variant", "unit"], sort=True):
         label = f"{metric}:{variant}"
+        rows = bench.table[(bench.table["metric"] == metric) & (bench.table["metric_variant"] == variant)
+                           & bench.table["reproduced"].notna()]
+        if len(rows):
+            out.append({"kind": "interval", "title": f"{label}: mean and interval per run",
+                        "caption": "Pooled mean of each reproduced run; the bar is its bootstrap interval over the "
+                                   "benchmark's sampling unit (none where there are fewer than 2 units).",
+                        "spec": _spec_json(plots.interval_plot(rows, metric, variant, unit))})
         per_sample, dropped = plots.per_sample_plot(frame, metric, variant, unit)
         distribution, _ = plots.distribution_plot(frame, metric, variant, unit)
         note = f" {dropped} infinite value(s) (identical frames) are not drawn." if dropped else ""

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from triptych.leaderboard.table import leaderboard_rows
+from triptych.leaderboard.table import leaderboard_rows, with_rank_intervals
 from triptych.published import table_reason
 from triptych.registry import TASKS, registry
 from triptych.results import current_runs, read_samples
@@ -30,8 +30,9 @@ from triptych.results import current_runs, read_samples
 PAIR_KEYS = ["benchmark", "split", "metric", "metric_variant"]  # then the pairing rule (triptych.published)
 # Columns of a benchmark table, in order (also the CSV / JSON downloads).
 TABLE_COLUMNS = ["task", "benchmark", "split", "method", "metric", "metric_variant", "benchmark_variant",
-                 "metric_version", "unit", "direction", "reported", "reproduced", "n", "difference", "tolerance",
-                 "within_tolerance", "reported_table", "published_method", "subset", "pairing", "note", "run_id"]
+                 "metric_version", "unit", "direction", "reported", "reproduced", "ci_low", "ci_high", "ci_level",
+                 "ci_unit", "ci_units", "rank", "n", "difference", "tolerance", "within_tolerance", "reported_table",
+                 "published_method", "subset", "pairing", "note", "run_id"]
 TASK_TITLES = {"video_inpainting": "Video completion (inpainting)", "frame_interpolation": "Frame interpolation",
                "personalization": "Identity-preserving personalization"}
 # Runtime figures are shown in ms/frame whatever unit the table printed them in.
@@ -153,6 +154,7 @@ def _table_row(repro: pd.Series | None, rep: pd.Series | None, reason: str = "")
         "benchmark_variant": str(repro["benchmark_variant"]) if repro is not None else "",
         "metric_version": int(repro["metric_version"]) if repro is not None else None,
         "unit": str(base.get("unit") or ""), "direction": direction, "reported": reported, "reproduced": reproduced,
+        **_interval_fields(repro),
         "n": int(repro["n"]) if repro is not None else None, "difference": difference, "tolerance": tolerance,
         "within_tolerance": within, "reported_table": str(rep["table"]) if rep is not None else "",
         "published_method": str(rep["method"]) if rep is not None else "",
@@ -160,6 +162,16 @@ def _table_row(repro: pd.Series | None, rep: pd.Series | None, reason: str = "")
         "note": str(rep.get("note") or "") if rep is not None else "",
         "run_id": str(repro["run_id"]) if repro is not None else "",
     }
+
+
+def _interval_fields(repro: pd.Series | None) -> dict[str, Any]:
+    """A reproduced row's bootstrap interval (run.json) and rank range; empty for a reported row."""
+    if repro is None:
+        return {"ci_low": None, "ci_high": None, "ci_level": None, "ci_unit": "", "ci_units": None, "rank": ""}
+    units = _num(repro.get("ci_units"))
+    return {"ci_low": _num(repro.get("ci_low")), "ci_high": _num(repro.get("ci_high")),
+            "ci_level": _num(repro.get("ci_level")), "ci_unit": str(repro.get("ci_unit") or ""),
+            "ci_units": int(units) if units is not None else None, "rank": str(repro.get("rank") or "")}
 
 
 def _sort_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -218,7 +230,7 @@ def efficiency_table(reported: pd.DataFrame) -> pd.DataFrame:
 def load_site_data(results: str | Path) -> SiteData:
     """Read every current run under ``results`` (``triptych.results.select_runs``) and every published row."""
     results = Path(results)
-    rows = leaderboard_rows(results, all_reported=True)
+    rows = with_rank_intervals(leaderboard_rows(results, all_reported=True))
     runs = current_runs(results).current
     samples = [read_samples(results / r["run_id"]) for r in runs]
     all_samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(

@@ -24,12 +24,22 @@ def samples_sha256(sample_ids: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(sample_ids))).encode("utf-8")).hexdigest()
 
 
+INTERVAL_COLUMNS = ["ci_low", "ci_high", "ci_level", "ci_unit", "ci_units", "ci_note"]
+
+
+def _intervals(run: dict) -> dict[tuple[str, str], dict]:
+    """(metric, variant) -> the interval its run.json records (runs scored before intervals have none)."""
+    return {(m["metric"], m["variant"]): (m.get("aggregate") or {}).get("interval") or {}
+            for m in run.get("metrics") or []}
+
+
 def reproduced_rows(results: str | Path) -> pd.DataFrame:
     """One row per (run, metric variant): the pooled mean of per-sample values (a set-level metric has
-    one row, which is its value), with the sample set it averages (``sample_ids``, ``samples_sha256``).
-    Only the current runs count (``triptych.results.select_runs``: per request, the newest complete run). Each row carries its run's ``subset``
-    (``"6/3782"``, or ``""`` for the full split) and ``pairing`` (``triptych.published.Pairing``: the
-    published label it may pair with, or why it pairs with nothing)."""
+    one row, which is its value), with the sample set it averages (``sample_ids``, ``samples_sha256``) and
+    the bootstrap interval its run.json records (``ci_*``, over the benchmark's sampling unit). Only the
+    current runs count (``triptych.results.select_runs``: per request, the newest complete run). Each row
+    carries its run's ``subset`` (``"6/3782"``, or ``""`` for the full split) and ``pairing``
+    (``triptych.published.Pairing``: the published label it may pair with, or why it pairs with nothing)."""
     frames = []
     for run in current_runs(results).current:
         samples = read_samples(Path(results) / run["run_id"])
@@ -41,16 +51,43 @@ def reproduced_rows(results: str | Path) -> pd.DataFrame:
         agg["sample_ids"] = ids
         agg["samples_sha256"] = [samples_sha256(i) for i in ids]
         agg["run_id"] = run["run_id"]
+        intervals = _intervals(run)
+        for column in INTERVAL_COLUMNS:
+            agg[column] = [intervals.get((m, v), {}).get(column[3:])
+                           for m, v in zip(agg["metric"], agg["metric_variant"])]
         agg["code_revision"] = (run.get("code") or {}).get("git_revision")
         agg["manifest_sha256"] = (run.get("data") or {}).get("manifest_sha256")
         agg["subset"] = subset_label(run)
         agg["pairing"] = [run_pairing(run)] * len(agg)
         frames.append(agg)
     if not frames:
-        return pd.DataFrame(columns=[*KEYS, "value", "n", "run_id", "subset", "pairing", "source"])
+        return pd.DataFrame(columns=[*KEYS, "value", "n", *INTERVAL_COLUMNS, "run_id", "subset", "pairing", "source"])
     out = pd.concat(frames, ignore_index=True)
     out["source"] = "reproduced"
     return out
+
+
+def with_rank_intervals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``rank`` ("1", or "1-2" where intervals overlap) to reproduced rows, per benchmark, split,
+    benchmark variant, metric and metric variant (``triptych.stats.rank_intervals``); reported rows get ""."""
+    from triptych.registry import registry
+    from triptych.stats import rank_intervals
+
+    rows = rows.copy()
+    rows["rank"] = ""
+    reproduced = rows[rows["source"] == "reproduced"]
+    for _, group in reproduced.groupby(["benchmark", "split", "benchmark_variant", "metric", "metric_variant"],
+                                       dropna=False):
+        spec = registry().metrics.get(str(group["metric"].iloc[0]))
+        direction = spec.direction if spec is not None else "higher"
+        ranks = rank_intervals(list(group["value"].astype(float)), list(_or_none(group["ci_low"])),
+                               list(_or_none(group["ci_high"])), direction)
+        rows.loc[group.index, "rank"] = [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranks]
+    return rows
+
+
+def _or_none(column: pd.Series) -> list:
+    return [None if v is None or (isinstance(v, float) and pd.isna(v)) else float(v) for v in column]
 
 
 def leaderboard_rows(results: str | Path | None, task: str | None = None, all_reported: bool = False) -> pd.DataFrame:

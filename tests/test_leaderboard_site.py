@@ -125,7 +125,7 @@ def test_every_page_renders_without_console_errors_and_plots_are_drawn(site, bro
             assert plot.find_elements(By.CSS_SELECTOR, "svg, canvas"), f"{page.name}: {plot.get_attribute('id')}"
         if page.name in ("video_inpainting-sample-tennis.html", "frame_interpolation-sample-triplets.html"):
             kinds = {p.find_element(By.XPATH, "..").get_attribute("data-kind") for p in plots}
-            assert kinds == {"per-sample", "group-mean", "distribution"}, page.name
+            assert kinds == {"interval", "per-sample", "group-mean", "distribution"}, page.name
         if page.name == "frame_interpolation.html":
             assert browser.find_elements(By.CSS_SELECTOR, "[data-kind=efficiency] .plot svg")
 
@@ -157,6 +157,10 @@ def test_table_rows_equal_the_results_and_the_published_rows(site, browser):
             assert run["benchmark"] == bench and run["method"] == row["method"]
             version = {(m["metric"], m["variant"]): m["version"] for m in run["metrics"]}[key[2:]]
             assert int(row["metric_version"]) == version and row["benchmark_variant"] == run["benchmark_variant"]
+            interval = {(m["metric"], m["variant"]): m["aggregate"]["interval"] for m in run["metrics"]}[key[2:]]
+            assert row["ci_unit"] == interval["unit"]
+            assert (row["ci_low"], row["ci_high"]) == ("" if interval["low"] is None else repr(interval["low"]),
+                                                       "" if interval["high"] is None else repr(interval["high"]))
             seen.add(key)
     assert seen == set(expected)
 

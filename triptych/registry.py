@@ -30,6 +30,7 @@ import yaml
 from triptych import schema
 from triptych.errors import SpecError, TriptychError, UnknownNameError
 from triptych.schema import nearest
+from triptych.stats import SamplingUnit
 
 Kind = Literal["metrics", "benchmarks", "methods"]
 
@@ -134,6 +135,8 @@ class BenchmarkSpec:
     params: dict[str, Any]
     source: str
     plugin: tuple[str, str] | None = None
+    # What the protocol draws independently (video, identity, triplet): what intervals resample (triptych.stats).
+    sampling_unit: SamplingUnit = SamplingUnit()
 
     @property
     def benchmark(self) -> str:
@@ -253,7 +256,8 @@ def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
     return BenchmarkSpec(name, e["split"], _task(e["task"], where), _number(e, "version", where),
                          e["description"], e["loader"],
-                         variants, default, metrics, _mapping(e, "params", where), where)
+                         variants, default, metrics, _mapping(e, "params", where), where,
+                         sampling_unit=SamplingUnit.from_spec(e.get("sampling_unit"), f"{where}: sampling_unit"))
 
 
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:

@@ -184,10 +184,10 @@ METRIC = Schema("metric entry", ("description", "kind", "level", "direction", "t
                 ("unit", "default_variant", "needs", "range", "paper"))
 METRIC_VARIANT = Schema("metric variant", ("version", "callable", "description", "protocol"), ("params", "weights"))
 BENCHMARK = Schema("benchmark entry", ("split", "task", "version", "description", "loader", "variants", "metrics"),
-                   ("default_variant", "params"))
+                   ("default_variant", "params", "sampling_unit"))
 BENCHMARK_METRIC = Schema("benchmark metric", ("metric", "variant"))
 METHOD = Schema("method entry", ("task", "version", "description", "callable"), ("weights", "params"))
-RULE = Schema("gate rule", (), ("absolute", "relative"))
+RULE = Schema("gate rule", (), ("absolute", "relative", "significance"))  # significance: gate.judge_significance
 WEIGHTS = Schema("weights entry", ("description", "urls", "filename", "size", "licence", "sha256", "sha256_source",
                                    "format", "container_key", "source"),
                  ("sha256_prefix", "sha256_prefix_source", "archive_member", "package", "package_version", "path",

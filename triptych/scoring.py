@@ -30,6 +30,7 @@ from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
 from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
+from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, set_interval, units_of
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -65,13 +66,17 @@ class Score:
     metric: MetricUse
     value: float
     extras: dict[str, Any] | None = None
+    features: tuple[Any, Any] | None = None  # a set metric's (real, generated) features, generated in sample order
+    recompute: Callable[[Any, Any], float] | None = None  # its value from features (the set interval's statistic)
 
     @classmethod
     def from_result(cls, sample_id: str, metric: MetricUse, result: Any) -> Score:
         """A metric's return value: a number, or a result object with ``.value`` and ``.extras()``
-        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``)."""
+        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``), and ``features`` / ``recompute`` when the
+        set value can be recomputed from its features."""
         extras = result.extras() if callable(getattr(result, "extras", None)) else None
-        return cls(sample_id, metric, float(getattr(result, "value", result)), extras)
+        return cls(sample_id, metric, float(getattr(result, "value", result)), extras,
+                   getattr(result, "features", None), getattr(result, "recompute", None))
 
 
 class TaskModule(Protocol):
@@ -301,7 +306,8 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
-          params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False) -> Path:
+          params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False,
+          interval: IntervalSettings | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
 
     ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
@@ -320,9 +326,12 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     are measured once every sample is scored, by the task module's ``measure_set``, and written as their
     own part. A task module with ``check_predictions`` checks the whole ``pred_dir`` (missing and extra
     files) before anything is scored. A set metric's result extras are stored with its part and
-    summarised under the metric in the run JSON.
+    summarised under the metric in the run JSON. Each aggregate gets a bootstrap interval over the
+    benchmark's sampling unit (``triptych.stats``) with ``interval``'s settings (default: 95 %, percentile,
+    2,000 resamples, seed 0), recorded under ``statistics``; the settings are part of the request.
     """
     check_executor(executor, workers)
+    interval = interval or IntervalSettings()
     params = dict(params or {})
     data = load_benchmark(benchmark, benchmark_variant, data_root, params)
     metric_names = list(metrics) if metrics else None
@@ -362,7 +371,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                "pred_dir": str(pred_dir) if pred_dir is not None else None,
                "metrics": [(m.spec.name, m.variant.name) for m in metrics], "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
-               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {})}
+               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {}),
+               **({"interval": interval.to_json()} if interval != IntervalSettings() else {})}
     identity = _identity(data, metrics, run_weights, method_spec, python_method, method_label, method_version,
                          request["pred_dir"])
     meta = {
@@ -393,7 +403,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         wait_for(busy)
     if writer.meta.get("status") != "complete":
         _score_parts(writer, data, job, metrics, set_metrics, identity, method, pred_dir, weights,
-                     executor, workers, ray_address)
+                     executor, workers, ray_address, interval)
     return writer.run_dir
 
 
@@ -424,7 +434,8 @@ def _identity(data: BenchmarkData, metrics: Sequence[MetricUse], run_weights: li
 
 def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics: list[MetricUse],
                  set_metrics: list[MetricUse], identity: dict[str, Any], method: str | None, pred_dir: Path | None,
-                 weights: Path | None, executor: str, workers: int, ray_address: str | None) -> None:
+                 weights: Path | None, executor: str, workers: int, ray_address: str | None,
+                 interval: IntervalSettings) -> None:
     """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
     merge the parts into the run's rows and aggregates."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
@@ -456,9 +467,11 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
             with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
                 scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
             read = hash_files(pred_dir, opened, "the set-level metrics") if pred_dir is not None else None
+            extras = {_key(s.metric): {**(s.extras or {}), **_set_interval(writer.run_dir, s, data.samples,
+                                                                          data.spec.sampling_unit, interval)}
+                      for s in scores if s.extras is not None or s.features is not None}
             writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
-                                   s.value, None) for s in scores]), part=SET_PART,
-                            extras={_key(s.metric): s.extras for s in scores if s.extras is not None},
+                                   s.value, None) for s in scores]), part=SET_PART, extras=extras,
                             fingerprint=fingerprint(read))
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
@@ -470,8 +483,11 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
     per_video = data.spec.task == "video_inpainting"
-    writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video)
-                                               for m in metrics]})
+    unit = data.spec.sampling_unit
+    writer.finish(lambda samples: {
+        "statistics": {**interval.to_json(), "sampling_unit": {"name": unit.name, "depth": unit.depth}},
+        "metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video, unit, interval)
+                    for m in metrics]})
 
 
 SET_PART = "part-set"  # sorts after every per-sample part
@@ -513,13 +529,52 @@ def _mean_over(values: list[float]) -> float:
     return acc.compute()
 
 
-def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
-             flagged: dict[str, Any], per_video: bool = False) -> dict[str, Any]:
+FEATURES_DIR = "features"  # RUN/features/<metric>-<variant>.npz: a set metric's cached features (docs/statistics.md)
+
+
+def _set_interval(run_dir: Path, s: Score, samples: Sequence[Any], unit: SamplingUnit,
+                  settings: IntervalSettings) -> dict[str, Any]:
+    """Cache a set metric's features in the run folder and bootstrap its value from them (``interval``)."""
+    if s.features is None or s.recompute is None:
+        return {}
+    import numpy as np
+
+    from triptych.atomic import atomic_write
+
+    real, generated = (np.asarray(f) for f in s.features)
+    ids = np.array([str(sample.sample_id) for sample in samples])
+    if len(ids) != len(generated):
+        raise TriptychError(f"{_key(s.metric)}: {len(generated)} generated features for {len(ids)} samples",
+                            fix="a set metric's generated features must follow the benchmark's samples")
+    path = run_dir / FEATURES_DIR / f"{s.metric.spec.name}-{s.metric.variant.name}.npz"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, real=real, generated=generated, generated_ids=ids)
+
+    atomic_write(path, write)
+    return {"interval": {**set_interval(s.recompute, real, generated, ids, unit, settings),
+                         "features_file": f"{FEATURES_DIR}/{path.name}"}}
+
+
+def _interval(m: MetricUse, rows: pd.DataFrame, unit: SamplingUnit, settings: IntervalSettings,
+              set_extras: dict[str, Any]) -> dict[str, Any]:
+    if m.spec.level == "set":
+        return set_extras.get(_key(m), {}).get("interval") or {
+            "low": None, "high": None, **settings.to_json(), "unit": "set", "units": 1,
+            "note": "one value over the whole set, without cached features: it is not resampled"}
+    return mean_interval(units_of(rows["sample_id"], rows["value"], unit), unit, settings)
+
+
+def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any], flagged: dict[str, Any],
+             per_video: bool = False, unit: SamplingUnit = SamplingUnit(),
+             interval: IntervalSettings = IntervalSettings()) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes);
     a set-level metric adds the extras stored with the set part, and flags raised by samples' scores
     (``flagged``) are listed under ``flagged``. With ``per_video`` (video completion), frame-level metrics
     also get each video's mean and the mean over videos: E2FGVI reports the pooled mean over all frames,
-    DEVIL the mean of the per-video means (equal only when every video has as many frames)."""
+    DEVIL the mean of the per-video means (equal only when every video has as many frames). The aggregate's
+    ``interval`` resamples the sampling unit (a set metric's one value has none: see its note)."""
     acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
     rows = samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name)]
     for value in rows["value"]:
@@ -532,8 +587,11 @@ def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
                 video_acc.update(float(value))
             videos[video] = {"value": video_acc.compute(), "n": video_acc.count}
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
-            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count},
+            "direction": m.spec.direction,
+            "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count,
+                          "interval": _interval(m, rows, unit, interval, set_extras)},
             **({"per_video": videos, "mean_over_videos": _mean_over([v["value"] for v in videos.values()])}
                if videos else {}),
-            **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),
+            **({"extras": {k: v for k, v in set_extras.get(_key(m), {}).items() if k != "interval"}}
+               if m.spec.level == "set" else {}),
             **({"flagged": flagged} if flagged else {})}

@@ -21,6 +21,21 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
+def _interval(row) -> str:
+    """``[low, high] 95% / 5 triplets`` for a reproduced row, why there is none, or "" for a reported row."""
+    if not row["run_id"]:
+        return ""
+    from triptych.stats import count_of
+
+    low, units = row.get("ci_low"), row.get("ci_units")
+    if units is None or (isinstance(units, float) and math.isnan(units)):
+        return "not recorded"
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return f"none ({count_of(int(units), row['ci_unit'])})"
+    level = f"{float(row['ci_level']) * 100:g}%"
+    return f"[{_fmt(low)}, {_fmt(row['ci_high'])}] {level} / {count_of(int(units), row['ci_unit'])}"
+
+
 @leaderboard_app.command("show")
 def show_command(
     results: Optional[Path] = typer.Option(None, "--results", help="results folder with scored runs"),
@@ -30,23 +45,26 @@ def show_command(
 ) -> None:
     """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows: a reproduced
     row that pairs (README "Pairing rule") shows the published value, the difference and whether it is
-    within the metric's tolerance; one that does not says why."""
+    within the metric's tolerance; one that does not says why. Each reproduced value has its bootstrap
+    interval over the benchmark's sampling unit and its rank range (methods whose intervals overlap share
+    ranks)."""
     import pandas as pd
 
     from triptych.leaderboard.sitedata import merge_table
-    from triptych.leaderboard.table import leaderboard_rows
+    from triptych.leaderboard.table import leaderboard_rows, with_rank_intervals
     from triptych.results import superseded_notes
 
     rows = leaderboard_rows(results, task, all_reported)
+    rows = with_rank_intervals(rows) if "ci_low" in rows else rows.assign(rank="")
     for note in superseded_notes(results):
         typer.echo(note, err=True)
-    console = Console(width=200)
+    console = Console(width=240)
     for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
         task_rows = rows[rows["task"] == task_name]
         merged = pd.concat([merge_table(group) for _, group in task_rows.groupby("benchmark", sort=True)],
                            ignore_index=True)
         table = Table("source", "benchmark", "split", "method", "metric", "variant", "reported", "reproduced",
-                      "difference", "within tol.", "unit", "n", "paired with / why not", title=task_name)
+                      "interval", "rank", "difference", "within tol.", "unit", "n", "paired with / why not", title=task_name)
         merged = merged.assign(_source=["reproduced" if r else "reported" for r in merged["run_id"]])
         reasons: dict[str, int] = {}  # printed once below the table, referred to as [n]
         for _, r in merged.sort_values(["_source", "benchmark", "split", "method", "metric"], kind="stable").iterrows():
@@ -59,7 +77,7 @@ def show_command(
             within = "" if r["within_tolerance"] is None else ("yes" if r["within_tolerance"] else "no")
             table.add_row(r["_source"], r["benchmark"], str(r["split"]), r["method"], r["metric"],
                           str(r["metric_variant"] or "-"), _fmt(r["reported"]), _fmt(r["reproduced"]),
-                          _fmt(r["difference"]), within, str(r["unit"] or ""),
+                          _interval(r), r["rank"], _fmt(r["difference"]), within, str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)), paired)
         console.print(table)
         for reason, number in reasons.items():
