@@ -65,10 +65,9 @@ from triptych.manifests import build_manifest
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache, NoFaceError
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, MetricUse, Score
+from triptych.scoring import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
 
 PROMPT_FILES = ("prompts.csv", "prompts.json")  # written by ``triptych personalization init``; not images
-SET_SAMPLE_ID = "."
 # Embeddings keyed by encoder and pixels (exactly what recomputing gives), shared by every run in a process:
 # a reference photo is embedded once per process, whatever the number of runs, prompts and images.
 EMBEDDINGS = EmbeddingCache()

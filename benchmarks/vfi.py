@@ -29,7 +29,7 @@ from triptych.errors import InputError, TriptychError
 from triptych.media import Pair, check_same_size, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
+from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
 
 PAD_MODES = (None, "replicate")
 
@@ -126,10 +126,16 @@ def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, An
         raise InputError(f"{listing_path}: no triplet listing for benchmark {spec.name!r}", fix=build)
     listing = json.loads(listing_path.read_text(encoding="utf-8"))
     count = len(listing["triplets"])
-    if (listing["name"], listing["layout"]) != (dataset, layout) or expected not in (None, count):
-        raise InputError(f"{listing_path}: lists {count} triplet(s) of {listing['name']!r} in layout "
-                         f"{listing['layout']!r}; benchmark {spec.name!r} needs {expected or 'its'} triplets of "
-                         f"{dataset!r} in layout {layout!r}", fix=f"rebuild it from the complete test set: {build}")
+    if (listing["name"], listing["layout"]) != (dataset, layout):
+        raise InputError(f"{listing_path}: lists triplets of {listing['name']!r} in layout {listing['layout']!r}; "
+                         f"benchmark {spec.name!r} needs {dataset!r} in layout {layout!r}", fix=build)
+    subset = _listing_subset(listing, expected)
+    if subset is not None and not subset_requested(params, spec):
+        raise InputError(f"{listing_path}: lists {count} triplet(s) of {listing['name']!r}"
+                         + (f"; benchmark {spec.name!r} needs {expected} triplets" if expected else
+                            f", a subset ({'; '.join(subset.get('notes') or []) or 'frames missing'})"),
+                         fix=f"rebuild it from the complete test set: {build}; or score this reduced set explicitly "
+                             "with --subset (recorded as a subset, never paired with published rows)")
     listing_dir = listing_path.resolve().parent
     root = (listing_dir / listing["root"]).resolve()
     local = dataclasses.replace(spec, params={**spec.params, "root": str(root),
@@ -140,7 +146,20 @@ def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, An
     triplets = [Triplet(t["sample_id"], root / t["frame0"], root / t["gt"], root / t["frame1"], float(t["t"]))
                 for t in listing["triplets"]]
     return BenchmarkData(spec, variant, params, root, manifest, triplets,
-                         FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)))
+                         FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)),
+                         subset=subset)
+
+
+def _listing_subset(listing: dict[str, Any], expected: int | None) -> dict[str, Any] | None:
+    """The reduced set a listing holds (``subset: {count, of, unit, ...}``), or None for the complete set:
+    one the stage recorded as a subset, or one with another count than the published ``expected``."""
+    count = len(listing["triplets"])
+    recorded = listing.get("subset")
+    if recorded:
+        return {**recorded, "of": expected or recorded.get("of")}
+    if expected not in (None, count):
+        return {"count": count, "of": expected, "unit": "triplets"}
+    return None
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

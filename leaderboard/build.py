@@ -53,6 +53,10 @@ BENCHMARK_COLUMNS = (
     Column("tolerance", "tolerance", True, "the metric's gate_tolerance (registry)"),
     Column("within_tolerance", "within tol.", title="|difference| <= tolerance"),
     Column("reported_table", "table", title="thesis table of the reported value"),
+    Column("published_method", "published as", title="the published method a reproduced row is paired with"),
+    Column("subset", "subset", title="reduced set scored with --subset (videos or triplets of the split)"),
+    Column("pairing", "unpaired because", title="why a reproduced row pairs with no published row "
+                                                "(README: Pairing rule)"),
     Column("run_id", "run", title="reproduced run: click for its provenance"),
 )
 

@@ -3,9 +3,12 @@
 Everything the pages show comes from here, which reads only ``leaderboard.table`` / ``leaderboard.reported``
 and the runs' ``samples.parquet`` / ``run.json``; templates format numbers, they never hold any.
 
-A reproduced row and a reported row are *paired* when they share (benchmark, split, method, metric,
-metric variant); the pair gets the difference ``reproduced - reported`` and a flag saying whether it is
-within the metric's ``gate_tolerance`` (registry). Reported rows without a metric variant are efficiency
+A reproduced row and a reported row are *paired* when they share (benchmark, split, metric, metric
+variant) and the pairing rule (``triptych.published``, README "Pairing rule") accepts them: the run's
+method maps to the reported row's method label with the published checkpoint's sha256, the reported row's
+table is one the method may pair with, measured with the run's benchmark variant, and the run scored the
+full split. The pair gets the difference ``reproduced - reported`` and a flag saying whether it is
+within the metric's ``gate_tolerance`` (registry); an unpaired reproduced row says why in ``pairing``. Reported rows without a metric variant are efficiency
 figures (runtime, FLOPs, parameters) and go to the task pages, not to the benchmark tables.
 """
 
@@ -20,14 +23,15 @@ from typing import Any
 import pandas as pd
 
 from triptych.leaderboard.table import ablation_rows, leaderboard_rows
+from triptych.published import table_reason
 from triptych.registry import TASKS, registry
 from triptych.results import list_runs, read_samples
 
-PAIR_KEYS = ["benchmark", "split", "method", "metric", "metric_variant"]
+PAIR_KEYS = ["benchmark", "split", "metric", "metric_variant"]  # then the pairing rule (triptych.published)
 # Columns of a benchmark table, in order (also the CSV / JSON downloads).
 TABLE_COLUMNS = ["task", "benchmark", "split", "method", "metric", "metric_variant", "benchmark_variant",
                  "metric_version", "unit", "direction", "reported", "reproduced", "n", "difference", "tolerance",
-                 "within_tolerance", "reported_table", "note", "run_id"]
+                 "within_tolerance", "reported_table", "published_method", "subset", "pairing", "note", "run_id"]
 TASK_TITLES = {"video_inpainting": "Video completion (inpainting)", "frame_interpolation": "Frame interpolation",
                "personalization": "Identity-preserving personalization"}
 # Runtime figures are shown in ms/frame whatever unit the table printed them in.
@@ -93,8 +97,29 @@ def _metric_info(metric: str) -> tuple[str | None, float | None]:
     return (spec.direction, spec.gate_tolerance) if spec is not None else (None, None)
 
 
+def pair_with(r: pd.Series, reported: pd.DataFrame) -> tuple[int | None, str]:
+    """(index of the reported row a reproduced row pairs with, or None; why not, or ``""``)."""
+    match = reported
+    for key in PAIR_KEYS:
+        match = match[match[key].astype(str) == str(r[key])]
+    pairing = r["pairing"]
+    if not pairing.eligible:
+        return None, pairing.reason
+    match = match[match["method"] == pairing.label]
+    if match.empty:
+        return None, (f"no published {pairing.label} row of {r['benchmark']}/{r['split']} {r['metric']}:"
+                      f"{r['metric_variant'] or '-'}")
+    reasons = []
+    for index, rep in match.iterrows():
+        reason = table_reason(pairing, str(rep["table"]), str(r["benchmark_variant"]))
+        if not reason:
+            return int(index), ""
+        reasons.append(reason)
+    return None, reasons[0]
+
+
 def merge_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Reported and reproduced rows of one benchmark as one table, paired on ``PAIR_KEYS``.
+    """Reported and reproduced rows of one benchmark as one table, paired by ``pair_with``.
 
     Each reproduced row (one per run and metric variant) takes the reported row it pairs with; reported
     rows that pair with nothing stay as rows of their own. Difference and flag exist only for pairs.
@@ -104,20 +129,17 @@ def merge_table(rows: pd.DataFrame) -> pd.DataFrame:
     out: list[dict[str, Any]] = []
     used: set[int] = set()
     for _, r in reproduced.iterrows():
-        match = reported
-        for key in PAIR_KEYS:
-            match = match[match[key].astype(str) == str(r[key])]
-        rep = match.iloc[0] if len(match) else None
-        if rep is not None:
-            used.add(int(match.index[0]))
-        out.append(_table_row(r, rep))
+        index, reason = pair_with(r, reported)
+        if index is not None:
+            used.add(index)
+        out.append(_table_row(r, reported.loc[index] if index is not None else None, reason))
     for index, rep in reported.iterrows():
         if int(index) not in used:
             out.append(_table_row(None, rep))
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
 
 
-def _table_row(repro: pd.Series | None, rep: pd.Series | None) -> dict[str, Any]:
+def _table_row(repro: pd.Series | None, rep: pd.Series | None, reason: str = "") -> dict[str, Any]:
     base = repro if repro is not None else rep
     assert base is not None
     direction, tolerance = _metric_info(str(base["metric"]))
@@ -135,6 +157,8 @@ def _table_row(repro: pd.Series | None, rep: pd.Series | None) -> dict[str, Any]
         "unit": str(base.get("unit") or ""), "direction": direction, "reported": reported, "reproduced": reproduced,
         "n": int(repro["n"]) if repro is not None else None, "difference": difference, "tolerance": tolerance,
         "within_tolerance": within, "reported_table": str(rep["table"]) if rep is not None else "",
+        "published_method": str(rep["method"]) if rep is not None else "",
+        "subset": str(repro["subset"]) if repro is not None else "", "pairing": reason,
         "note": str(rep.get("note") or "") if rep is not None else "",
         "run_id": str(repro["run_id"]) if repro is not None else "",
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from triptych.leaderboard.reported import load_ablations, load_reported
+from triptych.published import run_pairing, subset_label
 from triptych.results import list_runs, read_samples
 
 # The published systems whose rows are shown by default next to reproduced ones.
@@ -18,7 +19,9 @@ KEYS = ["task", "benchmark", "split", "benchmark_variant", "method", "method_ver
 
 def reproduced_rows(results: str | Path) -> pd.DataFrame:
     """One row per (run, metric variant): the pooled mean of per-sample values (a set-level metric has
-    one row, which is its value). Incomplete runs are left out."""
+    one row, which is its value). Incomplete runs are left out. Each row carries its run's ``subset``
+    (``"6/3782"``, or ``""`` for the full split) and ``pairing`` (``triptych.published.Pairing``: the
+    published label it may pair with, or why it pairs with nothing)."""
     frames = []
     for run in list_runs(results):
         if run.get("status") != "complete":
@@ -30,9 +33,11 @@ def reproduced_rows(results: str | Path) -> pd.DataFrame:
         agg["run_id"] = run["run_id"]
         agg["code_revision"] = (run.get("code") or {}).get("git_revision")
         agg["manifest_sha256"] = (run.get("data") or {}).get("manifest_sha256")
+        agg["subset"] = subset_label(run)
+        agg["pairing"] = [run_pairing(run)] * len(agg)
         frames.append(agg)
     if not frames:
-        return pd.DataFrame(columns=[*KEYS, "value", "n", "run_id", "source"])
+        return pd.DataFrame(columns=[*KEYS, "value", "n", "run_id", "subset", "pairing", "source"])
     out = pd.concat(frames, ignore_index=True)
     out["source"] = "reproduced"
     return out

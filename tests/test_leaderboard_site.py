@@ -229,26 +229,3 @@ def test_sorting_on_header_click(site, browser):
     method.click()
     names = [r["method"] for r in _table(browser)]
     assert names == sorted(names, key=str.lower)
-
-
-def test_a_reproduced_row_pairs_with_its_reported_row_and_gets_difference_and_flag():
-    """No browser: the pairing rule on (benchmark, split, method, metric, metric variant)."""
-    import pandas as pd
-
-    from triptych.leaderboard.sitedata import merge_table
-    from triptych.registry import registry
-
-    reported = load_reported()
-    published = reported[(reported.method == "AMT-S") & (reported.benchmark == "vimeo90k")
-                         & (reported.metric == "psnr")].iloc[0]
-    tol = registry().metric("psnr").gate_tolerance
-    rows = []
-    for run_id, shift in (("close", tol / 2), ("far", 3 * tol)):
-        rows.append({**published.to_dict(), "source": "reproduced", "value": published.value + shift, "n": 5,
-                     "run_id": run_id, "benchmark_variant": "amt", "metric_version": 1})
-    table = merge_table(pd.concat([reported[reported.benchmark == "vimeo90k"], pd.DataFrame(rows)],
-                                  ignore_index=True)).set_index("run_id")
-    assert table.loc["close", "reported"] == published.value
-    assert table.loc["close", "difference"] == pytest.approx(tol / 2) and table.loc["close", "within_tolerance"]
-    assert table.loc["far", "difference"] == pytest.approx(3 * tol) and not table.loc["far", "within_tolerance"]
-    assert len(table) == (reported.benchmark == "vimeo90k").sum() + 1  # the published row is shown once, paired

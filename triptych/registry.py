@@ -36,6 +36,8 @@ _SPEC_PACKAGES: dict[str, str] = {
 }
 LEVELS = ("frame", "pair", "video", "triplet", "image", "set")
 TASKS = ("video_inpainting", "frame_interpolation", "personalization")
+# Data files beside the specs that are not registry entries (read by their own loaders).
+NOT_SPECS = {"published_methods.yaml"}  # triptych.published
 
 
 def load_callable(ref: str) -> Callable[..., Any]:
@@ -263,7 +265,7 @@ def _load_kind(kind: str) -> dict[str, Any]:
     entries: dict[str, Any] = {}
     spec_dir = resources.files(_SPEC_PACKAGES[kind]) / "specs"
     for item in sorted(spec_dir.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".yaml"):
+        if item.name.endswith(".yaml") and item.name not in NOT_SPECS:
             _add(entries, kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
                  f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None)
     for point in sorted(entry_points(group=f"triptych.{kind}"), key=lambda p: p.name):

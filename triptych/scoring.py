@@ -94,6 +94,26 @@ class BenchmarkData:
     task: TaskModule
     context: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # a reduced set scored on request (``subset: true``): {"count", "of", "unit", ...}; None = the full split
+    subset: dict[str, Any] | None = None
+
+
+SET_SAMPLE_ID = "."  # the sample id of a set-level metric's one row
+SUBSET_PARAM = "subset"  # the benchmark variant parameter of subset mode (``score --subset``)
+
+
+def subset_requested(params: dict[str, Any], spec: BenchmarkSpec) -> bool:
+    """Whether the run asked for subset mode: the variant parameter ``subset`` (``--subset`` or
+    ``--param subset=true``), true or false; anything else is refused."""
+    value = params.get(SUBSET_PARAM, False)
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "1", "yes"):
+        return True
+    if str(value).strip().lower() in ("false", "0", "no"):
+        return False
+    raise TriptychError(f"benchmark {spec.name!r}: subset={value!r} is not true or false",
+                        fix="pass --subset (or --param subset=true) to score a reduced set")
 
 
 _TRUSTED_MANIFEST: ContextVar[str | None] = ContextVar("trusted_manifest", default=None)
@@ -281,7 +301,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         "benchmark_params": data.variant_params, **({"benchmark_extras": data.extras} if data.extras else {}),
         "method": method_label, "method_version": method_version,
         "pred_dir": request["pred_dir"],
-        "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
+        "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root),
+                 "subset": data.subset},
         "weights": [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))], "seed": 0,
         "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
         "plugins": {what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},

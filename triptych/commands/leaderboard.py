@@ -30,23 +30,39 @@ def show_command(
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="also print the thesis' ablation "
                                    "tables, each task's as a section of its own (never paired)"),
 ) -> None:
-    """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows."""
+    """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows: a reproduced
+    row that pairs (README "Pairing rule") shows the published value, the difference and whether it is
+    within the metric's tolerance; one that does not says why."""
+    import pandas as pd
+
+    from triptych.leaderboard.sitedata import merge_table
     from triptych.leaderboard.table import ablation_rows, leaderboard_rows
 
     rows = leaderboard_rows(results, task, all_reported)
-    console = Console(width=160)
+    console = Console(width=200)
     for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
-        table = Table("source", "benchmark", "split", "method", "metric", "variant", "value", "unit", "n",
-                      title=task_name)
-        subset = rows[rows["task"] == task_name].sort_values(["source", "benchmark", "split", "method", "metric"])
-        for _, r in subset.iterrows():
+        task_rows = rows[rows["task"] == task_name]
+        merged = pd.concat([merge_table(group) for _, group in task_rows.groupby("benchmark", sort=True)],
+                           ignore_index=True)
+        table = Table("source", "benchmark", "split", "method", "metric", "variant", "reported", "reproduced",
+                      "difference", "within tol.", "unit", "n", "paired with / why not", title=task_name)
+        merged = merged.assign(_source=["reproduced" if r else "reported" for r in merged["run_id"]])
+        reasons: dict[str, int] = {}  # printed once below the table, referred to as [n]
+        for _, r in merged.sort_values(["_source", "benchmark", "split", "method", "metric"], kind="stable").iterrows():
             n = r.get("n")
-            version = r.get("method_version")
-            method = r["method"] + (f" v{version}" if isinstance(version, str) and version else "")
-            table.add_row(r["source"], r["benchmark"], str(r["split"]), method, r["metric"],
-                          str(r["metric_variant"] or "-"), _fmt(r["value"]), str(r["unit"] or ""),
-                          "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)))
+            paired = ""
+            if r["run_id"] and r["reported_table"]:
+                paired = f"{r['published_method']} (table {r['reported_table']})"
+            elif r["run_id"]:
+                paired = f"unpaired [{reasons.setdefault(r['pairing'], len(reasons) + 1)}]"
+            within = "" if r["within_tolerance"] is None else ("yes" if r["within_tolerance"] else "no")
+            table.add_row(r["_source"], r["benchmark"], str(r["split"]), r["method"], r["metric"],
+                          str(r["metric_variant"] or "-"), _fmt(r["reported"]), _fmt(r["reproduced"]),
+                          _fmt(r["difference"]), within, str(r["unit"] or ""),
+                          "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)), paired)
         console.print(table)
+        for reason, number in reasons.items():
+            console.print(f"[{number}] {reason}", markup=False, soft_wrap=True)
     if ablations:
         _print_ablations(console, ablation_rows(task))
 

@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
                                         "variant declares (e.g. prompts=5); repeatable"),
         metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
                                          "benchmark's metrics; repeatable"),
+        subset: bool = typer.Option(False, "--subset", help="score the reduced set the data holds (fewer videos "
+                                    "or triplets than the published split): recorded as subset n/N in run.json "
+                                    "and on the leaderboard, never paired with published rows (same as --param "
+                                    "subset=true)"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
         from triptych.errors import TriptychError
@@ -46,6 +50,8 @@ def register(app: typer.Typer) -> None:
             params[key] = value
         if refs is not None:
             params["refs"] = str(refs.resolve())
+        if subset:
+            params["subset"] = "true"
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
                         metric or None, params, weights)
         run = read_run(run_dir)
@@ -53,4 +59,8 @@ def register(app: typer.Typer) -> None:
             agg = m["aggregate"]
             typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
                        f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})")  # 'inf' is stored as a string
+        reduced = (run.get("data") or {}).get("subset")
+        if reduced:
+            typer.echo(f"subset {reduced['count']}/{reduced['of']} {reduced['unit']} of split {run['split']!r}: "
+                       "never paired with published rows", err=True)
         typer.echo(f"run: {run_dir}", err=True)
