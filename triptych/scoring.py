@@ -8,6 +8,7 @@ written as one part file -> ``finish`` merges the parts and records the aggregat
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from contextlib import contextmanager
@@ -180,11 +181,16 @@ PYTHON_METHODS: dict[str, Any] = {}
 
 
 def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-                  weights: Path | None = None) -> None:
+                  weights: Path | None = None, device: str | None = None) -> None:
     """Exactly one of a method of the benchmark's task and an existing prediction folder; ``weights`` (a
-    checkpoint replacing a registered method's registry weights) only with a registered method."""
+    checkpoint replacing a registered method's registry weights) and ``device`` only with a registered
+    method whose factory takes them."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
+    if device is not None and (method_name is None or method_name in PYTHON_METHODS
+                               or "device" not in inspect.signature(registry().method(method_name).load()).parameters):
+        what = "a prediction folder runs no model" if method_name is None else f"method {method_name!r} takes no device"
+        raise TriptychError(f"--device {device}: {what}", fix="leave out --device")
     if weights is not None and pred_dir is not None:
         raise TriptychError(f"--weights {weights} with --pred-dir: a prediction folder is scored as it is, "
                             "no model is run", fix="leave out --weights, or score the method with --method M "
@@ -211,17 +217,17 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
 
 
 def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-             weights: Path | None = None) -> Callable[[Any], Any]:
+             weights: Path | None = None, device: str | None = None) -> Callable[[Any], Any]:
     """sample -> prediction: run the registered method (on the checkpoint ``weights`` instead of its registry
-    weights when given), or read the method's outputs from ``pred_dir``."""
-    check_request(data, method_name, pred_dir, weights)
+    weights when given, on ``device`` when given), or read the method's outputs from ``pred_dir``."""
+    check_request(data, method_name, pred_dir, weights, device)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
     if method_name in PYTHON_METHODS:
         method = PYTHON_METHODS[method_name]
         return lambda sample: data.task.predict(method, sample)
     method = build_method(method_for_task(method_name, data.spec.task, weights), context=data.context,
-                          invocation=data.variant_params)
+                          invocation={**data.variant_params, **({"device": device} if device else {})})
     return lambda sample: data.task.predict(method, sample)
 
 
@@ -240,8 +246,11 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
-          params: dict[str, str] | None = None, weights: Path | None = None) -> Path:
+          params: dict[str, str] | None = None, weights: Path | None = None, device: str | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    ``device`` (cuda, cpu, ...) is passed to a registered method whose factory takes one; it is part of the
+    request, so a run started on one device is never resumed on another.
 
     ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
     must take ``weights``, as for ``triptych interpolate --weights``): the run JSON records the file as
@@ -262,7 +271,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     metric_names = list(metrics) if metrics else None
     metrics = resolve_metrics(data.spec, metric_names)
     weights = Path(weights).expanduser().resolve() if weights is not None else None
-    check_request(data, method, pred_dir, weights)
+    check_request(data, method, pred_dir, weights, device)
     set_metrics = [m for m in metrics if m.spec.level == "set"]
     if set_metrics and not hasattr(data.task, "measure_set"):
         raise TriptychError(f"benchmark {data.spec.name!r} cannot measure set-level metrics "
@@ -294,7 +303,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                "metrics": [(m.spec.name, m.variant.name, m.variant.version) for m in metrics],
                "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
-               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {})}
+               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {}),
+               **({"device": device} if device else {})}
     writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, {
         "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
@@ -311,7 +321,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     })
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
                    request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())),
-                   str(weights) if weights is not None else None)
+                   str(weights) if weights is not None else None, device)
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
 
@@ -333,7 +343,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         for index, measurements in run_executor(job, todo, executor, workers, ray_address):
             writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements))
         if set_metrics and not writer.has_part(SET_PART):
-            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
+            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights, device), set_metrics)
             writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
                                    s.value, None) for s in scores]), part=SET_PART,
                             extras={_key(s.metric): s.extras for s in scores if s.extras is not None})

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
                                             "(personalization benchmarks; same as --param refs=DIR)"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE: override a benchmark parameter that its "
                                         "variant declares (e.g. prompts=5); repeatable"),
+        device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu for a method whose "
+                                             "factory takes a device (default: the method's own)"),
         metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
                                          "benchmark's metrics; repeatable"),
         subset: bool = typer.Option(False, "--subset", help="score the reduced set the data holds (fewer videos "
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
         if subset:
             params["subset"] = "true"
         run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
-                        metric or None, params, weights)
+                        metric or None, params, weights, device)
         run = read_run(run_dir)
         for m in run["metrics"]:
             agg = m["aggregate"]
