@@ -79,6 +79,8 @@ def efficiency_document(method: str, weights: Path | None, size: str | None, run
     wh = parse_size(size) if size is not None else None
     doc: dict[str, Any] = {"kind": "efficiency", "method": method, "method_version": spec.version, "task": spec.task}
     if reference_of(method) is not None:
+        # what to time is settled first: a missing checkpoint with no random stand-in stops before any counting
+        timed, weights_record = (_runtime_method(method, spec.task, weights, device) if runs else (None, None))
         options = {"frames": frames} if spec.task == "video_inpainting" else {}
         figures = architecture_figures(method, *(wh or (None, None)), **options)
         width, height = figures.width, figures.height
@@ -89,8 +91,6 @@ def efficiency_document(method: str, weights: Path | None, size: str | None, run
         doc.update({"params": figures.params, "macs": figures.macs, "flops": figures.flops,
                     "flop_counter": CONVENTION, "flops_by_operator": by_op, "architecture": figures.document(),
                     "unit": figures.unit})
-        timed, weights_record = (_runtime_method(method, spec.task, weights, device) if runs
-                                 else (None, None))
     else:
         if spec.task != "frame_interpolation":
             raise InputError(f"method {method!r} is not a reference model, and only interpolation methods are "
