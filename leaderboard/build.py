@@ -25,6 +25,7 @@ from triptych.atomic import atomic_write, atomic_write_text
 from triptych.errors import TriptychError
 from triptych.leaderboard import plots
 from triptych.leaderboard.sitedata import TABLE_COLUMNS, TASK_TITLES, BenchmarkData, SiteData, load_site_data, slug
+from triptych.published import subset_label
 from triptych.results import json_safe
 
 _PACKAGE = resources.files("triptych.leaderboard")
@@ -147,6 +148,7 @@ def _provenance(run: dict[str, Any]) -> dict[str, Any]:
         "weights": [{"name": w.get("name", ""), "sha256": w.get("sha256", ""), "registered": w.get("registered")}
                     for w in run.get("weights", [])],
         "manifest": data.get("manifest", ""), "manifest_sha256": data.get("manifest_sha256", ""),
+        "subset": subset_label(run),
         "git_revision": code.get("git_revision") or "unknown", "git_dirty": code.get("git_dirty"),
         "triptych_version": code.get("triptych_version", ""), "created": run.get("created_utc", ""),
         "finished": run.get("finished_utc", ""), "seed": run.get("seed"), "pred_dir": run.get("pred_dir"),

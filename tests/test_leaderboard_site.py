@@ -53,8 +53,8 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
     return results, out
 
 
-@pytest.fixture(scope="module")
-def browser(site, tmp_path_factory):
+def start_browser(tmp_path_factory):
+    """Headless Chromium with its own profile folder, keeping the page's console log."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -66,6 +66,12 @@ def browser(site, tmp_path_factory):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(site, tmp_path_factory):
+    driver = start_browser(tmp_path_factory)
     yield driver
     driver.quit()
 

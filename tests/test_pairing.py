@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from test_leaderboard_site import _need_browser, _open, _table
+from test_leaderboard_site import _need_browser, _open, _table, start_browser
 from triptych.leaderboard.reported import load_reported
 from triptych.pipelines.standardize_vfi import main as standardize_vfi
 from triptych.registry import registry
@@ -118,26 +118,20 @@ def test_leaderboard_show_pairs_the_pinned_run_and_says_why_not_for_user_weights
     assert code == 0
     line = next(ln for ln in out.splitlines() if "amt-s-gopro" in ln and "psnr" in ln and "AMT-S (table 4.2)" in ln)
     assert f"{_reproduced(pinned, 'psnr') - _published('psnr'):.6g}" in line
-    assert any("amt-s-gopro" in ln and "user weights" in ln for ln in out.splitlines())
+    unpaired = [ln for ln in out.splitlines() if "amt-s-gopro" in ln and "unpaired [" in ln]
+    assert len(unpaired) == 2  # the user-weights run's psnr and ssim rows
+    number = unpaired[0].split("unpaired [")[1].split("]")[0]
+    assert f"[{number}] user weights (sha256 {runs['user']['request']['weights_sha256'][:12]}): not the published " \
+           "checkpoint 'amt_s_gopro'" in out
 
 
 def test_the_site_shows_the_pair_with_difference_and_verdict(runs, pinned, tmp_path_factory) -> None:
     _need_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    from test_leaderboard_site import CHROMEDRIVER, CHROMIUM, FLAGS
     from triptych.leaderboard.build import build_site
 
     out = tmp_path_factory.mktemp("pair-site") / "site"
     build_site(runs["results"], out)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('pair-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = start_browser(tmp_path_factory)
     try:
         log = _open(driver, out / "frame_interpolation-adobe240.html")
         assert not [e for e in log if e["level"] in ("SEVERE", "ERROR")]
@@ -150,7 +144,8 @@ def test_the_site_shows_the_pair_with_difference_and_verdict(runs, pinned, tmp_p
     published, reproduced = _published("psnr"), _reproduced(pinned, "psnr")
     assert float(row["reported"]) == pytest.approx(published) and row["published_method"] == "AMT-S"
     assert float(row["difference"]) == pytest.approx(reproduced - published, abs=1e-9)
-    assert row["reported_table"] == "4.2" and row["within_tolerance"] in ("0", "1", "false", "true", "False", "True")
+    within = abs(reproduced - published) <= registry().metric("psnr").gate_tolerance
+    assert row["reported_table"] == "4.2" and row["within_tolerance"] == ("1" if within else "0")
     user = [r for r in rows if r["run_id"] == runs["user"]["run_id"] and r["metric"] == "psnr"]
     assert len(user) == 1 and not user[0]["reported"] and "user weights" in user[0]["pairing"]
     # the published AMT-S row is shown once: as the pinned run's pair, not again on its own

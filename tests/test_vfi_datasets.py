@@ -241,6 +241,21 @@ def test_subset_mode_keeps_the_triplets_present_and_is_recorded(tmp_path: Path) 
     assert recorded["benchmark_params"]["subset"] == "true" and recorded["split"] == "test"
 
 
+def test_xiph_with_its_first_frames_only_is_a_subset_of_392(tmp_path: Path) -> None:
+    """Xiph's first 10 frames of each clip: triplets centred on 2, 4, 6, 8 (4 per clip) are kept in subset
+    mode, and xiph/2k records 32 of the published 392."""
+    from triptych.scoring import load_benchmark
+
+    root = fake.make_xiph(tmp_path / "xiph", frames=10)
+    with pytest.raises(InputError, match="011.png"):
+        _build(tmp_path, "xiph", "xiph", root)
+    listing = _build(tmp_path, "xiph", "xiph", root, "--subset", "1")
+    assert listing["subset"]["count"] == 8 * 4 and listing["subset"]["of"] == 392
+    assert _ids(listing)[:4] == ["BoxingPractice/002", "BoxingPractice/004", "BoxingPractice/006", "BoxingPractice/008"]
+    data = load_benchmark("xiph/2k", data_root=tmp_path / "data", params={"subset": "true"})
+    assert (data.subset["count"], data.subset["of"]) == (32, 392)
+
+
 def test_listing_must_hold_the_published_count_and_match_its_data(tmp_path: Path) -> None:
     from triptych.scoring import load_benchmark
 
