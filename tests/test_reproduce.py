@@ -95,6 +95,21 @@ def test_dry_run_of_table_3_1_plans_e2fgvi_on_davis_and_youtube_vos(fresh, run_c
     assert "E2FGVI (e2fgvi) parameters and FLOPs, counted from the architecture [ready]" in out
 
 
+def test_dry_runs_of_tables_4_2_and_5_4_name_the_gopro_checkpoint_and_the_reference_photos(fresh, run_cli):
+    code, out, err = run_cli("reproduce", "4.2", "--dry-run", "--data-root", fresh / "data")
+    assert code == 0, err
+    for benchmark in ("gopro/x8-test", "adobe240/x8-test"):
+        assert f"AMT-S (amt-s-gopro) on {benchmark}, variant amt [missing: weights amt_s_gopro, data {benchmark}" in out
+    assert "weights amt_s_gopro: download https://huggingface.co/lalala125/AMT/resolve/main/gopro_amt-s.pth" in out
+    code, out, err = run_cli("reproduce", "5.4", "--dry-run", "--data-root", fresh / "data")
+    assert code == 0, err
+    refs = fresh / "data/refs/celeb-25id-40prompt"
+    assert (f"PhotoMaker (photomaker-v1) on celeb-25id-40prompt, variant multi-ref [missing: weights sdxl_base_1_0, "
+            "weights photomaker_v1") in out and f"--refs {refs}" in out
+    assert f"references celeb-25id-40prompt ({refs}): your own photos of the 25 protocol identities" in out
+    assert "personalization_time depends on the hardware" in out and "triptych generate --method photomaker-v1" in out
+
+
 def test_unknown_table_or_method_is_an_error(fresh, run_cli):
     code, out, err = run_cli("reproduce", "5.5", "--dry-run", "--data-root", fresh / "data")
     assert code == 2 and out == "" and "table '5.5'" in err and "3.1, 4.1, 4.2, 5.4" in err

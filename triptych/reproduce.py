@@ -171,7 +171,7 @@ def _variant_reason(metric: str, variant: str) -> str:
 
     try:
         registry().metric(metric).variant(variant)
-    except (UnknownNameError, TriptychError) as exc:
+    except TriptychError as exc:
         return f"{metric}:{variant} is not a registered metric variant ({exc.message})"
     return ""
 
