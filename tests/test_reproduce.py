@@ -11,10 +11,10 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import vfi_fake_layouts as fake
+from test_pairing import _adobe240, _rule_checkpoint
 from triptych.pipelines.standardize_vfi import main as standardize_vfi
 from triptych.results import list_runs
 from triptych.weights import get_spec
@@ -117,25 +117,13 @@ def test_unknown_table_or_method_is_an_error(fresh, run_cli):
     assert code == 2 and out == "" and "reproduces no row of table 4.1" in err and "amt-s" in err
 
 
-def _rule_amt_s(path):
-    """AMT-S with the weights rule (../shared/docs/weights_rule.md; seed 200 and the AMT fixtures' gain
-    sqrt(1/2), with which AMT stays finite), saved as AMT's checkpoints are: {'state_dict': ...}."""
-    from triptych.baselines.amt import build_amt
-    from triptych.weights_rule import apply_weights_rule
-
-    model = build_amt("S")
-    apply_weights_rule(model, 200, 0.5 ** 0.5)
-    torch.save({"state_dict": model.state_dict()}, path)
-    return path
-
-
 def test_a_run_on_a_tiny_case_scores_what_is_present_and_prints_published_vs_reproduced(fresh, run_cli,
                                                                                         fixtures_dir):
     """Rule weights imported as the registry's amt_s file and 2 Vimeo90K triplets (a subset, scored with
     --subset as the user asked): that step runs, the others are skipped for their missing data, and every
     published row of the run stands beside its reproduced value; a subset never pairs, and says so."""
     data, results = fresh / "data", fresh / "results"
-    code, _, err = run_cli("weights", "import", "amt_s", _rule_amt_s(fresh / "amt-s.pth"))
+    code, _, err = run_cli("weights", "import", "amt_s", _rule_checkpoint(fresh / "amt-s.pth", 0))
     assert code == 0, err
     root = fake.make_vimeo90k(fresh / "vimeo_triplet", ["00001/0001", "00001/0002"])
     rng = np.random.default_rng(0)
@@ -173,3 +161,33 @@ def test_a_run_on_a_tiny_case_scores_what_is_present_and_prints_published_vs_rep
     code, out, err = run_cli(*args)  # the same command again reuses the complete run
     assert code == 0, err
     assert len(list_runs(results)) == 1 and f"step 2: reused complete run {results / run['run_id']}" in out
+
+
+def test_a_full_split_run_pairs_and_gets_its_verdict(fresh, run_cli, fixtures_dir):
+    """Table 4.2 on a tiny Adobe240 x8 set (the x8 sets publish no count, so one 9-frame set is the full
+    split), the GoPro checkpoint a rule-built file imported as the registry's amt_s_gopro: the run pairs, and
+    the verdict is the metric's tolerance applied to the difference."""
+    from triptych.registry import registry
+
+    data, results = fresh / "data", fresh / "results"
+    code, _, err = run_cli("weights", "import", "amt_s_gopro", _rule_checkpoint(fresh / "gopro_amt-s.pth", 0))
+    assert code == 0, err
+    standardize_vfi(["--name", "adobe240/x8-test", "--layout", "adobe240",
+                     "--root", str(_adobe240(fresh / "test_frames")), "--out", str(data / "build/vfi")])
+    code, out, err = run_cli("reproduce", "4.2", "--data-root", data, "--out", results)
+    assert code == 0, err
+    assert "step 1: skipped, missing data gopro/x8-test" in out
+    (run,) = list_runs(results)
+    assert run["benchmark"] == "adobe240" and not run["data"]["subset"]
+    reproduced = {m["metric"]: float(m["aggregate"]["value"]) for m in run["metrics"]}
+    published = {r["metric"]: float(r["value"]) for r in _published(fixtures_dir, "4.2")
+                 if (r["method"], r["benchmark"]) == ("AMT-S", "adobe240")}
+    table = [line.split("\t") for line in out.split("published vs reproduced:\n")[1].splitlines()[1:]]
+    assert len(table) == 2
+    for row in table:
+        metric = row[3].split(":")[0]
+        difference = reproduced[metric] - published[metric]
+        tolerance = registry().metric(metric).gate_tolerance
+        assert (row[0], row[1], row[2]) == ("4.2", "AMT-S", "adobe240/x8-test")
+        assert float(row[7]) == pytest.approx(difference, rel=1e-4) and float(row[8]) == tolerance
+        assert row[9] == ("within tolerance" if abs(difference) <= tolerance else "OUTSIDE tolerance")
