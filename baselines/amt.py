@@ -336,33 +336,33 @@ def load_weights(model: AMT, weights: str | None, registry_name: str | None = No
 
 
 def make_amt(variant: Variant, weights: str | None = None, pad_divisor: int | None = None,
-             scale_factor: float = 1.0, registry_name: str | None = None) -> AMTInterpolator:
+             scale_factor: float = 1.0, registry_name: str | None = None, device: str = "cpu") -> AMTInterpolator:
     """Build, load and wrap one AMT size (eval mode, no gradients); ``registry_name`` picks another
     released checkpoint of the size (e.g. ``amt_s_gopro``)."""
     model = build_amt(variant)
     provenance = load_weights(model, weights, registry_name)
-    return AMTInterpolator(model, pad_divisor, scale_factor, provenance)
+    return AMTInterpolator(model.to(device), pad_divisor, scale_factor, provenance)
 
 
 def make_amt_s(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0) -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-S (registry weights ``amt_s`` unless a file is given)."""
-    return make_amt("S", weights, pad_divisor, scale_factor)
+    return make_amt("S", weights, pad_divisor, scale_factor, device=device)
 
 
 def make_amt_s_gopro(weights: str | None = None, pad_divisor: int | None = None,
-                     scale_factor: float = 1.0) -> AMTInterpolator:
+                     scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-S on the GoPro-trained checkpoint (registry weights ``amt_s_gopro`` unless a file is given)."""
-    return make_amt("S", weights, pad_divisor, scale_factor, registry_name="amt_s_gopro")
+    return make_amt("S", weights, pad_divisor, scale_factor, registry_name="amt_s_gopro", device=device)
 
 
 def make_amt_l(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0) -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-L (registry weights ``amt_l`` unless a file is given)."""
-    return make_amt("L", weights, pad_divisor, scale_factor)
+    return make_amt("L", weights, pad_divisor, scale_factor, device=device)
 
 
 def make_amt_g(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0) -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-G (registry weights ``amt_g`` unless a file is given)."""
-    return make_amt("G", weights, pad_divisor, scale_factor)
+    return make_amt("G", weights, pad_divisor, scale_factor, device=device)

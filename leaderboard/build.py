@@ -67,6 +67,15 @@ BENCHMARK_COLUMNS = (
 )
 
 
+ABLATION_COLUMNS = (
+    Column("table", "table", title="thesis table"), Column("method", "method", title="ablation variant"),
+    Column("benchmark", "benchmark"), Column("split", "split"), Column("metric", "metric"),
+    Column("metric_variant", "variant", title="metric variant (formula)"),
+    Column("reported", "reported", True, "published value, raw scale"),
+    Column("note", "note", title="what the row changes; where the dataset or metric was inferred from the text"),
+)
+
+
 def efficiency_columns(frame: pd.DataFrame) -> list[Column]:
     """Method and table, then one numeric column per published efficiency figure, then the timing note."""
     fixed = {"task", "table", "method", "timing"}
@@ -245,6 +254,7 @@ def build_site(results: str | Path, out: str | Path) -> Path:
     downloads = write.table("leaderboard", everything, {**meta, "table": "all benchmarks"})
     efficiency_downloads = write.table("efficiency", site.efficiency_figures,
                                        {**meta, "table": "efficiency figures (reported)"})
+    ablation_downloads = write.table("ablations", site.ablations, {**meta, "table": "ablation tables (reported)"})
 
     bench_pages = []
     for bench in site.benchmarks:
@@ -278,7 +288,9 @@ def build_site(results: str | Path, out: str | Path) -> Path:
             **common, page_title=TASK_TITLES[task], current=task, task=task,
             benchmarks=[b for b in bench_pages if b["task"] == task], columns=efficiency_columns(figures),
             efficiency=figures.to_dict("records"), plots=task_plots,
-            downloads=efficiency_downloads))
+            downloads=efficiency_downloads, ablation_columns=ABLATION_COLUMNS,
+            ablations=_records(site.ablations[site.ablations["task"] == task]),
+            ablation_downloads=ablation_downloads))
 
     write.text("index.html", env.get_template("index.html").render(
         **common, page_title="triptych leaderboard", current="index", benchmarks=bench_pages,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from triptych.leaderboard.table import leaderboard_rows, with_rank_intervals
+from triptych.leaderboard.table import ablation_rows, leaderboard_rows, with_rank_intervals
 from triptych.published import table_reason
 from triptych.registry import TASKS, registry
 from triptych.results import current_runs, read_samples
@@ -78,9 +78,11 @@ class SiteData:
     benchmarks: list[BenchmarkData] = field(default_factory=list)
     efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
     efficiency_figures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablations: pd.DataFrame = field(default_factory=pd.DataFrame)  # published only, never paired
 
     def tasks(self) -> list[str]:
-        present = {b.task for b in self.benchmarks} | set(self.efficiency_figures.get("task", []))
+        present = ({b.task for b in self.benchmarks} | set(self.efficiency_figures.get("task", []))
+                   | set(self.ablations.get("task", [])))
         return [t for t in TASKS if t in present]
 
     def for_task(self, task: str) -> list[BenchmarkData]:
@@ -227,6 +229,15 @@ def efficiency_table(reported: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
+ABLATION_COLUMNS = ["task", "table", "method", "benchmark", "split", "metric", "metric_variant", "reported", "unit",
+                    "printed_value", "printed_unit", "note"]
+
+
+def ablation_table() -> pd.DataFrame:
+    """The thesis' ablation rows for the task pages, in thesis order (``reported`` is the raw value)."""
+    return ablation_rows().rename(columns={"value": "reported"})[ABLATION_COLUMNS]
+
+
 def load_site_data(results: str | Path) -> SiteData:
     """Read every current run under ``results`` (``triptych.results.select_runs``) and every published row."""
     results = Path(results)
@@ -238,7 +249,8 @@ def load_site_data(results: str | Path) -> SiteData:
     quality = rows[(rows["source"] == "reproduced") | (rows["metric_variant"].fillna("") != "")]
     site = SiteData(results=results, rows=rows, runs=runs,
                     efficiency=efficiency_rows(rows[rows["source"] == "reported"]),
-                    efficiency_figures=efficiency_table(rows[rows["source"] == "reported"]))
+                    efficiency_figures=efficiency_table(rows[rows["source"] == "reported"]),
+                    ablations=ablation_table())
     for task in TASKS:
         task_rows = quality[quality["task"] == task]
         for benchmark in sorted(set(task_rows["benchmark"])):

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from triptych.leaderboard.reported import load_reported
+from triptych.leaderboard.reported import load_ablations, load_reported
 from triptych.published import run_pairing, subset_label
 from triptych.results import current_runs, read_samples
 
@@ -109,3 +109,10 @@ def leaderboard_rows(results: str | Path | None, task: str | None = None, all_re
     if task is not None:
         rows = rows[rows["task"] == task]
     return rows
+
+
+def ablation_rows(task: str | None = None) -> pd.DataFrame:
+    """The thesis' ablation rows (tables 3.2-3.5, 4.3-4.9, 5.6-5.7), in thesis order: a section of their
+    own, never paired with main-table or reproduced rows (``leaderboard.reported``)."""
+    rows = load_ablations()
+    return rows if task is None else rows[rows["task"] == task].reset_index(drop=True)

@@ -99,14 +99,14 @@ def _expected_reproduced(results: Path) -> dict[tuple[str, str, str, str], float
     return expected
 
 
-def _table(driver) -> list[dict[str, str]]:
-    """The leaderboard table's rows as {column field: data-value}."""
+def _table(driver, selector: str = "#leaderboard") -> list[dict[str, str]]:
+    """The rows of the table matched by ``selector`` (default: the leaderboard table) as {column field: data-value}."""
     return driver.execute_script("""
-        const t = document.getElementById('leaderboard');
+        const t = document.querySelector(arguments[0]);
         const fields = Array.from(t.tHead.rows[0].cells).map(c => c.dataset.field);
         return Array.from(t.tBodies[0].rows).map(r =>
             Object.fromEntries(Array.from(r.cells).map((c, i) => [fields[i], c.getAttribute('data-value')])));
-    """)
+    """, selector)
 
 
 def test_every_page_renders_without_console_errors_and_plots_are_drawn(site, browser):
@@ -179,6 +179,30 @@ def test_table_rows_equal_the_results_and_the_published_rows(site, browser):
         for rec in csv.DictReader(handle):
             key = ("sample-tennis", rec["method"], rec["metric"], rec["metric_variant"])
             assert float(rec["reproduced"]) == pytest.approx(expected[key], rel=1e-12)
+
+
+def test_each_task_page_shows_its_ablation_tables_as_a_section_of_their_own(site, browser, fixtures_dir):
+    """Every published ablation cell (../shared/reported/thesis_ablations.csv) is on its task's page, on the
+    raw scale, with its note; none is on a benchmark page, where rows pair."""
+    _, out = site
+    with open(fixtures_dir.parent / "reported/thesis_ablations.csv", newline="") as handle:
+        published = list(csv.DictReader(handle))
+    scale = {"%": 0.01}
+    for task in ("video_inpainting", "frame_interpolation", "personalization"):
+        _open(browser, out / f"{task}.html")
+        rows = _table(browser, "table[data-table=ablations]")
+        want = [p for p in published if p["task"] == task]
+        assert len(rows) == len(want) > 0, task
+        for row, pub in zip(rows, want):
+            assert (row["table"], row["method"], row["metric"]) == (pub["table"], pub["method"], pub["metric"])
+            assert float(row["reported"]) == pytest.approx(float(pub["value"]) * scale.get(pub["unit"], 1.0))
+            assert row["note"] == pub["note"]
+    # labels only the ablation tables print (table 3.3 also prints E2FGVI's and FuseFormer's parameters)
+    ablation_methods = {p["method"] for p in published} - set(load_reported()["method"])
+    assert len(ablation_methods) > 40
+    for page in out.glob("*-*.html"):
+        _open(browser, page)
+        assert not ablation_methods & {r["method"] for r in _table(browser)}, page.name
 
 
 def test_provenance_panel_opens_from_the_row_and_shows_the_run_json(site, browser):

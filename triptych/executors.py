@@ -45,6 +45,7 @@ class ScoreJob:
     metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
     params: tuple[tuple[str, str], ...] = ()  # benchmark parameter overrides (scoring.load_benchmark)
     weights: str | None = None  # absolute path of a checkpoint replacing the method's registry weights
+    device: str | None = None  # the method's device (scoring.score)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _context(job: ScoreJob) -> _Context:
     with scoring.trusting_manifest(job.manifest_sha256):
         data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
     produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None,
-                               Path(job.weights) if job.weights else None)
+                               Path(job.weights) if job.weights else None, job.device)
     return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
 
 

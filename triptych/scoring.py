@@ -8,6 +8,7 @@ written as one part file -> ``finish`` merges the parts and records the aggregat
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from contextlib import contextmanager, nullcontext
@@ -199,11 +200,16 @@ PYTHON_METHODS: dict[str, Any] = {}
 
 
 def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-                  weights: Path | None = None) -> None:
+                  weights: Path | None = None, device: str | None = None) -> None:
     """Exactly one of a method of the benchmark's task and an existing prediction folder; ``weights`` (a
-    checkpoint replacing a registered method's registry weights) only with a registered method."""
+    checkpoint replacing a registered method's registry weights) and ``device`` only with a registered
+    method whose factory takes them."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
+    if device is not None and (method_name is None or method_name in PYTHON_METHODS
+                               or "device" not in inspect.signature(registry().method(method_name).load()).parameters):
+        what = "a prediction folder runs no model" if method_name is None else f"method {method_name!r} takes no device"
+        raise TriptychError(f"--device {device}: {what}", fix="leave out --device")
     if weights is not None and pred_dir is not None:
         raise TriptychError(f"--weights {weights} with --pred-dir: a prediction folder is scored as it is, "
                             "no model is run", fix="leave out --weights, or score the method with --method M "
@@ -230,17 +236,17 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
 
 
 def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-             weights: Path | None = None) -> Callable[[Any], Any]:
+             weights: Path | None = None, device: str | None = None) -> Callable[[Any], Any]:
     """sample -> prediction: run the registered method (on the checkpoint ``weights`` instead of its registry
-    weights when given), or read the method's outputs from ``pred_dir``."""
-    check_request(data, method_name, pred_dir, weights)
+    weights when given, on ``device`` when given), or read the method's outputs from ``pred_dir``."""
+    check_request(data, method_name, pred_dir, weights, device)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
     if method_name in PYTHON_METHODS:
         method = PYTHON_METHODS[method_name]
         return lambda sample: data.task.predict(method, sample)
     method = build_method(method_for_task(method_name, data.spec.task, weights), context=data.context,
-                          invocation=data.variant_params)
+                          invocation={**data.variant_params, **({"device": device} if device else {})})
     return lambda sample: data.task.predict(method, sample)
 
 
@@ -307,8 +313,11 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
           params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False,
-          interval: IntervalSettings | None = None) -> Path:
+          interval: IntervalSettings | None = None, device: str | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    ``device`` (cuda, cpu, ...) is passed to a registered method whose factory takes one; it is part of the
+    request, so a run started on one device is never resumed on another.
 
     ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
     must take ``weights``, as for ``triptych interpolate --weights``): the run JSON records the file as
@@ -337,7 +346,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     metric_names = list(metrics) if metrics else None
     metrics = resolve_metrics(data.spec, metric_names)
     weights = Path(weights).expanduser().resolve() if weights is not None else None
-    check_request(data, method, pred_dir, weights)
+    check_request(data, method, pred_dir, weights, device)
     set_metrics = [m for m in metrics if m.spec.level == "set"]
     if set_metrics and not hasattr(data.task, "measure_set"):
         raise TriptychError(f"benchmark {data.spec.name!r} cannot measure set-level metrics "
@@ -372,7 +381,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                "metrics": [(m.spec.name, m.variant.name) for m in metrics], "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
                **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {}),
-               **({"interval": interval.to_json()} if interval != IntervalSettings() else {})}
+               **({"interval": interval.to_json()} if interval != IntervalSettings() else {}),
+               **({"device": device} if device else {})}
     identity = _identity(data, metrics, run_weights, method_spec, python_method, method_label, method_version,
                          request["pred_dir"])
     meta = {
@@ -390,7 +400,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     }
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
                    request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())),
-                   str(weights) if weights is not None else None)
+                   str(weights) if weights is not None else None, device)
     while True:  # one run per request: wait for a process that is scoring the same request, then look again
         with folder_lock(out):
             busy = None if fresh else busy_run(out, request_key(request))
@@ -403,7 +413,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         wait_for(busy)
     if writer.meta.get("status") != "complete":
         _score_parts(writer, data, job, metrics, set_metrics, identity, method, pred_dir, weights,
-                     executor, workers, ray_address, interval)
+                     executor, workers, ray_address, interval, device)
     return writer.run_dir
 
 
@@ -435,7 +445,7 @@ def _identity(data: BenchmarkData, metrics: Sequence[MetricUse], run_weights: li
 def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics: list[MetricUse],
                  set_metrics: list[MetricUse], identity: dict[str, Any], method: str | None, pred_dir: Path | None,
                  weights: Path | None, executor: str, workers: int, ray_address: str | None,
-                 interval: IntervalSettings) -> None:
+                 interval: IntervalSettings, device: str | None = None) -> None:
     """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
     merge the parts into the run's rows and aggregates."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
@@ -465,7 +475,7 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
                             fingerprint=fingerprint(read))
         if set_metrics and not writer.has_part(SET_PART):
             with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
-                scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
+                scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights, device), set_metrics)
             read = hash_files(pred_dir, opened, "the set-level metrics") if pred_dir is not None else None
             extras = {_key(s.metric): {**(s.extras or {}), **_set_interval(writer.run_dir, s, data.samples,
                                                                           data.spec.sampling_unit, interval)}

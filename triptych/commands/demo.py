@@ -31,4 +31,4 @@ def register(app: typer.Typer) -> None:
                 continue
             run_dir = score(benchmark, out, method=method)
             typer.echo(f"{method} on {benchmark}: {run_dir}", err=True)
-        show_command(results=out, task=None, all_reported=False)
+        show_command(results=out, task=None, all_reported=False, ablations=False)

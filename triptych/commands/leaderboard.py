@@ -42,6 +42,8 @@ def show_command(
     task: Optional[str] = typer.Option(None, "--task", help="only this task"),
     all_reported: bool = typer.Option(False, "--all-reported", help="every published method, not only the "
                                       "reference systems (E2FGVI, AMT, PhotoMaker)"),
+    ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="also print the thesis' ablation "
+                                   "tables, each task's as a section of its own (never paired)"),
 ) -> None:
     """Reported rows (raw scale: E_warp x1e-2 and % already converted) beside reproduced rows: a reproduced
     row that pairs (README "Pairing rule") shows the published value, the difference and whether it is
@@ -51,7 +53,7 @@ def show_command(
     import pandas as pd
 
     from triptych.leaderboard.sitedata import merge_table
-    from triptych.leaderboard.table import leaderboard_rows, with_rank_intervals
+    from triptych.leaderboard.table import ablation_rows, leaderboard_rows, with_rank_intervals
     from triptych.results import superseded_notes
 
     rows = leaderboard_rows(results, task, all_reported)
@@ -82,6 +84,20 @@ def show_command(
         console.print(table)
         for reason, number in reasons.items():
             console.print(f"[{number}] {reason}", markup=False, soft_wrap=True)
+    if ablations:
+        _print_ablations(console, ablation_rows(task))
+
+
+def _print_ablations(console: Console, rows) -> None:  # noqa: ANN001 (a pandas frame)
+    """One table per task: the ablation rows in thesis order, with their notes."""
+    for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
+        table = Table("table", "method", "benchmark", "split", "metric", "variant", "value", "unit", "note",
+                      title=f"{task_name}: ablations (published only; trained differently from the main tables, "
+                            "never paired)")
+        for _, r in rows[rows["task"] == task_name].iterrows():
+            table.add_row(r["table"], r["method"], r["benchmark"], str(r["split"]), r["metric"],
+                          str(r["metric_variant"] or "-"), _fmt(r["value"]), str(r["unit"] or ""), r["note"])
+        console.print(table)
 
 
 @leaderboard_app.command("build")

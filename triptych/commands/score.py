@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
                                             "(personalization benchmarks; same as --param refs=DIR)"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE: override a benchmark parameter that its "
                                         "variant declares (e.g. prompts=5); repeatable"),
+        device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu for a method whose "
+                                             "factory takes a device (default: the method's own)"),
         metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
                                          "benchmark's metrics; repeatable"),
         fresh: bool = typer.Option(False, "--fresh", help="score a new run, even when an unfinished or complete "
@@ -64,14 +66,15 @@ def register(app: typer.Typer) -> None:
         interval = IntervalSettings(ci_level, ci_method, ci_resamples, ci_seed)
         if seeds == 1:
             run_dirs = [score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers,
-                              ray_address, metric or None, params, weights, fresh, interval)]
+                              ray_address, metric or None, params, weights, fresh, interval, device)]
         else:
             from triptych.seeds import score_seeds
 
             run_dirs = score_seeds(benchmark, out, seeds, params=params, pred_dir=pred_dir,
                                    benchmark_variant=benchmark_variant, method=method, data_root=data_root,
                                    executor=executor, workers=workers, ray_address=ray_address,
-                                   metrics=metric or None, weights=weights, interval=interval, fresh=fresh)
+                                   metrics=metric or None, weights=weights, interval=interval, fresh=fresh,
+                                   device=device)
         for run_dir in run_dirs:
             run = read_run(run_dir)
             for m in run["metrics"]:
