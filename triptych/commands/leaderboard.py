@@ -77,7 +77,8 @@ def show_command(
             elif r["run_id"]:
                 paired = f"unpaired [{reasons.setdefault(r['pairing'], len(reasons) + 1)}]"
             within = "" if r["within_tolerance"] is None else ("yes" if r["within_tolerance"] else "no")
-            table.add_row(r["_source"], r["benchmark"], str(r["split"]), r["method"], r["metric"],
+            method = r["method"] + (f" v{r['method_version']}" if r["method_version"] else "")
+            table.add_row(r["_source"], r["benchmark"], str(r["split"]), method, r["metric"],
                           str(r["metric_variant"] or "-"), _fmt(r["reported"]), _fmt(r["reproduced"]),
                           _interval(r), r["rank"], _fmt(r["difference"]), within, str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)), paired)
