@@ -89,6 +89,7 @@ class ImageCache:
 
     def __init__(self, folder: str | Path, salt: dict[str, Any]) -> None:
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)  # a declared DVC output, even when nothing is computed
         self.salt = digest(salt)[:16]
         self.hits = 0
         self.misses = 0

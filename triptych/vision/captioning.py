@@ -21,7 +21,9 @@ from triptych.vision.hf_folder import model_folder, torch_device
 MAX_NEW_TOKENS = 30
 TOP_P = 0.9
 TEMPERATURE = 1.0
-COMPANIONS = ("config.json", "preprocessor_config.json", "tokenizer_config.json")
+# The image processor's settings come as preprocessor_config.json (the released repository) or inside
+# processor_config.json (what transformers 5's save_pretrained writes); from_pretrained reads either.
+COMPANIONS = ("config.json", "tokenizer_config.json")
 
 
 class Blip2Captioner:
