@@ -36,7 +36,9 @@ SCHEMA = pa.schema([
     ("mask_rle", pa.struct([("size", pa.list_(_I64)), ("counts", pa.list_(_I64))])), ("mask_area_px", _I64),
     ("caption", _STR), ("caption_backend", _STR), ("group_class_word", _STR), ("class_word", _STR),
     ("token_span", pa.list_(_I64)), ("char_span", pa.list_(_I64)), ("sub_caption", _STR),
+    ("phash", _STR), ("tagged_caption", _STR),
 ])
+SIZE_BINS = (0, 256, 512, 768, 1024, 1536, 2048)
 
 
 def write_table(table: Table, path: Path) -> Path:
@@ -81,6 +83,46 @@ def draw_plot(counts: list[tuple[str, int]], words: Counter, path: Path) -> Path
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
+def histogram(values: list[float], bins: tuple[int, ...] = SIZE_BINS) -> list[tuple[str, int]]:
+    """Counts per px range [lo, hi) of ``bins`` (the last range open-ended), every range listed.
+
+    >>> histogram([100, 300, 300, 5000], (0, 256, 512))
+    [('0-255', 1), ('256-511', 2), ('>= 512', 1)]
+    """
+    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(bins, bins[1:])] + [f">= {bins[-1]}"]
+    counts = Counter(sum(v >= b for b in bins[1:]) for v in values)
+    return [(label, counts.get(i, 0)) for i, label in enumerate(labels)]
+
+
+def curation_lines(table: Table) -> list[str]:
+    """The card's curation sections: licences of the models, size histograms, captions before and after
+    tagging, near-duplicates and the evaluation-protocol overlap check."""
+    from triptych.weights import weights_registry
+
+    kept = [r for r in table.records if r["status"] == "kept"]
+    registry = weights_registry()
+    lines = ["", "## Models and their licences", "", "| stage | model file | sha256 | licence |", "|---|---|---|---|"]
+    for s in table.stages:
+        for w in s.get("weights", []):
+            licence = registry[w["name"]].licence if w["name"] in registry else "not in the weights registry"
+            lines.append(f"| {s['stage']} | `{w['name']}` | {w['sha256'][:12]}... | {licence} |")
+    lines += ["", "## Image and face sizes of kept images", "",
+              "| px | images (short side) | faces (box's longer side) |", "|---|---|---|"]
+    images = histogram([min(r["width"], r["height"]) for r in kept])
+    faces = histogram([max(r["face_box"][2] - r["face_box"][0], r["face_box"][3] - r["face_box"][1])
+                       for r in kept if r.get("face_box")])
+    lines += [f"| {label} | {n} | {m} |" for (label, n), (_, m) in zip(images, faces)]
+    lines += ["", "## Captions before and after tagging", "", "| image | caption | tagged caption |", "|---|---|---|"]
+    lines += [f"| {r['path']} | {r.get('caption')} | {r.get('tagged_caption')} |" for r in kept[:10]]
+    collect = next((s for s in table.stages if s["stage"] == "id_collect"), {})
+    lines += ["", "## Near-duplicates and evaluation identities", "",
+              f"Near-duplicates dropped (perceptual hash within {collect.get('params', {}).get('duplicate_distance')} "
+              f"bits of an earlier kept image): {collect.get('near_duplicates', 0)}. Identities of the evaluation "
+              f"protocol {collect.get('protocol_identities_refused')} are refused by `id_collect`: none is in "
+              "this dataset."]
+    return lines
+
+
 def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_name: str, parquet: str) -> str:
     kept = [r for r in table.records if r["status"] == "kept"]
     identities = sorted({r["identity"] for r in table.records})
@@ -113,9 +155,7 @@ def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_
     for s in table.stages:
         params = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in sorted(s["params"].items()))
         lines.append(f"| {s['stage']} | {s['backend']} | {params} | {s['kept']} |")
-    weights = [w for s in table.stages for w in s.get("weights", [])]
-    if weights:
-        lines += ["", "Model files: " + ", ".join(f"`{w['name']}` (sha256 {w['sha256'][:12]}...)" for w in weights) + "."]
+    lines += curation_lines(table)
     return "\n".join(lines) + "\n"
 
 
