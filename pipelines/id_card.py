@@ -6,6 +6,11 @@ token span), and a card with the counts after each stage, the drop reasons, the 
 the backends and the parameter values. Every output is a pure function of the final stage table, so a
 rerun writes byte-identical files (the plot is drawn with Pillow, which stamps no date or version).
 Timings live in each stage's metrics file, not here, for the same reason.
+
+``--export DIR`` also writes the train-ready layout of the kept images (docs/id_pipeline.md, "Train-ready
+export"): ``DIR/<identity>/<stem>.png`` (the square crop), ``<stem>_mask.png`` (its person mask, 0/255),
+``<stem>.txt`` (the tagged caption with the trigger word), and ``DIR/metadata.jsonl``, one line per image
+with the identity id, class word, trigger word, files and source sha256.
 """
 
 from __future__ import annotations
@@ -159,12 +164,42 @@ def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_
     return "\n".join(lines) + "\n"
 
 
+def export_training_set(table: Table, root: Path, folder: Path) -> int:
+    """The train-ready layout of every kept image (see the module docstring); returns the image count."""
+    import numpy as np
+
+    from triptych.media import read_rgb
+    from triptych.pipelines.id_crop_mask import rle_decode
+
+    tag = next((s for s in table.stages if s["stage"] == "id_tag"), {"params": {}})
+    trigger = tag["params"].get("trigger", "img")
+    identities = sorted({r["identity"] for r in table.records})
+    lines = []
+    for record in (r for r in table.records if r["status"] == "kept"):
+        stem = Path(record["path"]).stem
+        x0, y0, x1, y1 = record["crop_box"]
+        base = folder / record["identity"]
+        crop = read_rgb(root / record["path"])[y0:y1, x0:x1]
+        mask = (rle_decode(record["mask_rle"]) * 255).astype(np.uint8)
+        atomic_write(base / f"{stem}.png", lambda tmp, a=crop: Image.fromarray(a).save(tmp, format="PNG"))
+        atomic_write(base / f"{stem}_mask.png", lambda tmp, a=mask: Image.fromarray(a).save(tmp, format="PNG"))
+        atomic_write_text(base / f"{stem}.txt", record["tagged_caption"] + "\n")
+        lines.append(json.dumps({"identity": record["identity"], "identity_id": identities.index(record["identity"]),
+                                 "class_word": record["group_class_word"], "trigger": trigger,
+                                 "image": f"{record['identity']}/{stem}.png", "mask": f"{record['identity']}/{stem}_mask.png",
+                                 "caption": f"{record['identity']}/{stem}.txt", "source": record["path"],
+                                 "source_sha256": record["sha256"]}, sort_keys=True))
+    atomic_write_text(folder / "metadata.jsonl", "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m triptych.pipelines.id_card", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("datasets/build/id"), help="folder of the stage tables")
     parser.add_argument("--table", type=Path, default=Path("datasets/build/id/id_dataset.parquet"))
     parser.add_argument("--card", type=Path, default=Path("datasets/cards/id-sample.md"))
     parser.add_argument("--timing", type=Path, default=None)
+    parser.add_argument("--export", type=Path, default=None, help="write the train-ready layout of the kept images here")
     args = parser.parse_args(argv)
     with timed(STAGE, args.timing) as timing:
         table = load_table(args.out, STAGES[-1])
@@ -176,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
         parquet = Path(os.path.relpath(args.table, args.card.parent)).as_posix()
         atomic_write_text(args.card, card_text(table, counts, words, plot.name, parquet))
         timing.items = timing.computed = len(table.records)
+        if args.export is not None:
+            exported = export_training_set(table, Path(table.stages[0]["params"]["root"]), args.export)
+            print(f"{STAGE}: {exported} images exported to {args.export}")
     print(f"{STAGE}: {args.table} ({len(table.records)} rows), {args.card}")
 
 

@@ -51,7 +51,7 @@ def test_card_lists_licences_sizes_and_tagged_captions(tmp_path: Path) -> None:
     _run("id_collect", "--root", PORTRAITS, "--out", out)
     for stage in ("id_detect", "id_verify", "id_crop_mask", "id_caption", "id_tag"):
         _run(stage, "--out", out)
-    _run("id_card", "--out", out, "--table", tmp_path / "t.parquet", "--card", card)
+    _run("id_card", "--out", out, "--table", tmp_path / "t.parquet", "--card", card, "--export", tmp_path / "train")
     text = card.read_text()
     assert "| id_detect | `dlib_shape_predictor_5` |" in text and "public domain" in text
     import pyarrow.parquet as pq
@@ -66,3 +66,14 @@ def test_card_lists_licences_sizes_and_tagged_captions(tmp_path: Path) -> None:
         assert f"| {label} | {n} | {m} |" in text
     assert "| newton_man/newton_0.jpg | a photo of a man | a photo of a man img |" in text
     assert "Near-duplicates dropped" in text and "celeb-25id-40prompt" in text
+
+    # the train-ready export: crop, mask of the crop's size, tagged caption, one metadata line per kept image
+    lines = [json.loads(line) for line in (tmp_path / "train/metadata.jsonl").read_text().splitlines()]
+    assert [m["source"] for m in lines] == list(kept["path"])
+    assert {m["identity"]: m["identity_id"] for m in lines} == {"newton": 0, "scarletthead": 1}
+    for meta, (_, row) in zip(lines, kept.iterrows()):
+        with Image.open(tmp_path / "train" / meta["image"]) as crop, Image.open(tmp_path / "train" / meta["mask"]) as mask:
+            side = row["crop_box"][2] - row["crop_box"][0]
+            assert crop.size == mask.size == (side, side) and mask.mode == "L"
+        caption = (tmp_path / "train" / meta["caption"]).read_text().strip()
+        assert caption == row["tagged_caption"] and f"{meta['class_word']} img" in caption

@@ -67,41 +67,26 @@ def test_exported_recognizer_embeds_the_aligned_crop(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 # Every heavy stage end to end under DVC, with same-architecture random weights in a private cache
 
-TINY_REGISTRY = """
-arcface_tiny:
-  description: a same-interface stand-in for w600k_r50 (tests)
-  urls: [https://example.invalid/tiny.onnx]
-  filename: tiny.onnx
+TINY_FILES = {"arcface_tiny": ("tiny.onnx", "onnx"), "mask2former_tiny": ("model.safetensors", "safetensors"),
+              "blip2_tiny": ("model.safetensors", "safetensors")}
+
+
+def tiny_registry() -> str:
+    """Registry entries (TRIPTYCH_WEIGHTS_EXTRA) of the tiny same-architecture files, unpinned."""
+    return "".join(f"""{name}:
+  description: a tiny same-architecture stand-in (tests)
+  urls: [https://example.invalid/{name}/{filename}]
+  filename: {filename}
   size: null
   licence: test file
   sha256: null
   sha256_source: null
-  format: onnx
+  format: {fmt}
   container_key: null
   source: download
-mask2former_tiny:
-  description: a tiny random Mask2FormerForUniversalSegmentation (tests)
-  urls: [https://huggingface.co/tests/mask2former-tiny/resolve/main/model.safetensors]
-  filename: model.safetensors
-  size: null
-  licence: test file
-  sha256: null
-  sha256_source: null
-  format: safetensors
-  container_key: null
-  source: download
-blip2_tiny:
-  description: a tiny random Blip2ForConditionalGeneration (tests)
-  urls: [https://huggingface.co/tests/blip2-tiny/resolve/main/model.safetensors]
-  filename: model.safetensors
-  size: null
-  licence: test file
-  sha256: null
-  sha256_source: null
-  format: safetensors
-  container_key: null
-  source: download
-"""
+""" for name, (filename, fmt) in TINY_FILES.items())
+
+
 WORDS = ["<pad>", "</s>", "<unk>", "<image>", "a", "photo", "of", "the", "man", "woman", "smiling", "hat", "in"]
 
 
@@ -163,7 +148,7 @@ def private_cache(tmp_path_factory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("private")
     home, extra = root / "home", root / "tiny.yaml"
-    extra.write_text(TINY_REGISTRY)
+    extra.write_text(tiny_registry())
     env = {"TRIPTYCH_HOME": str(home), "TRIPTYCH_WEIGHTS_EXTRA": str(extra), "TRIPTYCH_OFFLINE": "1",
            "HF_HUB_OFFLINE": "1"}
     detector = RetinaFace("mobilenet0.25")
