@@ -565,7 +565,8 @@ class ArcFaceBackend:
                  device: str = "cpu") -> None:
         self._session, self._input = onnx_session(recognizer, device)
         self._detector = ScrfdDetector(detector) if isinstance(detector, dict) else detector
-        self.weights: tuple[dict[str, Any], ...] = (recognizer,) + (self._detector.weights if detector is not None else ())
+        detector_files = self._detector.weights if self._detector is not None else ()
+        self.weights: tuple[dict[str, Any], ...] = (recognizer, *detector_files)
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         if self._detector is None:

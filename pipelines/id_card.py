@@ -186,7 +186,8 @@ def export_training_set(table: Table, root: Path, folder: Path) -> int:
         atomic_write_text(base / f"{stem}.txt", record["tagged_caption"] + "\n")
         lines.append(json.dumps({"identity": record["identity"], "identity_id": identities.index(record["identity"]),
                                  "class_word": record["group_class_word"], "trigger": trigger,
-                                 "image": f"{record['identity']}/{stem}.png", "mask": f"{record['identity']}/{stem}_mask.png",
+                                 "image": f"{record['identity']}/{stem}.png",
+                                 "mask": f"{record['identity']}/{stem}_mask.png",
                                  "caption": f"{record['identity']}/{stem}.txt", "source": record["path"],
                                  "source_sha256": record["sha256"]}, sort_keys=True))
     atomic_write_text(folder / "metadata.jsonl", "".join(line + "\n" for line in lines))
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", type=Path, default=Path("datasets/build/id/id_dataset.parquet"))
     parser.add_argument("--card", type=Path, default=Path("datasets/cards/id-sample.md"))
     parser.add_argument("--timing", type=Path, default=None)
-    parser.add_argument("--export", type=Path, default=None, help="write the train-ready layout of the kept images here")
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the train-ready layout of the kept images here")
     args = parser.parse_args(argv)
     with timed(STAGE, args.timing) as timing:
         table = load_table(args.out, STAGES[-1])

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(STAGE, __doc__)
     parser.add_argument("--root", type=Path, required=True, help="folder of <name>_<classword>/ identity folders")
     parser.add_argument("--min-short-side", type=int, default=512)
-    parser.add_argument("--duplicate-distance", type=int, default=6, help="pHash bits within which images are near-duplicates")
+    parser.add_argument("--duplicate-distance", type=int, default=6,
+                        help="pHash bits within which images are near-duplicates")
     args = parser.parse_args(argv)
     with timed(STAGE, args.timing) as timing:
         portraits = load_portraits(args.root)

@@ -292,7 +292,9 @@ class RetinaFaceDetector:
 
     def __init__(self, model: RetinaFace, backbone: str, weights: dict[str, Any], device: str = "cpu",
                  recipe: Recipe = Recipe()) -> None:
-        self.model = model.to(device).eval()
+        from triptych.vision.hf_folder import torch_device
+
+        self.model = model.to(torch_device(device)).eval()
         self.backbone = backbone
         self.weights = weights
         self.device = device
