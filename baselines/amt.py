@@ -308,14 +308,14 @@ class AMTInterpolator:
         return out[0].to("cpu")
 
 
-def load_weights(model: AMT, weights: str | None) -> dict[str, Any]:
-    """Load the released checkpoint (``weights=None``: the registry entry, verified by sha256) or a user
-    file (``.safetensors`` flat, ``.pth`` / ``.pt`` / ``.bin`` under ``state_dict`` or plain) strictly;
-    returns the provenance record for the run."""
+def load_weights(model: AMT, weights: str | None, registry_name: str | None = None) -> dict[str, Any]:
+    """Load the released checkpoint (``weights=None``: the registry entry ``registry_name``, by default the
+    size's Vimeo90K one, verified by sha256) or a user file (``.safetensors`` flat, ``.pth`` / ``.pt`` /
+    ``.bin`` under ``state_dict`` or plain) strictly; returns the provenance record for the run."""
     from triptych import weights as registry_weights
 
     if weights is None:
-        name = model.config.weights
+        name = registry_name or model.config.weights
         spec = registry_weights.get_spec(name)
         path = registry_weights.resolve(name)
         load_amt_state(model, registry_weights.load_state_dict(path, spec.container_key), f"weights {name!r} ({path})")
@@ -336,26 +336,33 @@ def load_weights(model: AMT, weights: str | None) -> dict[str, Any]:
 
 
 def make_amt(variant: Variant, weights: str | None = None, pad_divisor: int | None = None,
-             scale_factor: float = 1.0) -> AMTInterpolator:
-    """Build, load and wrap one AMT size (eval mode, no gradients)."""
+             scale_factor: float = 1.0, registry_name: str | None = None, device: str = "cpu") -> AMTInterpolator:
+    """Build, load and wrap one AMT size (eval mode, no gradients); ``registry_name`` picks another
+    released checkpoint of the size (e.g. ``amt_s_gopro``)."""
     model = build_amt(variant)
-    provenance = load_weights(model, weights)
-    return AMTInterpolator(model, pad_divisor, scale_factor, provenance)
+    provenance = load_weights(model, weights, registry_name)
+    return AMTInterpolator(model.to(device), pad_divisor, scale_factor, provenance)
 
 
 def make_amt_s(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0) -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-S (registry weights ``amt_s`` unless a file is given)."""
-    return make_amt("S", weights, pad_divisor, scale_factor)
+    return make_amt("S", weights, pad_divisor, scale_factor, device=device)
+
+
+def make_amt_s_gopro(weights: str | None = None, pad_divisor: int | None = None,
+                     scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
+    """AMT-S on the GoPro-trained checkpoint (registry weights ``amt_s_gopro`` unless a file is given)."""
+    return make_amt("S", weights, pad_divisor, scale_factor, registry_name="amt_s_gopro", device=device)
 
 
 def make_amt_l(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0) -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-L (registry weights ``amt_l`` unless a file is given)."""
-    return make_amt("L", weights, pad_divisor, scale_factor)
+    return make_amt("L", weights, pad_divisor, scale_factor, device=device)
 
 
 def make_amt_g(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0) -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
     """AMT-G (registry weights ``amt_g`` unless a file is given)."""
-    return make_amt("G", weights, pad_divisor, scale_factor)
+    return make_amt("G", weights, pad_divisor, scale_factor, device=device)

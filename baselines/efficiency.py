@@ -1,4 +1,8 @@
-"""Parameters, FLOPs and runtime of a frame interpolation method: the efficiency table (thesis table 4.1).
+"""Parameters, FLOPs and runtime of a method at one size: the efficiency columns of thesis tables 3.1 and 4.1.
+
+The reference models (AMT, E2FGVI, PhotoMaker) are counted from their architectures alone
+(``baselines.architecture_cost``); this module measures any interpolation method by calling it, and
+times calls (``time_calls``) for every task.
 
 The thesis reports AMT's parameters, FLOPs "at 720p" and runtime "RTX 3090, 1280x720, mean of 1000 runs"
 (protocols.md section 2). Here, for one call ``interpolate(I0, I1, t)`` on a seeded random 1280x720 pair:
@@ -97,13 +101,7 @@ def measure_efficiency(method: Any, width: int, height: int, runs: int, device: 
 
     if runs < 1:
         raise InputError(f"--runs {runs}: at least one timed run is needed", fix="pass e.g. --runs 10")
-    modules = torch_modules(method)
-    if device != "cpu":
-        if not modules:
-            raise InputError(f"--device {device}: this method has no torch modules to move",
-                             fix="time it on --device cpu")
-        for module in modules:
-            module.to(device)
+    move_to(method, device)
     frame0, frame1 = seeded_pair(width, height)
     with torch.no_grad():
         counter = FlopCounterMode(display=False)
@@ -111,12 +109,40 @@ def measure_efficiency(method: Any, width: int, height: int, runs: int, device: 
             method.interpolate(frame0, frame1, t)
         total = int(counter.get_total_flops())
         by_op = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
-        runtimes = []
+    runtimes = time_calls(lambda: method.interpolate(frame0, frame1, t), runs, device)
+    return Efficiency(width, height, device, count_parameters(method), total if total > 0 else None, by_op,
+                      runtimes)
+
+
+def move_to(method: Any, device: str) -> None:
+    """Move the method's torch modules to ``device`` (a method without any runs on the CPU only)."""
+    modules = torch_modules(method)
+    if device != "cpu":
+        if not modules:
+            raise InputError(f"--device {device}: this method has no torch modules to move",
+                             fix="time it on --device cpu")
+        for module in modules:
+            module.to(device)
+
+
+def time_calls(call: Any, runs: int, device: str) -> list[float]:
+    """Wall time in ms of ``runs`` calls (``time.perf_counter``, CUDA synchronised), without gradients."""
+    runtimes = []
+    with torch.no_grad():
         for _ in range(runs):
             _sync(device)
             start = time.perf_counter()
-            method.interpolate(frame0, frame1, t)
+            call()
             _sync(device)
             runtimes.append((time.perf_counter() - start) * 1000.0)
-    return Efficiency(width, height, device, count_parameters(method), total if total > 0 else None, by_op,
-                      runtimes)
+    return runtimes
+
+
+def seeded_video(width: int, height: int, frames: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded uniform random video (T, 3, H, W) in [0, 1] and its masks (T, 1, H, W): a centred hole of
+    half the width and height in every frame (E2FGVI's cost does not depend on the mask's shape)."""
+    gen = torch.Generator().manual_seed(seed)
+    video = torch.rand(frames, 3, height, width, generator=gen)
+    masks = torch.zeros(frames, 1, height, width)
+    masks[..., height // 4:height // 4 + height // 2, width // 4:width // 4 + width // 2] = 1.0
+    return video, masks

@@ -298,6 +298,8 @@ class PhotoMakerIDEncoderV1(nn.Module):
     """v1, reference ``PhotoMakerIDEncoder``: keys ``vision_model.*``, ``visual_projection``,
     ``visual_projection_2`` (1024 -> 1280, no bias), ``fuse_module.*``, in that order."""
 
+    ignored_state_keys = (POSITION_IDS_KEY,)  # a stale buffer some saves hold (load_id_encoder_state)
+
     config = CONFIGS["v1"]
 
     def __init__(self, attn_implementation: str = "sdpa", init_weights: bool = True,
@@ -334,6 +336,8 @@ class PhotoMakerIDEncoderV2(nn.Module):
     ``visual_projection``, ``fuse_module.*``, ``visual_projection_2``, ``qformer_perceiver.*``, in that
     order. ``visual_projection``, ``visual_projection_2`` and ``vision_model.post_layernorm`` do not affect
     the output but are part of the checkpoint."""
+
+    ignored_state_keys = (POSITION_IDS_KEY,)  # a stale buffer some saves hold (load_id_encoder_state)
 
     config = CONFIGS["v2"]
 
@@ -393,7 +397,7 @@ def load_id_encoder_state(model: IDEncoder, state: Mapping[str, torch.Tensor],
     that names it, with a hint when the file is the other PhotoMaker version or is prefixed.
     """
     config = model.config
-    state = {k: v for k, v in state.items() if k != POSITION_IDS_KEY}
+    state = {k: v for k, v in state.items() if k not in model.ignored_state_keys}
     expected = model.state_dict()
     mismatch = state_mismatch(expected, state)
     if not mismatch:

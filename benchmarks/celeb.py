@@ -61,14 +61,15 @@ import torch
 from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
 from triptych.benchmarks.personalization import check_generated, read_reference
 from triptych.errors import InputError, TriptychError
+from triptych.folders import visible_files
 from triptych.manifests import build_manifest
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache, NoFaceError
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, MetricUse, Score
+from triptych.schema import loader_schema
+from triptych.scoring import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
 
 PROMPT_FILES = ("prompts.csv", "prompts.json")  # written by ``triptych personalization init``; not images
-SET_SAMPLE_ID = "."
 # Embeddings keyed by encoder and pixels (exactly what recomputing gives), shared by every run in a process:
 # a reference photo is embedded once per process, whatever the number of runs, prompts and images.
 EMBEDDINGS = EmbeddingCache()
@@ -78,6 +79,7 @@ EMBEDDINGS = EmbeddingCache()
 # The benchmark
 
 
+@loader_schema(variant=(("no_face",), ("given", "seed", "refs", "ids", "prompts", "images_per_prompt")))
 def load_celeb_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """The user's references (``params.refs``; ``data_root`` is not used) -> one sample per generated image.
 
@@ -167,8 +169,7 @@ class CelebTask:
         """Every expected image present, nothing unexpected: all offenders named at once, before any scoring.
         Protocol images outside the selection (other prompts, IDs or k) are allowed and left unscored."""
         expected = {f"{s.sample_id}.png" for s in samples}
-        found = {p.relative_to(pred_dir).as_posix() for p in pred_dir.rglob("*")
-                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(pred_dir).parts)}
+        found = {p.relative_to(pred_dir).as_posix() for p in visible_files(pred_dir)}
         found -= set(PROMPT_FILES)
         missing, extra = sorted(expected - found), sorted(found - expected - self.layout)
         outside = len(found - expected) - len(extra)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from triptych.errors import InputError
+from triptych.folders import visible_entries
 from triptych.media import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
@@ -199,12 +200,11 @@ def load_references(root: str | Path, protocol: Protocol) -> PortraitSet:
     listed = read_class_words(root)
     identities: dict[str, list[Path]] = {}
     class_words: dict[str, str] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in [p for p in visible_entries(root) if p.is_dir()]:
         name, word = identify(folder.name, protocol, listed, folder)
         if id_slug(name) in {id_slug(n) for n in identities}:
             raise InputError(f"{folder}: identity {name!r} is declared by two folders", fix="keep one folder per identity")
-        images = sorted(p for p in folder.iterdir()
-                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        images = [p for p in visible_entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         if not images:
             raise InputError(f"{folder}: no JPEG or PNG reference images",
                              fix="add the identity's reference photos, or remove the folder")

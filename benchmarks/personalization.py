@@ -16,10 +16,13 @@ import torch
 
 from triptych.benchmarks.celeb_protocol import id_slug
 from triptych.errors import InputError, TriptychError
+from triptych.folders import refuse_inexact, visible_entries, visible_files
+from triptych.manifests import check_folders_listed
 from triptych.media import IMAGE_SUFFIXES, read_rgb
 from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache
 from triptych.registry import BenchmarkSpec
+from triptych.schema import loader_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
 
 # The class words a folder suffix may carry (thesis 5.2.3: "man, woman, boy, girl, ..."). A closed list,
@@ -63,7 +66,7 @@ def load_portraits(root: str | Path) -> PortraitSet:
         raise InputError(f"{root}: portrait folder not found", fix="point at a folder of <name>_<classword>/ folders")
     identities: dict[str, list[Path]] = {}
     class_words: dict[str, str] = {}
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [p for p in visible_entries(root) if p.is_dir()]
     if not folders:
         raise InputError(f"{root}: no identity folders found",
                          fix="put each identity's reference photos in <root>/<name>_<classword>/")
@@ -72,8 +75,7 @@ def load_portraits(root: str | Path) -> PortraitSet:
         if name in identities:
             raise InputError(f"{folder}: identity {name!r} is declared by two folders",
                              fix="keep one folder per identity")
-        images = sorted(p for p in folder.iterdir()
-                        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        images = [p for p in visible_entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
         if not images:
             raise InputError(f"{folder}: no JPEG or PNG reference images",
                              fix="add the identity's reference photos, or remove the empty folder")
@@ -118,11 +120,13 @@ class LeaveOneOut:
         return f"{id_slug(self.name)}/loo_{self.k}"
 
 
+@loader_schema(params=(("root", "manifest"), ()))
 def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """A portrait set under ``params.root`` checked against its manifest; samples per the variant."""
     root = data_root / spec.params["root"]
     manifest = load_checked_manifest(spec, data_root)
     portraits = load_portraits(root)
+    check_folders_listed(manifest, root, [root] + [paths[0].parent for paths in portraits.identities.values()])
     samples = []
     for name in sorted(portraits.identities):
         paths = portraits.identities[name]
@@ -148,9 +152,24 @@ class LeaveOneOutTask:
                                 f"(held out {sample.held_out})", fix="return at least one image per call")
         return [check_generated(o, type(method).__name__, f"{sample.sample_prefix}/{i}") for i, o in enumerate(outputs)]
 
+    def check_predictions(self, pred_dir: Path, samples: Sequence[LeaveOneOut]) -> None:
+        """Each sample's folder holds its images ``<i>.png`` and nothing else lies under ``pred_dir``: missing
+        folders and unexpected files are named in one error, before any scoring (hidden files ignored)."""
+        prefixes = {s.sample_prefix for s in samples}
+        found, extra = set(), []
+        for path in visible_files(pred_dir):
+            rel = path.relative_to(pred_dir)
+            if rel.parent.as_posix() in prefixes and path.suffix == ".png" and path.stem.isdigit():
+                found.add(rel.parent.as_posix())
+            else:
+                extra.append(rel.as_posix())
+        refuse_inexact("--pred-dir", pred_dir, "<id_slug>/loo_<k>/<i>.png",
+                       [("folder without images", sorted(prefixes - found)), ("file not expected", extra)])
+
     def read_prediction(self, pred_dir: Path, sample: LeaveOneOut) -> list[torch.Tensor]:
         folder = pred_dir / sample.sample_prefix
-        images = sorted(folder.glob("*.png"), key=lambda p: p.stem) if folder.is_dir() else []
+        images = sorted((p for p in visible_entries(folder) if p.suffix == ".png"), key=lambda p: p.stem) \
+            if folder.is_dir() else []
         if not images:
             raise InputError(f"{folder}: no generated images for identity {sample.name!r} (reference {sample.k} "
                              "held out)", fix="write <pred-dir>/<id_slug>/loo_<k>/<i>.png")

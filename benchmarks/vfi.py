@@ -26,12 +26,19 @@ import numpy as np
 import torch
 
 from triptych.errors import InputError, TriptychError
+from triptych.folders import check_exact_files, contained, relative_entry, visible_entries
+from triptych.manifests import check_folders_listed
 from triptych.media import Pair, check_same_size, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
+from triptych.schema import loader_schema
+from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
 
 PAD_MODES = (None, "replicate")
+PREDICTION_SUFFIXES = (".png", ".npy")
+# The keys of a variant (module docstring); the ones the model call takes are handed to the method's factory.
+VFI_VARIANT = (("pad_divisor", "scale_factor"), ("prepare", "pad_mode", "subset"))
+VFI_INVOCATION = ("pad_divisor", "scale_factor")
 
 
 @dataclass(frozen=True)
@@ -95,12 +102,15 @@ def _check_invocation(spec: BenchmarkSpec, variant: str, params: dict[str, Any])
                             fix="give pad_mode replicate with a divisor, null without")
 
 
+@loader_schema(variant=VFI_VARIANT, params=(("root", "manifest", "video", "centers"), ("name",)),
+               invocation=VFI_INVOCATION)
 def load_video_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Triplets cut from one video folder: for each centre c in ``params.centers``, (c-1, c, c+1)."""
     root = data_root / spec.params["root"]
     manifest = load_checked_manifest(spec, data_root)
-    folder = root / spec.params["video"]
-    frames = sorted(folder.glob("*.png"))
+    folder = contained(root, spec.params["video"], f"benchmark {spec.name!r} video")
+    frames = [p for p in visible_entries(folder) if p.suffix.lower() == ".png"] if folder.is_dir() else []
+    check_folders_listed(manifest, root, [folder] if folder.is_dir() else [])
     name = spec.params.get("name", folder.parent.name)
     _check_invocation(spec, variant, params)
     triplets = []
@@ -112,6 +122,8 @@ def load_video_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any
                          FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)))
 
 
+@loader_schema(variant=VFI_VARIANT, params=(("listing", "layout", "triplets"), ("dataset",)),
+               invocation=VFI_INVOCATION)
 def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """A published test set, from the listing that the ``standardize_vfi`` stage wrote
     (``<data root>/<params.listing>``): its layout and triplet count must be the benchmark's, its
@@ -124,12 +136,21 @@ def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, An
              "see datasets/cards/vfi.md")
     if not listing_path.is_file():
         raise InputError(f"{listing_path}: no triplet listing for benchmark {spec.name!r}", fix=build)
-    listing = json.loads(listing_path.read_text(encoding="utf-8"))
-    count = len(listing["triplets"])
-    if (listing["name"], listing["layout"]) != (dataset, layout) or expected not in (None, count):
-        raise InputError(f"{listing_path}: lists {count} triplet(s) of {listing['name']!r} in layout "
-                         f"{listing['layout']!r}; benchmark {spec.name!r} needs {expected or 'its'} triplets of "
-                         f"{dataset!r} in layout {layout!r}", fix=f"rebuild it from the complete test set: {build}")
+    try:
+        listing = json.loads(listing_path.read_text(encoding="utf-8"))
+        count = len(listing["triplets"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{listing_path}: corrupt triplet listing ({exc!r})", fix=f"rebuild it: {build}") from exc
+    if (listing["name"], listing["layout"]) != (dataset, layout):
+        raise InputError(f"{listing_path}: lists triplets of {listing['name']!r} in layout {listing['layout']!r}; "
+                         f"benchmark {spec.name!r} needs {dataset!r} in layout {layout!r}", fix=build)
+    subset = _listing_subset(listing, expected)
+    if subset is not None and not subset_requested(params, spec):
+        raise InputError(f"{listing_path}: lists {count} triplet(s) of {listing['name']!r}"
+                         + (f"; benchmark {spec.name!r} needs {expected} triplets" if expected else
+                            f", a subset ({'; '.join(subset.get('notes') or []) or 'frames missing'})"),
+                         fix=f"rebuild it from the complete test set: {build}; or score this reduced set explicitly "
+                             "with --subset (recorded as a subset, never paired with published rows)")
     listing_dir = listing_path.resolve().parent
     root = (listing_dir / listing["root"]).resolve()
     local = dataclasses.replace(spec, params={**spec.params, "root": str(root),
@@ -137,10 +158,26 @@ def load_listed_triplets(spec: BenchmarkSpec, variant: str, params: dict[str, An
     manifest = load_checked_manifest(local, data_root)
     if manifest.sha256 != listing["manifest_sha256"]:
         raise InputError(f"{listing_path}: its manifest changed after the listing was written", fix=build)
-    triplets = [Triplet(t["sample_id"], root / t["frame0"], root / t["gt"], root / t["frame1"], float(t["t"]))
+    triplets = [Triplet(t["sample_id"], *(contained(root, t[k], f"{listing_path} triplet {t['sample_id']!r}")
+                                          for k in ("frame0", "gt", "frame1")), float(t["t"]))
                 for t in listing["triplets"]]
+    for t in triplets:  # a sample id becomes a path under --pred-dir
+        relative_entry(t.sample_id, f"{listing_path} sample_id")
     return BenchmarkData(spec, variant, params, root, manifest, triplets,
-                         FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)))
+                         FrameInterpolation(FramePreparation.from_params(params.get("prepare"), spec.source)),
+                         subset=subset)
+
+
+def _listing_subset(listing: dict[str, Any], expected: int | None) -> dict[str, Any] | None:
+    """The reduced set a listing holds (``subset: {count, of, unit, ...}``), or None for the complete set:
+    one the stage recorded as a subset, or one with another count than the published ``expected``."""
+    count = len(listing["triplets"])
+    recorded = listing.get("subset")
+    if recorded:
+        return {**recorded, "of": expected or recorded.get("of")}
+    if expected not in (None, count):
+        return {"count": count, "of": expected, "unit": "triplets"}
+    return None
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -163,13 +200,19 @@ class FrameInterpolation:
                            triplet.sample_id)
         return out.permute(1, 2, 0).numpy()  # float32 HWC, unrounded, unclamped: the metric variant decides
 
+    def check_predictions(self, pred_dir: Path, triplets: Sequence[Triplet]) -> None:
+        """``pred_dir`` holds exactly one prediction per triplet: anything else is named up front."""
+        check_exact_files(pred_dir, {t.sample_id: PREDICTION_SUFFIXES for t in triplets}, "--pred-dir",
+                          "<ground-truth relative path>.png or .npy")
+
     def read_prediction(self, pred_dir: Path, triplet: Triplet) -> np.ndarray:
+        contained(pred_dir, triplet.sample_id, f"triplet {triplet.sample_id!r}")
         if not (pred_dir / triplet.sample_id).parent.is_dir():
             raise InputError(f"--pred-dir {pred_dir}: no folder {Path(triplet.sample_id).parent.as_posix()!r} for "
                              f"triplet {triplet.sample_id!r}; the folder may be laid out for another benchmark",
                              fix="interpolation predictions go at the ground-truth frame's relative path, "
                                  f"e.g. <pred-dir>/{triplet.sample_id}.png")
-        candidates = [pred_dir / f"{triplet.sample_id}{s}" for s in (".png", ".npy")]
+        candidates = [pred_dir / f"{triplet.sample_id}{s}" for s in PREDICTION_SUFFIXES]
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             raise InputError(f"{candidates[0]}: prediction missing for triplet {triplet.sample_id!r}",

@@ -3,11 +3,20 @@
 The ``e2fgvi`` benchmark variant follows E2FGVI @ 709cbe3 ``core/dataset.py`` and ``evaluate.py``
 (protocols.md section 1): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
 NEAREST, thresholded > 0 and dilated with a 3x3 cross for 4 iterations; the prediction truncated to
-uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame.
+uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame, E_warp per video, VFID
+over the set of videos (each video one I3D clip of its composited frames, as ``evaluate.py`` feeds it).
+
+``load_standardized`` reads the published test sets (``davis``, ``youtube-vos``) from the
+``standardize_vos`` stage's output, which holds the frames and dilated masks each variant prepares.
+A variant sets ``size`` and ``mask_dilation`` only: the filters (bicubic frames, nearest masks) are the one published choice, and the
+quantisation of the prediction is the metric variant's (``psnr:e2fgvi``), so neither is a variant key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence as SequenceABC
@@ -19,12 +28,17 @@ import torch
 from PIL import Image
 
 from triptych.errors import InputError, TriptychError
-from triptych.media import read_prediction, read_rgb
+from triptych.folders import check_exact_files, contained, visible_entries
+from triptych.manifests import check_folders_listed
+from triptych.media import IMAGE_SUFFIXES, read_mask, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
-from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
+from triptych.schema import Schema, loader_schema
+from triptych.scoring import (SET_SAMPLE_ID, BenchmarkData, load_checked_manifest, MetricUse, Score,
+                              subset_requested)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+PREDICTION_SUFFIXES = (".png", ".jpg")
+VIDEO_LAYOUT = Schema("video layout", ("frames", "masks"))
 PREDICT_CHUNK = 64  # target frames per call of a method that declares a temporal_reach
 
 
@@ -54,11 +68,9 @@ def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) ->
     """
     if not path.is_file():
         raise InputError(f"{path}: mask not found", fix="every frame needs a mask with the same file stem")
-    try:
-        with Image.open(path) as image:
-            mask = np.asarray(image.resize(tuple(size), Image.NEAREST).convert("L")) > 0
-    except OSError as exc:
-        raise InputError(f"{path}: cannot decode mask ({exc})", fix="re-export the mask as PNG") from exc
+    mask = read_mask(path)  # convert("L") > 0: resizing NEAREST before or after picks the same pixels
+    if (mask.shape[1], mask.shape[0]) != tuple(size):
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(tuple(size), Image.NEAREST)) > 0
     mask = mask.astype(np.uint8)
     if dilation_iterations:
         kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
@@ -69,9 +81,10 @@ def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) ->
 def _list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"{folder}: folder not found", fix="check the benchmark's data root")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in visible_entries(folder) if p.suffix.lower() in IMAGE_SUFFIXES]
 
 
+@loader_schema(variant=(("size", "mask_dilation"), ()), params=(("root", "manifest", "videos"), ("max_frames",)))
 def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """Videos given as ``params.videos: {name: {frames: DIR, masks: DIR | FILE}}`` under ``params.root``.
 
@@ -82,16 +95,69 @@ def load_video_folders(spec: BenchmarkSpec, variant: str, params: dict[str, Any]
     limit = spec.params.get("max_frames")
     videos = []
     for name, layout in spec.params["videos"].items():
-        frames = _list_images(root / layout["frames"])[:limit]
+        layout = VIDEO_LAYOUT.check(layout, f"{spec.source} params videos {name!r}")
+        frame_dir = contained(root, layout["frames"], f"benchmark {spec.name!r} video {name!r}")
+        mask_src = contained(root, layout["masks"], f"benchmark {spec.name!r} video {name!r}")
+        frames = _list_images(frame_dir)[:limit]
         if not frames:
-            raise InputError(f"{root / layout['frames']}: no frames", fix="check the video folder")
-        mask_src = root / layout["masks"]
+            raise InputError(f"{frame_dir}: no frames", fix="check the video folder")
+        check_folders_listed(manifest, root, [frame_dir] + ([mask_src] if mask_src.is_dir() else []))
         if mask_src.is_file():
             masks = (mask_src,) * len(frames)
         else:
             masks = tuple(mask_src / f"{f.stem}.png" for f in frames)
         videos.append(Video(name, tuple(frames), masks))
     return BenchmarkData(spec, variant, params, root, manifest, videos, VideoCompletion(params))
+
+
+def _standardized_fix(spec: BenchmarkSpec, name: str) -> str:
+    return (f"in params.yaml set standardize_vos name: {name}, layout: e2fgvi, root: <E2FGVI's datasets/"
+            f"{spec.benchmark}>, split_list: the benchmark's list in datasets/splits/, then 'dvc repro "
+            "standardize_vos' (datasets/cards/vos.md); or pass --data-root to the folder holding its build/vos/")
+
+
+@loader_schema(variant=(("size", "mask_dilation", "standardized_dilation"), ("subset",)),
+               params=(("standardized", "videos", "frames"), ()))
+def load_standardized(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
+    """A published test set as ``standardize_vos`` wrote it under ``<data root>/<params.standardized>``:
+    the variant's ``frames/<video>/<i:05d>.png``, ``masks/...`` and ``test.json`` (evaluation order), its
+    manifest ``<standardized>-<variant>.json`` and the stage report ``<standardized>-report.json``, whose
+    size and mask dilation must be the variant's. A set with fewer videos or frames than the published split
+    is scored only with ``subset: true`` (recorded as ``subset``, never paired with published rows)."""
+    base = data_root / spec.params["standardized"]
+    name, root = base.name, base / variant
+    fix = _standardized_fix(spec, name)
+    report_path = base.parent / f"{name}-report.json"
+    if not (root / "test.json").is_file() or not report_path.is_file():
+        raise InputError(f"{root}: no standardized {variant!r} frames of benchmark {spec.name!r} "
+                         f"(test.json or {report_path.name} missing)", fix=fix)
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    prepared = (tuple(report.get("size") or ()), report.get("mask_dilation"), variant in (report.get("variants") or ()))
+    if prepared != (tuple(params["size"]), params["standardized_dilation"], True):
+        raise InputError(f"{report_path}: standardized at {report.get('size')} with mask dilation "
+                         f"{report.get('mask_dilation')} and variants {report.get('variants')}; benchmark "
+                         f"{spec.name!r} variant {variant!r} needs {list(params['size'])}, dilation "
+                         f"{params['standardized_dilation']}", fix=f"standardize again with the defaults: {fix}")
+    local = dataclasses.replace(spec, params={**spec.params, "root": str(root),
+                                              "manifest": str(base.parent / f"{name}-{variant}.json")})
+    manifest = load_checked_manifest(local, data_root)
+    counts = json.loads((root / "test.json").read_text(encoding="utf-8"))
+    if manifest.groups != counts:
+        raise InputError(f"{root / 'test.json'}: its videos differ from the manifest's", fix=fix)
+    published = (spec.params["videos"], spec.params["frames"])
+    found = (len(counts), sum(counts.values()))
+    subset = None
+    if found != published:
+        if not subset_requested(params, spec):
+            raise InputError(f"{root}: {found[0]} video(s) / {found[1]} frame(s) standardized; benchmark {spec.name!r} "
+                             f"({spec.split}) is {published[0]} videos / {published[1]} frames",
+                             fix=f"standardize the complete split ({fix}), or score this reduced set explicitly "
+                                 "with --subset (recorded as a subset, never paired with published rows)")
+        subset = {"count": found[0], "of": published[0], "unit": "videos", "frames": found[1],
+                  "of_frames": published[1], "ids": list(counts)}
+    videos = [Video(video, tuple(root / "frames" / video / f"{i:05d}.png" for i in range(n)),
+                    tuple(root / "masks" / video / f"{i:05d}.png" for i in range(n))) for video, n in counts.items()]
+    return BenchmarkData(spec, variant, params, root, manifest, videos, VideoCompletion(params), subset=subset)
 
 
 class VideoCompletion:
@@ -155,6 +221,11 @@ class VideoCompletion:
         # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
         return np.clip(kept * 255.0, 0, 255).astype(np.uint8)
 
+    def check_predictions(self, pred_dir: Path, videos: Sequence[Video]) -> None:
+        """``pred_dir`` holds exactly one frame per ground-truth frame: anything else is named up front."""
+        expected = {f"{v.name}/{f.stem}": PREDICTION_SUFFIXES for v in videos for f in v.frames}
+        check_exact_files(pred_dir, expected, "--pred-dir", "<video>/<frame>.png")
+
     def read_prediction(self, pred_dir: Path, video: Video) -> list[Path]:
         """The prediction files of the video, checked to exist; each is read when it is scored."""
         if not (pred_dir / video.name).is_dir():
@@ -163,7 +234,7 @@ class VideoCompletion:
                              fix="video completion predictions go in <pred-dir>/<video>/<frame>.png")
         paths = []
         for frame in video.frames:
-            candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in (".png", ".jpg")]
+            candidates = [pred_dir / video.name / f"{frame.stem}{s}" for s in PREDICTION_SUFFIXES]
             path = next((c for c in candidates if c.is_file()), None)
             if path is None:
                 raise InputError(f"{candidates[0]}: prediction missing for frame {frame.name} of video {video.name!r}",
@@ -209,6 +280,31 @@ class VideoCompletion:
             result = m.fn(pred_frames, gt_frames, **m.variant.params)
             scores.append(Score(video.name, m, float(getattr(result, "value", result))))
         return scores
+
+    def _clip(self, video: Video, frame: Callable[[int], np.ndarray]) -> np.ndarray:
+        """One video's frames as a (T, H, W, 3) clip: uint8, or float32 in [0, 1] for protocol frames."""
+        frames = [frame(t) for t in range(len(video.frames))]
+        if any(f.dtype != np.uint8 for f in frames):
+            frames = [f.astype(np.float32) if f.dtype != np.uint8 else f.astype(np.float32) / 255.0 for f in frames]
+        return np.stack(frames)
+
+    def measure_set(self, videos: Sequence[Video], produce: Callable[[Video], Any],
+                    metrics: Sequence[MetricUse]) -> list[Score]:
+        """Set-level metrics (VFID): each video one clip pair, its ground truth and its composited frames
+        (E2FGVI ``evaluate.py`` feeds ``comp_frames``), read one video at a time when the metric asks."""
+        from triptych.metrics.vfid import ClipPair
+
+        def pair(video: Video) -> ClipPair:
+            real = functools.partial(self._clip, video, lambda t: process_frame(video.frames[t], self.size))
+
+            def fake() -> np.ndarray:
+                prediction = produce(video)
+                return self._clip(video, lambda t: self.composite(video, prediction, t)[0])
+
+            return ClipPair(video.name, real, fake)
+
+        pairs = [pair(video) for video in videos]
+        return [Score.from_result(SET_SAMPLE_ID, m, m.fn(pairs, **m.variant.params)) for m in metrics]
 
 
 class LazyFrames(SequenceABC):

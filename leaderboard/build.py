@@ -21,10 +21,11 @@ import jinja2
 import pandas as pd
 
 import triptych
-from triptych.atomic import atomic_write, atomic_write_text
+from triptych.atomic import atomic_write, atomic_write_text, write_error
 from triptych.errors import TriptychError
 from triptych.leaderboard import plots
 from triptych.leaderboard.sitedata import TABLE_COLUMNS, TASK_TITLES, BenchmarkData, SiteData, load_site_data, slug
+from triptych.published import subset_label
 from triptych.results import json_safe
 
 _PACKAGE = resources.files("triptych.leaderboard")
@@ -48,12 +49,30 @@ BENCHMARK_COLUMNS = (
     Column("metric_version", "version", True, "metric version, reproduced rows"),
     Column("reported", "reported", True, "published value, raw scale"),
     Column("reproduced", "reproduced", True, "pooled mean over the run's samples"),
+    Column("ci_low", "CI low", True, "bootstrap interval of the reproduced mean (run.json: level, method, "
+           "resamples, seed), resampling the benchmark's sampling unit"),
+    Column("ci_high", "CI high", True, "upper end of the interval"),
+    Column("ci_unit", "resampled", title="the sampling unit the interval resamples (video, identity, triplet)"),
+    Column("rank", "rank", title="rank range among reproduced rows: methods whose intervals overlap share ranks"),
     Column("n", "n", True, "samples in the reproduced mean"),
     Column("difference", "difference", True, "reproduced - reported"),
     Column("tolerance", "tolerance", True, "the metric's gate_tolerance (registry)"),
     Column("within_tolerance", "within tol.", title="|difference| <= tolerance"),
     Column("reported_table", "table", title="thesis table of the reported value"),
+    Column("published_method", "published as", title="the published method a reproduced row is paired with"),
+    Column("subset", "subset", title="reduced set scored with --subset (videos or triplets of the split)"),
+    Column("pairing", "unpaired because", title="why a reproduced row pairs with no published row "
+                                                "(README: Pairing rule)"),
     Column("run_id", "run", title="reproduced run: click for its provenance"),
+)
+
+
+ABLATION_COLUMNS = (
+    Column("table", "table", title="thesis table"), Column("method", "method", title="ablation variant"),
+    Column("benchmark", "benchmark"), Column("split", "split"), Column("metric", "metric"),
+    Column("metric_variant", "variant", title="metric variant (formula)"),
+    Column("reported", "reported", True, "published value, raw scale"),
+    Column("note", "note", title="what the row changes; where the dataset or metric was inferred from the text"),
 )
 
 
@@ -134,6 +153,7 @@ def _provenance(run: dict[str, Any]) -> dict[str, Any]:
         "weights": [{"name": w.get("name", ""), "sha256": w.get("sha256", ""), "registered": w.get("registered")}
                     for w in run.get("weights", [])],
         "manifest": data.get("manifest", ""), "manifest_sha256": data.get("manifest_sha256", ""),
+        "subset": subset_label(run),
         "git_revision": code.get("git_revision") or "unknown", "git_dirty": code.get("git_dirty"),
         "triptych_version": code.get("triptych_version", ""), "created": run.get("created_utc", ""),
         "finished": run.get("finished_utc", ""), "seed": run.get("seed"), "pred_dir": run.get("pred_dir"),
@@ -150,6 +170,13 @@ def _benchmark_plots(bench: BenchmarkData) -> list[dict[str, Any]]:
         return out
     for (metric, variant, unit), frame in samples.groupby(["metric", "metric_variant", "unit"], sort=True):
         label = f"{metric}:{variant}"
+        rows = bench.table[(bench.table["metric"] == metric) & (bench.table["metric_variant"] == variant)
+                           & bench.table["reproduced"].notna()]
+        if len(rows):
+            out.append({"kind": "interval", "title": f"{label}: mean and interval per run",
+                        "caption": "Pooled mean of each reproduced run; the bar is its bootstrap interval over the "
+                                   "benchmark's sampling unit (none where there are fewer than 2 units).",
+                        "spec": _spec_json(plots.interval_plot(rows, metric, variant, unit))})
         per_sample, dropped = plots.per_sample_plot(frame, metric, variant, unit)
         distribution, _ = plots.distribution_plot(frame, metric, variant, unit)
         note = f" {dropped} infinite value(s) (identical frames) are not drawn." if dropped else ""
@@ -208,7 +235,10 @@ def build_site(results: str | Path, out: str | Path) -> Path:
     site: SiteData = load_site_data(results)
     env = _environment()
     write = _Writer(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) from exc
     write.text(MARKER, "built by triptych leaderboard build\n")
     for rel, item in _iter_static(_PACKAGE / "static"):
         data = item.read_bytes()
@@ -224,6 +254,7 @@ def build_site(results: str | Path, out: str | Path) -> Path:
     downloads = write.table("leaderboard", everything, {**meta, "table": "all benchmarks"})
     efficiency_downloads = write.table("efficiency", site.efficiency_figures,
                                        {**meta, "table": "efficiency figures (reported)"})
+    ablation_downloads = write.table("ablations", site.ablations, {**meta, "table": "ablation tables (reported)"})
 
     bench_pages = []
     for bench in site.benchmarks:
@@ -257,7 +288,9 @@ def build_site(results: str | Path, out: str | Path) -> Path:
             **common, page_title=TASK_TITLES[task], current=task, task=task,
             benchmarks=[b for b in bench_pages if b["task"] == task], columns=efficiency_columns(figures),
             efficiency=figures.to_dict("records"), plots=task_plots,
-            downloads=efficiency_downloads))
+            downloads=efficiency_downloads, ablation_columns=ABLATION_COLUMNS,
+            ablations=_records(site.ablations[site.ablations["task"] == task]),
+            ablation_downloads=ablation_downloads))
 
     write.text("index.html", env.get_template("index.html").render(
         **common, page_title="triptych leaderboard", current="index", benchmarks=bench_pages,

@@ -15,11 +15,14 @@ from triptych.leaderboard.gate import GateResult, GateRow, aggregates_json
 
 SCREEN_ROWS = 15  # rows shown in the terminal; the reports hold all of them
 _STYLE = {"regression": "bold red", "version_changed": "bold red", "variant_changed": "bold red",
-          "data_changed": "bold red", "missing": "bold red", "unknown_metric": "bold red", "improved": "green", "new": "cyan", "within_tolerance": "", "unchanged": "dim"}
+          "data_changed": "bold red", "samples_changed": "bold red", "missing": "bold red", "unknown_metric": "bold red", "improved": "green", "new": "cyan", "within_tolerance": "",
+          "within_noise": "", "unchanged": "dim"}
 _MD_MARK = {"regression": "❌ regression", "version_changed": "❌ version changed",
             "variant_changed": "❌ protocol variant changed", "data_changed": "❌ data changed",
+            "samples_changed": "❌ sample set changed",
             "missing": "❌ missing", "unknown_metric": "❌ unknown metric", "improved": "✅ improved", "new": "🆕 new",
-            "within_tolerance": "✅ within tolerance", "unchanged": "✅ unchanged"}
+            "within_tolerance": "✅ within tolerance", "within_noise": "✅ within noise",
+            "unchanged": "✅ unchanged"}
 
 
 def _num(value: float | None) -> str:
@@ -28,6 +31,16 @@ def _num(value: float | None) -> str:
 
 def _delta(row: GateRow) -> str:
     return "—" if row.delta is None else f"{row.delta:+.6g}"
+
+
+def _interval(row: GateRow) -> str:
+    """The significance rule's interval of the paired difference (candidate - baseline), or —."""
+    if row.interval is None:
+        return "—"
+    if row.interval.get("low") is None:
+        return f"none ({row.interval.get('note')})"
+    return (f"[{row.interval['low']:+.4g}, {row.interval['high']:+.4g}] {row.interval['level'] * 100:g}% / "
+            f"{row.interval['units']} {row.interval['unit']}")
 
 
 def summary_line(result: GateResult) -> str:
@@ -62,14 +75,16 @@ def markdown(result: GateResult) -> str:
     if result.failures:
         lines.append("")
     lines += ["| | benchmark / split | bench. variant | method | metric | version | baseline | candidate | Δ | "
-              "tolerance | better | note |", "|---|---|---|---|---|---|---:|---:|---:|---|---|---|"]
+              "interval of Δ | P(worse) | tolerance | better | note |",
+              "|---|---|---|---|---|---|---:|---:|---:|---|---:|---|---|---|"]
     for row in result.rows:
         k = row.key
         version = (f"{row.baseline_version} → {row.candidate_version}" if row.status == "version_changed"
                    else str(k["metric_version"]))
         lines.append(f"| {_MD_MARK[row.status]} | {k['benchmark']}/{k['split']} | {k['benchmark_variant']} | "
                      f"{k['method']} | {k['metric']}:{k['metric_variant']} | {version} | {_num(row.baseline)} | "
-                     f"{_num(row.candidate)} | {_delta(row)} | {row.tolerance or '—'} | {row.direction or '—'} | "
+                     f"{_num(row.candidate)} | {_delta(row)} | {_interval(row)} | {_num(row.probability)} | "
+                     f"{row.tolerance or '—'} | {row.direction or '—'} | "
                      f"{row.reason.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 

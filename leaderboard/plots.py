@@ -88,6 +88,29 @@ def group_mean_plot(samples: pd.DataFrame, metric: str, variant: str, unit: str)
     }
 
 
+def interval_plot(rows: pd.DataFrame, metric: str, variant: str, unit: str) -> dict[str, Any]:
+    """Each reproduced run's pooled mean (point) with its bootstrap interval (error bar), one line per run."""
+    records = [{"method": r["method"], "run_id": r["run_id"], "label": f"{r['method']} ({r['run_id'][-6:]})",
+                "value": r["reproduced"], "low": r["ci_low"],
+                "high": r["ci_high"], "unit": r["ci_unit"], "rank": r["rank"]}
+               for r in rows.to_dict("records") if math.isfinite(float(r["reproduced"]))]
+    x = {"field": "value", "type": "quantitative", "title": _axis_title(metric, variant, unit),
+         "scale": {"zero": False}}
+    y = {"field": "label", "type": "nominal", "title": None}
+    tooltip = [{"field": "method"}, {"field": "value", "format": ".6g"}, {"field": "low", "format": ".6g"},
+               {"field": "high", "format": ".6g"}, {"field": "unit", "title": "resampled"}, {"field": "rank"},
+               {"field": "run_id"}]
+    return {
+        "$schema": SCHEMA, "width": WIDTH, "data": {"values": records},
+        "layer": [
+            {"transform": [{"filter": "datum.low != null"}], "mark": {"type": "errorbar", "ticks": True},
+             "encoding": {"x": {**x, "field": "low"}, "x2": {"field": "high"}, "y": y}},
+            {"mark": {"type": "point", "filled": True, "size": 70, "tooltip": True},
+             "encoding": {"x": x, "y": y, "color": {"field": "method", "type": "nominal"}, "tooltip": tooltip}},
+        ],
+    }
+
+
 def efficiency_plot(efficiency: pd.DataFrame) -> dict[str, Any]:
     """Quality (PSNR) against runtime (ms/frame, log scale) of the published methods of one task.
 

@@ -3,9 +3,12 @@
 Everything the pages show comes from here, which reads only ``leaderboard.table`` / ``leaderboard.reported``
 and the runs' ``samples.parquet`` / ``run.json``; templates format numbers, they never hold any.
 
-A reproduced row and a reported row are *paired* when they share (benchmark, split, method, metric,
-metric variant); the pair gets the difference ``reproduced - reported`` and a flag saying whether it is
-within the metric's ``gate_tolerance`` (registry). Reported rows without a metric variant are efficiency
+A reproduced row and a reported row are *paired* when they share (benchmark, split, metric, metric
+variant) and the pairing rule (``triptych.published``, README "Pairing rule") accepts them: the run's
+method maps to the reported row's method label with the published checkpoint's sha256, the reported row's
+table is one the method may pair with, measured with the run's benchmark variant, and the run scored the
+full split. The pair gets the difference ``reproduced - reported`` and a flag saying whether it is
+within the metric's ``gate_tolerance`` (registry); an unpaired reproduced row says why in ``pairing``. Reported rows without a metric variant are efficiency
 figures (runtime, FLOPs, parameters) and go to the task pages, not to the benchmark tables.
 """
 
@@ -19,15 +22,17 @@ from typing import Any
 
 import pandas as pd
 
-from triptych.leaderboard.table import leaderboard_rows
+from triptych.leaderboard.table import ablation_rows, leaderboard_rows, with_rank_intervals
+from triptych.published import table_reason
 from triptych.registry import TASKS, registry
-from triptych.results import list_runs, read_samples
+from triptych.results import current_runs, read_samples
 
-PAIR_KEYS = ["benchmark", "split", "method", "metric", "metric_variant"]
+PAIR_KEYS = ["benchmark", "split", "metric", "metric_variant"]  # then the pairing rule (triptych.published)
 # Columns of a benchmark table, in order (also the CSV / JSON downloads).
 TABLE_COLUMNS = ["task", "benchmark", "split", "method", "metric", "metric_variant", "benchmark_variant",
-                 "metric_version", "unit", "direction", "reported", "reproduced", "n", "difference", "tolerance",
-                 "within_tolerance", "reported_table", "note", "run_id"]
+                 "metric_version", "unit", "direction", "reported", "reproduced", "ci_low", "ci_high", "ci_level",
+                 "ci_unit", "ci_units", "rank", "n", "difference", "tolerance", "within_tolerance", "reported_table",
+                 "published_method", "subset", "pairing", "note", "run_id"]
 TASK_TITLES = {"video_inpainting": "Video completion (inpainting)", "frame_interpolation": "Frame interpolation",
                "personalization": "Identity-preserving personalization"}
 # Runtime figures are shown in ms/frame whatever unit the table printed them in.
@@ -73,9 +78,11 @@ class SiteData:
     benchmarks: list[BenchmarkData] = field(default_factory=list)
     efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
     efficiency_figures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablations: pd.DataFrame = field(default_factory=pd.DataFrame)  # published only, never paired
 
     def tasks(self) -> list[str]:
-        present = {b.task for b in self.benchmarks} | set(self.efficiency_figures.get("task", []))
+        present = ({b.task for b in self.benchmarks} | set(self.efficiency_figures.get("task", []))
+                   | set(self.ablations.get("task", [])))
         return [t for t in TASKS if t in present]
 
     def for_task(self, task: str) -> list[BenchmarkData]:
@@ -91,8 +98,29 @@ def _metric_info(metric: str) -> tuple[str | None, float | None]:
     return (spec.direction, spec.gate_tolerance) if spec is not None else (None, None)
 
 
+def pair_with(r: pd.Series, reported: pd.DataFrame) -> tuple[int | None, str]:
+    """(index of the reported row a reproduced row pairs with, or None; why not, or ``""``)."""
+    match = reported
+    for key in PAIR_KEYS:
+        match = match[match[key].astype(str) == str(r[key])]
+    pairing = r["pairing"]
+    if not pairing.eligible:
+        return None, pairing.reason
+    match = match[match["method"] == pairing.label]
+    if match.empty:
+        return None, (f"no published {pairing.label} row of {r['benchmark']}/{r['split']} {r['metric']}:"
+                      f"{r['metric_variant'] or '-'}")
+    reasons = []
+    for index, rep in match.iterrows():
+        reason = table_reason(pairing, str(rep["table"]), str(r["benchmark_variant"]))
+        if not reason:
+            return int(index), ""
+        reasons.append(reason)
+    return None, reasons[0]
+
+
 def merge_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Reported and reproduced rows of one benchmark as one table, paired on ``PAIR_KEYS``.
+    """Reported and reproduced rows of one benchmark as one table, paired by ``pair_with``.
 
     Each reproduced row (one per run and metric variant) takes the reported row it pairs with; reported
     rows that pair with nothing stay as rows of their own. Difference and flag exist only for pairs.
@@ -102,20 +130,17 @@ def merge_table(rows: pd.DataFrame) -> pd.DataFrame:
     out: list[dict[str, Any]] = []
     used: set[int] = set()
     for _, r in reproduced.iterrows():
-        match = reported
-        for key in PAIR_KEYS:
-            match = match[match[key].astype(str) == str(r[key])]
-        rep = match.iloc[0] if len(match) else None
-        if rep is not None:
-            used.add(int(match.index[0]))
-        out.append(_table_row(r, rep))
+        index, reason = pair_with(r, reported)
+        if index is not None:
+            used.add(index)
+        out.append(_table_row(r, reported.loc[index] if index is not None else None, reason))
     for index, rep in reported.iterrows():
         if int(index) not in used:
             out.append(_table_row(None, rep))
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
 
 
-def _table_row(repro: pd.Series | None, rep: pd.Series | None) -> dict[str, Any]:
+def _table_row(repro: pd.Series | None, rep: pd.Series | None, reason: str = "") -> dict[str, Any]:
     base = repro if repro is not None else rep
     assert base is not None
     direction, tolerance = _metric_info(str(base["metric"]))
@@ -131,11 +156,24 @@ def _table_row(repro: pd.Series | None, rep: pd.Series | None) -> dict[str, Any]
         "benchmark_variant": str(repro["benchmark_variant"]) if repro is not None else "",
         "metric_version": int(repro["metric_version"]) if repro is not None else None,
         "unit": str(base.get("unit") or ""), "direction": direction, "reported": reported, "reproduced": reproduced,
+        **_interval_fields(repro),
         "n": int(repro["n"]) if repro is not None else None, "difference": difference, "tolerance": tolerance,
         "within_tolerance": within, "reported_table": str(rep["table"]) if rep is not None else "",
+        "published_method": str(rep["method"]) if rep is not None else "",
+        "subset": str(repro["subset"]) if repro is not None else "", "pairing": reason,
         "note": str(rep.get("note") or "") if rep is not None else "",
         "run_id": str(repro["run_id"]) if repro is not None else "",
     }
+
+
+def _interval_fields(repro: pd.Series | None) -> dict[str, Any]:
+    """A reproduced row's bootstrap interval (run.json) and rank range; empty for a reported row."""
+    if repro is None:
+        return {"ci_low": None, "ci_high": None, "ci_level": None, "ci_unit": "", "ci_units": None, "rank": ""}
+    units = _num(repro.get("ci_units"))
+    return {"ci_low": _num(repro.get("ci_low")), "ci_high": _num(repro.get("ci_high")),
+            "ci_level": _num(repro.get("ci_level")), "ci_unit": str(repro.get("ci_unit") or ""),
+            "ci_units": int(units) if units is not None else None, "rank": str(repro.get("rank") or "")}
 
 
 def _sort_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -191,18 +229,28 @@ def efficiency_table(reported: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
+ABLATION_COLUMNS = ["task", "table", "method", "benchmark", "split", "metric", "metric_variant", "reported", "unit",
+                    "printed_value", "printed_unit", "note"]
+
+
+def ablation_table() -> pd.DataFrame:
+    """The thesis' ablation rows for the task pages, in thesis order (``reported`` is the raw value)."""
+    return ablation_rows().rename(columns={"value": "reported"})[ABLATION_COLUMNS]
+
+
 def load_site_data(results: str | Path) -> SiteData:
-    """Read every complete run under ``results`` and every published row."""
+    """Read every current run under ``results`` (``triptych.results.select_runs``) and every published row."""
     results = Path(results)
-    rows = leaderboard_rows(results, all_reported=True)
-    runs = [r for r in list_runs(results) if r.get("status") == "complete"]
+    rows = with_rank_intervals(leaderboard_rows(results, all_reported=True))
+    runs = current_runs(results).current
     samples = [read_samples(results / r["run_id"]) for r in runs]
     all_samples = pd.concat(samples, ignore_index=True) if samples else pd.DataFrame(
         columns=["run_id", "benchmark", "metric", "metric_variant", "method", "sample_id", "value"])
     quality = rows[(rows["source"] == "reproduced") | (rows["metric_variant"].fillna("") != "")]
     site = SiteData(results=results, rows=rows, runs=runs,
                     efficiency=efficiency_rows(rows[rows["source"] == "reported"]),
-                    efficiency_figures=efficiency_table(rows[rows["source"] == "reported"]))
+                    efficiency_figures=efficiency_table(rows[rows["source"] == "reported"]),
+                    ablations=ablation_table())
     for task in TASKS:
         task_rows = quality[quality["task"] == task]
         for benchmark in sorted(set(task_rows["benchmark"])):

@@ -81,6 +81,14 @@ def dinov2_to_224(state: dict[str, torch.Tensor], patch: int = 14) -> dict[str, 
     return out
 
 
+def dinov2_published_state(arch: str = "vit_small_patch14_dinov2", grid: int = 37) -> dict[str, torch.Tensor]:
+    """The keys and shapes of an official DINOv2 checkpoint, what ``dinov2_to_224`` converts: the timm
+    model's state with the 518-pixel training grid (37x37 positions plus the class token) and ``mask_token``."""
+    state = dict(build_vit(arch).state_dict())
+    dim = state["pos_embed"].shape[-1]
+    return {**state, "pos_embed": torch.empty(1, 1 + grid * grid, dim), "mask_token": torch.empty(1, dim)}
+
+
 @dataclass(frozen=True)
 class DinoEncoder:
     """A headless ViT returning the normalised CLS token, its transform, and the record of its weights."""

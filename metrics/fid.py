@@ -24,9 +24,10 @@ Each image is one forward pass (batch size 1), so no batch size can change a fea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -131,9 +132,22 @@ class SetResult:
     reduction: str
     weights: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
+    # (real, generated) feature matrices, generated rows in the order the images were given, and the value
+    # as a function of them: what a bootstrap over the generated set resamples (triptych.stats.set_interval)
+    features: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    recompute: Callable[[np.ndarray, np.ndarray], float] | None = field(default=None, repr=False)
 
     def extras(self) -> dict[str, Any]:
         return dict(self.details)
+
+    def with_features(self, real: np.ndarray, generated: np.ndarray,
+                      recompute: Callable[[np.ndarray, np.ndarray], float]) -> "SetResult":
+        return dataclasses.replace(self, features=(real, generated), recompute=recompute)
+
+
+def fid_value(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID of two feature matrices, the number only (a bootstrap's statistic)."""
+    return float(frechet_distance(real, fake, with_reference=False).value)
 
 
 def fid_from_features(real: np.ndarray, fake: np.ndarray, weights: dict[str, Any]) -> SetResult:
@@ -151,5 +165,5 @@ def fid_from_features(real: np.ndarray, fake: np.ndarray, weights: dict[str, Any
 def fid_clean(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, network: FidNetwork | None = None) -> SetResult:
     """Metric ``fid``, variant ``clean``: FID between real and generated image sets (each >= 2 images)."""
     network = network or fid_network()
-    return fid_from_features(inception_features(real, network), inception_features(generated, network),
-                             network.weights)
+    real_f, fake_f = inception_features(real, network), inception_features(generated, network)
+    return fid_from_features(real_f, fake_f, network.weights).with_features(real_f, fake_f, fid_value)

@@ -89,5 +89,11 @@ def kid_clean(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, subs
               subset_size: int = SUBSET_SIZE, seed: int = 0, network: FidNetwork | None = None) -> SetResult:
     """Metric ``kid``, variant ``clean``: KID between real and generated images on FID ``clean`` features."""
     network = network or fid_network()
-    return kid_from_features(inception_features(real, network), inception_features(generated, network),
-                             subsets=subsets, subset_size=subset_size, seed=seed, weights=network.weights)
+    real_f, fake_f = inception_features(real, network), inception_features(generated, network)
+    result = kid_from_features(real_f, fake_f, subsets=subsets, subset_size=subset_size, seed=seed,
+                               weights=network.weights)
+
+    def value(r: np.ndarray, f: np.ndarray) -> float:
+        return kid_from_features(r, f, subsets=subsets, subset_size=subset_size, seed=seed).value
+
+    return result.with_features(real_f, fake_f, value)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
+from triptych.errors import InputError
 from triptych.metrics.convert import to_float64_255, to_unit_float32
 from triptych.metrics.psnr import quantize_uint8
 
@@ -43,7 +44,9 @@ def _uniform_ssim_valid(x: torch.Tensor, y: torch.Tensor, win: int, data_range: 
     this computes just those, with running sums, for the three channels at once. Integer frames (uint8
     levels) are summed exactly in integers; float frames in float64."""
     if min(x.shape[-2:]) < win:
-        raise ValueError(f"ssim needs frames of at least {win}x{win}, got {x.shape[-1]}x{x.shape[-2]}")
+        raise InputError(f"frame is {x.shape[-1]}x{x.shape[-2]}, smaller than this SSIM's {win}x{win} window",
+                         fix=f"score frames of at least {win}x{win} pixels, or choose a variant with a smaller "
+                             "window ('triptych list metrics')")
     # vx + vy only appear as a sum, so four box sums suffice: x, y, x^2 + y^2, xy
     sums = _box_sums_valid(torch.stack([x, y, x * x + y * y, x * y]), win)
     ux, uy, usq, uxy = sums.to(torch.float64) / (win * win)

@@ -4,8 +4,9 @@ protocols.md section 3, step 1: ~100 images per name; drop images whose short si
 (``--min-short-side``). Folders follow the portrait-set layout ``<root>/<name>_<classword>/`` (read by
 ``triptych.benchmarks.personalization.load_portraits``); the class word of the folder suffix is kept as
 ``folder_class_word``. Each image's sha256 is computed here: it is the key of every later stage's cache.
-Images that do not decode as 8-bit RGB are dropped with the reason (the later stages read RGB only).
-This stage is not cached itself: hashing the file is its whole per-image work.
+Images that ``triptych.media.read_rgb`` refuses (not 8-bit RGB, EXIF-rotated, content not matching the
+suffix, corrupt) are dropped with its reason: the later stages read images with it. This stage is not
+cached itself: hashing and decoding the file is its whole per-image work.
 
 Two checks for a training set (issue 18): identities of the evaluation protocol (the 25 celebrities of
 ``celeb-25id-40prompt``, matched by ``id_slug`` of the folder's name) are refused with an error, so the
@@ -20,12 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from triptych.benchmarks.celeb_protocol import id_slug, load_protocol
 from triptych.benchmarks.personalization import load_portraits
-from triptych.errors import TriptychError
+from triptych.errors import InputError, TriptychError
 from triptych.manifests import sha256_file
+from triptych.media import read_rgb
 from triptych.pipelines.id_table import Record, Table, drop, save, stage_parser
 from triptych.pipelines.stage_io import run_stage, timed
 
@@ -36,29 +38,26 @@ def collect_record(root: Path, identity: str, class_word: str, path: Path, min_s
     record: Record = {"identity": identity, "folder_class_word": class_word, "path": path.relative_to(root).as_posix(),
                       "sha256": sha256_file(path), "size_bytes": path.stat().st_size, "width": None, "height": None,
                       "status": "kept", "dropped_stage": None, "dropped_reason": None}
-    try:
-        with Image.open(path) as image:
-            record["width"], record["height"] = image.size
-            mode = image.mode
-    except (UnidentifiedImageError, OSError) as exc:
-        drop(record, STAGE, f"cannot decode ({exc})")
+    try:  # the one frame reader: what it refuses (mode, bit depth, EXIF rotation, content) is dropped, named
+        rgb = read_rgb(path)
+    except InputError as exc:
+        drop(record, STAGE, exc.message.removeprefix(f"{path}: "))
         return record
-    if mode == "RGB":
-        record["phash"] = phash(path)
-    if mode != "RGB":
-        drop(record, STAGE, f"image mode {mode!r}, not 8-bit RGB")
-    elif min(record["width"], record["height"]) < min_short_side:
+    record["height"], record["width"] = rgb.shape[:2]
+    record["phash"] = phash(rgb)
+    if min(record["width"], record["height"]) < min_short_side:
         drop(record, STAGE, f"short side {min(record['width'], record['height'])} < {min_short_side}")
     return record
 
 
-def phash(path: Path) -> str:
-    """64-bit perceptual hash as 16 hex digits: 32x32 greyscale (PIL Lanczos), 2-D orthonormal DCT, the 8x8
-    lowest frequencies compared with their median, row-major, first bit most significant."""
+def phash(rgb: np.ndarray) -> str:
+    """64-bit perceptual hash of an 8-bit RGB image as 16 hex digits: 32x32 greyscale (PIL Lanczos), 2-D
+    orthonormal DCT, the 8x8 lowest frequencies compared with their median, row-major, first bit most
+    significant."""
     from scipy.fft import dctn
 
-    with Image.open(path) as image:
-        grey = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    image = Image.fromarray(rgb).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    grey = np.asarray(image, dtype=np.float64)
     block = dctn(grey, norm="ortho")[:8, :8]
     bits = (block > np.median(block)).ravel()
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"

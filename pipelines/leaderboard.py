@@ -25,7 +25,7 @@ from triptych.pipelines.stage_io import run_stage, write_json
 
 PLOT_COLUMNS = ("benchmark", "method", "metric", "sample_id", "metric_variant", "value")
 COLUMNS = ("source", "task", "benchmark", "split", "benchmark_variant", "method", "method_version", "metric",
-           "metric_variant", "metric_version", "unit", "value", "n")
+           "metric_variant", "metric_version", "unit", "value", "n", "subset")
 
 
 def main(argv: list[str] | None = None) -> None:

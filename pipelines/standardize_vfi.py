@@ -6,6 +6,13 @@ every frame it uses is hashed into a manifest. Outputs, under ``--out`` (``<slug
 replaced by ``-``): ``<slug>.manifest.json`` and ``<slug>.triplets.json``, the listing that a real
 benchmark of ``benchmarks/specs/vfi.yaml`` loads (its ``root`` is stored relative to ``--out`` unless
 given as an absolute path, so the listing does not depend on the working directory).
+
+Subset mode (``--subset 1``): triplets whose frames are missing are left out instead of refusing the set (6
+Vimeo90K triplets to debug a loader, Xiph with its first frames only). The listing then records
+``subset: {count, of, unit, skipped, notes}`` (``of`` = the triplets listed; null where the layout lists
+none, e.g. the x8 sets), and a benchmark scores it only with ``score --subset``, never paired with published
+rows. x8 videos with fewer than 9 frames are skipped in any mode, as AMT's loader skips them, with a note;
+a set that lost one is recorded as a subset too.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from pathlib import Path
 from triptych.errors import InputError, TriptychError
 from triptych.manifests import build_manifest, write_manifest
 from triptych.pipelines.stage_io import run_stage, timed, write_json
-from triptych.pipelines.vfi_layouts import LAYOUTS, LayoutOptions
+from triptych.pipelines.vfi_layouts import LAYOUTS, Found, LayoutOptions
 
 
 def slug(name: str) -> str:
@@ -37,11 +44,22 @@ def _stored_root(root: Path, out: Path) -> str:
     return root.as_posix() if root.is_absolute() else Path(os.path.relpath(root.resolve(), out.resolve())).as_posix()
 
 
-def standardize(name: str, layout: str, root: Path, options: LayoutOptions, out: Path) -> list[dict[str, object]]:
+def subset_record(found: Found) -> dict[str, object] | None:
+    """The listing's ``subset`` entry: None for the complete set the layout lists."""
+    if not found.is_subset:
+        return None
+    listed = len(found.triplets) + len(found.skipped) if not found.notes else None
+    return {"count": len(found.triplets), "of": listed, "unit": "triplets", "skipped": found.skipped,
+            "notes": found.notes}
+
+
+def standardize(name: str, layout: str, root: Path, options: LayoutOptions, out: Path) -> Found:
     """Read ``root`` in ``layout``, check it, and write the manifest and the triplet listing."""
-    triplets = LAYOUTS[layout](root, options)
+    found = LAYOUTS[layout](root, options)
+    triplets = found.triplets
     if not triplets:
-        raise InputError(f"{root}: no triplets found (layout {layout})", fix="check the list file and --layout")
+        raise InputError(f"{root}: no triplets found (layout {layout}{', subset mode' if options.subset else ''}; "
+                         f"{len(found.skipped)} listed triplet(s) miss frames)", fix="check the list file and --layout")
     repeated = [s for s, n in Counter(str(t["sample_id"]) for t in triplets).items() if n > 1]
     if repeated:
         raise InputError(f"{root}: sample id {repeated[0]!r} occurs more than once (layout {layout})",
@@ -52,8 +70,8 @@ def standardize(name: str, layout: str, root: Path, options: LayoutOptions, out:
     write_json(out / f"{slug(name)}.triplets.json",
                {"name": name, "layout": layout, "root": _stored_root(root, out),
                 "manifest": f"{slug(name)}.manifest.json", "manifest_sha256": manifest.sha256,
-                "triplets": triplets})
-    return triplets
+                "subset": subset_record(found), "triplets": triplets})
+    return found
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,14 +83,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--centers", default="", help="layout video: comma-separated centre frame indices")
     parser.add_argument("--list", default="", help="list file under --root: vimeo90k (default tri_testlist.txt), "
                                                    "snu-film (test-<level>.txt)")
+    parser.add_argument("--subset", type=int, default=0, help="1: leave out the listed triplets whose frames are "
+                                                               "missing; the listing records the subset")
     parser.add_argument("--out", type=Path, default=Path("datasets/build/vfi"))
     parser.add_argument("--timing", type=Path, default=None)
     args = parser.parse_args(argv)
-    options = LayoutOptions(args.list, args.video, _centers(args.centers))
+    options = LayoutOptions(args.list, args.video, _centers(args.centers), bool(args.subset))
     with timed("standardize_vfi", args.timing) as timing:
-        triplets = standardize(args.name, args.layout, args.root, options, args.out)
-        timing.items = timing.computed = len(triplets)
-    print(f"{args.name}: {len(triplets)} triplets")
+        found = standardize(args.name, args.layout, args.root, options, args.out)
+        timing.items = timing.computed = len(found.triplets)
+    for note in found.notes:
+        print(f"note: {note}")
+    subset = subset_record(found)
+    print(f"{args.name}: {len(found.triplets)} triplets"
+          + (f" (subset {subset['count']}/{subset['of'] or '?'}: score it with --subset)" if subset else ""))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ Output, per variant: ``<out>/<name>/<variant>/frames/<video>/<i:05d>.png``, ``ma
 (the processed hole, 0 / 255, already dilated: a benchmark reading them uses ``mask_dilation: 0``) and
 ``test.json`` (video -> frame count, in the evaluation order); the manifest ``<out>/<name>-<variant>.json``
 and the report ``<out>/<name>-report.json``. Frame ``i`` is the ``i``-th source frame in sorted-name order.
+Each split writes only under its own name, so standardizing a second split keeps the first (the DVC stage's
+output folder is ``persist``).
+
+Subset mode: ``--subset bear,blackswan`` standardizes only those videos of the split list (in its order),
+and ``--allow-missing 1`` the videos present; either way the report records ``subset: {count, of, unit,
+ids}`` and the ``davis`` / ``youtube-vos`` benchmarks score the result only with ``score --subset``.
 """
 
 from __future__ import annotations
@@ -119,19 +125,32 @@ def _map_videos(sources: list[SourceVideo], roots: dict[str, Path], size: tuple[
         yield from pool.map(partial(_write_video, roots=roots, size=size, dilation=dilation), sources)
 
 
+def select_subset(expected: dict[str, int], subset: list[str], where: str) -> dict[str, int]:
+    """The split list reduced to the named videos, in the list's order; a name not in it is refused."""
+    unknown = [v for v in subset if v not in expected]
+    if unknown:
+        raise InputError(f"--subset: video(s) not in {where}: {_named(unknown)}",
+                         fix=f"name videos of the split list, e.g. {', '.join(list(expected)[:3])}")
+    return {v: n for v, n in expected.items() if v in set(subset)}
+
+
 def standardize(layout: E2fgviLayout | FoldersLayout, name: str, split_list: Path | None, variants: list[str],
                 size: tuple[int, int], dilation: int, allow_missing: bool, out: Path, source: str,
-                workers: int = 1) -> dict[str, object]:
+                workers: int = 1, subset: list[str] | None = None) -> dict[str, object]:
     """Write every variant's frames, masks, ``test.json`` and manifest, and the report; return the report.
 
     Expected videos and their order come from ``split_list`` (``datasets/splits/*.json``, E2FGVI's
     ``test.json`` order); without one, from the layout (its ``test.json``, or every video found).
+    ``subset`` names the only videos to standardize (subset mode, recorded in the report).
     """
     found = layout.index()
     if split_list is not None:
         expected = read_frame_counts(split_list, "split list")
     else:
         expected = dict(layout.test_json) if isinstance(layout, E2fgviLayout) else dict(found)
+    listed = len(expected)
+    if subset:
+        expected = select_subset(expected, subset, str(split_list or "the layout's videos"))
     report: dict[str, object] = {"name": name, "source": source, "split_list": str(split_list) if split_list else None,
                                  "expected_videos": len(expected), "found_videos": len(found),
                                  **compare_to_list(found, expected)}
@@ -156,7 +175,9 @@ def standardize(layout: E2fgviLayout | FoldersLayout, name: str, split_list: Pat
         manifest = build_manifest(f"{name}/{variant}", root, files[variant], groups)
         write_manifest(manifest, out / f"{name}-{variant}.json")
     report.update(standardized_videos=videos, frames=sum(groups.values()), variants=variants, size=list(size),
-                  mask_dilation=dilation, unused_masks={v: n for v, n in unused.items() if n})
+                  mask_dilation=dilation, unused_masks={v: n for v, n in unused.items() if n},
+                  subset={"count": len(videos), "of": listed, "unit": "videos", "ids": videos}
+                  if len(videos) < listed else None)
     write_json(out / f"{name}-report.json", report)
     return report
 
@@ -181,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allow-missing", type=int, default=0,
                         help="1: standardize the videos present; missing and mis-counted ones are only reported")
     parser.add_argument("--workers", type=int, default=1, help="local processes, one video each at a time")
+    parser.add_argument("--subset", default="", help="comma-separated videos of the split list: standardize only "
+                                                     "these (subset mode, recorded in the report); '' = all")
     parser.add_argument("--out", type=Path, default=Path("datasets/build/vos"))
     parser.add_argument("--timing", type=Path, default=None, help="metrics file for the stage's wall time")
     args = parser.parse_args(argv)
@@ -195,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     with timed("standardize_vos", args.timing) as timing:
         report = standardize(layout, args.name, Path(args.split_list) if args.split_list else None, variants,
                              (args.width, args.height), args.mask_dilation, bool(args.allow_missing), args.out,
-                             f"{args.layout}: {source}", args.workers)
+                             f"{args.layout}: {source}", args.workers,
+                             [v.strip() for v in args.subset.split(",") if v.strip()])
         timing.items = timing.computed = len(report["standardized_videos"])
         timing.extra = {"frames": report["frames"]}
     for key in ("missing", "extra"):

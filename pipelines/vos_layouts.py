@@ -24,6 +24,7 @@ import numpy as np
 
 from triptych.benchmarks.vos import IMAGE_SUFFIXES
 from triptych.errors import InputError, TriptychError
+from triptych.folders import visible_entries
 
 LAYOUTS = ("folders", "e2fgvi")
 
@@ -74,7 +75,7 @@ class SourceVideo:
             raise InputError(f"video {self.name!r}: {len(missing)} of {len(self.frame_names)} masks missing "
                              f"(first: {missing[0]}); mask i is named <i:05d>.png after the frame's index",
                              fix="restore the video's complete mask folder from the published mask set")
-        return sum(1 for _ in self.masks.glob("*.png")) - len(self.frame_names)
+        return sum(1 for p in visible_entries(self.masks) if p.suffix.lower() == ".png") - len(self.frame_names)
 
 
 class Layout(Protocol):
@@ -110,7 +111,7 @@ def zip_frame_names(path: Path) -> tuple[str, ...]:
 
 
 def folder_frame_names(folder: Path) -> tuple[str, ...]:
-    return tuple(sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+    return tuple(p.name for p in visible_entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def read_frame_counts(path: Path, what: str) -> dict[str, int]:
@@ -179,8 +180,7 @@ class FoldersLayout:
         if not parent.is_dir():
             raise InputError(f"{parent}: folder not found (frames template {self.frames!r})",
                              fix="check the frames path")
-        names = sorted(d.name for d in parent.iterdir()
-                       if d.is_dir() and not d.name.startswith(".") and _fill(self.frames, d.name).is_dir())
+        names = [d.name for d in visible_entries(parent) if d.is_dir() and _fill(self.frames, d.name).is_dir()]
         return {name: len(folder_frame_names(_fill(self.frames, name))) for name in names}
 
     def video(self, name: str) -> SourceVideo:

@@ -93,6 +93,15 @@ class Case:
     setup: Callable[[Path], list]
     expect: tuple[str, ...]
 
+    def assert_refused(self, code: int, out: str, err: str) -> None:
+        """The catalogue's promise: exit 2, nothing on stdout, an ``error:`` naming every expected word."""
+        assert code == 2, err
+        assert out == ""
+        assert err.startswith("error: ") or "\nerror: " in err
+        assert "Traceback" not in err
+        for expected in self.expect:
+            assert expected in err, f"{expected!r} not in:\n{err}"
+
 
 def _truncate(p: Path) -> None:
     p.write_bytes(p.read_bytes()[:4000])
@@ -102,3 +111,7 @@ def _garbage(p: Path) -> None:
     p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
 
 
+def assert_clear_error(case: Case, tmp_path: Path, run_cli, monkeypatch) -> None:
+    """Run the case through the CLI with a private weights cache and check the catalogue's promise."""
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
+    case.assert_refused(*run_cli(*case.setup(tmp_path)))

@@ -23,6 +23,34 @@ def _require_shared() -> None:
         pytest.skip(f"golden fixtures not found at {FIXTURES} (set TRIPTYCH_SHARED)")
 
 
+def fake_distribution(root: Path, name: str, group: str, entry: str, module: str, source: str) -> None:
+    """A real installed distribution under ``root`` (put it on sys.path): a module and a dist-info folder
+    whose entry point ``entry`` in ``group`` is ``module:entries``."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{name.replace('-', '_')}-9.9.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 9.9\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entry} = {module}:entries\n")
+
+
+@pytest.fixture()
+def plugin_site(tmp_path, monkeypatch):
+    """A folder on sys.path for ``fake_distribution``; the registry is read again with it, and without it
+    after the test."""
+    from triptych.registry import registry
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    registry.cache_clear()
+    before = set(sys.modules)
+    yield site
+    monkeypatch.undo()
+    for module in [m for m in sys.modules if m not in before and (site / f"{m}.py").exists()]:
+        sys.modules.pop(module, None)
+    registry.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     _require_shared()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bad_input_cases import (FRAMES, SAMPLE, Case, _datasets_copy, _frames, _garbage, _image_case, _mask_case,
+from bad_input_cases import (FRAMES, SAMPLE, Case, assert_clear_error, _datasets_copy, _frames, _garbage, _image_case, _mask_case,
                              _measure, _npy_case, _portrait_folder_without_class_word, _pred_dir_of, _truncate)
 from conftest import REPO
 from triptych.errors import TriptychError
@@ -37,7 +37,7 @@ CASES = [
     Case("corrupt-png", _image_case(_garbage), ("00001.png", "cannot decode")),
     Case("nan-prediction", _npy_case(np.full((3, 240, 432), np.nan, np.float32)), ("pred.npy", "NaN")),
     Case("inf-prediction", _npy_case(np.full((1, 3, 240, 432), np.inf, np.float32)), ("pred.npy", "Inf")),
-    Case("float64-prediction", _npy_case(np.zeros((3, 240, 432), np.float64)), ("pred.npy", "float64")),
+    Case("uint8-prediction", _npy_case(np.zeros((3, 240, 432), np.uint8)), ("pred.npy", "uint8", "float32 or float64")),
     Case("hwc-prediction", _npy_case(np.zeros((240, 432, 3), np.float32)), ("pred.npy", "(3, H, W)")),
     Case("empty-mask", _mask_case(0), ("00004.png", "no hole")),
     Case("all-ones-mask", _mask_case(255), ("00004.png", "whole frame")),
@@ -117,14 +117,7 @@ def test_the_catalogue_documents_every_case_module():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_a_clear_error(case, tmp_path, run_cli, monkeypatch):
-    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
-    args = case.setup(tmp_path)
-    code, out, err = run_cli(*args)
-    assert code == 2, err
-    assert out == ""
-    assert err.startswith("error: ") or "\nerror: " in err
-    for expected in case.expect:
-        assert expected in err, f"{expected!r} not in:\n{err}"
+    assert_clear_error(case, tmp_path, run_cli, monkeypatch)
 
 
 def test_a_full_disk_is_reported_and_finished_results_survive(tmp_path):

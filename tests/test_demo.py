@@ -28,3 +28,13 @@ def test_demo_scores_all_three_tasks_beside_the_reported_rows(run_cli, tmp_path)
     same = read_samples(tmp_path / portrait_run["run_id"]).value
     other = read_samples(tmp_path / runs[("sample-portraits", "other_id")]["run_id"]).value
     assert same.min() > other.max() + 0.05
+
+
+def test_demo_run_again_reuses_its_complete_runs(run_cli, tmp_path):
+    assert run_cli("demo", "--out", tmp_path)[0] == 0
+    before = {r["run_id"]: (tmp_path / r["run_id"] / "samples.parquet").stat().st_mtime_ns for r in list_runs(tmp_path)}
+    code, out, err = run_cli("demo", "--out", tmp_path)
+    assert code == 0 and "mean_fill" in out
+    assert err.count("matches the current inputs: reused, nothing scored") == len(before) == 4
+    after = {r["run_id"]: (tmp_path / r["run_id"] / "samples.parquet").stat().st_mtime_ns for r in list_runs(tmp_path)}
+    assert after == before

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from triptych.errors import InputError, TriptychError
+from triptych.media import read_mask, read_rgb
 from triptych.metrics import ewarp, flow
 from triptych.metrics.convert import to_unit_float32
 from triptych.registry import registry
@@ -50,7 +50,7 @@ def rel_tol(tennis: Path) -> float:
 
 
 def _frames(folder: Path) -> list[np.ndarray]:
-    return [np.array(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
+    return [read_rgb(p) for p in sorted(folder.glob("*.png"))]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def _rel(a: float, b: float) -> float:
 def test_occlusion_masks_match_the_fixture_exactly(tennis, expected, masks):
     assert len(masks) == expected["num_pairs"]
     for pair, mask in zip(expected["pairs"], masks):
-        reference = np.array(Image.open(tennis / pair["occlusion"])) > 0
+        reference = read_mask(tennis / pair["occlusion"])
         assert mask.shape == reference.shape
         assert int((mask != reference).sum()) == 0, f"pair {pair['pair']}"
         assert int(mask.sum()) == pair["occluded_pixels"]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from triptych.errors import TriptychError
@@ -31,9 +38,11 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path):
 
 def test_an_error_in_a_worker_keeps_its_message_and_fix(tmp_path):
     (tmp_path / "pred/tennis").mkdir(parents=True)
+    for c in (1, 6, 11, 16, 21):  # every prediction present (checked up front), none decodes
+        (tmp_path / f"pred/tennis/{c:05d}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(TriptychError) as info:
         score("sample-triplets", tmp_path / "r", pred_dir=tmp_path / "pred", workers=2)
-    # two workers: whichever missing middle frame fails first is the one reported (centres 1, 6, 11, 16, 21)
+    # two workers: whichever corrupt middle frame fails first is the one reported (centres 1, 6, 11, 16, 21)
     assert any(f"{c:05d}.png" in info.value.message for c in (1, 6, 11, 16, 21))
     assert "the same command resumes" in info.value.fix
 
@@ -41,3 +50,74 @@ def test_an_error_in_a_worker_keeps_its_message_and_fix(tmp_path):
 def test_unknown_executor_is_refused(tmp_path):
     with pytest.raises(TriptychError, match="unknown executor 'dask'"):
         score("sample-triplets", tmp_path, method="linear_blend", executor="dask")
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> child pids of every process on this machine (from /proc)."""
+    found: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        found.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return found
+
+
+def _descendants(pid: int) -> set[int]:
+    children, found, todo = _children(), set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that nobody reaps in a container counts as gone: it holds no memory)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_a_two_worker_parent_leaves_no_process_behind(tmp_path):
+    """A real ``triptych score --workers 2`` killed with SIGKILL while its workers score: within seconds no
+    worker and no resource tracker of it is left (before: both ~700 MB workers stayed forever)."""
+    out = tmp_path / "results"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "triptych"), "score", "--benchmark",
+                             "sample-portraits", "--method", "reference_copy", "--workers", "2", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    family: set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        family = _descendants(proc.pid)
+        workers = [p for p in family if b"spawn_main" in _cmdline(p)]
+        if len(workers) == 2 and list(out.glob("*/parts/*.parquet")):  # both started, one sample scored
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    family = _descendants(proc.pid)
+    assert len(family) >= 3  # two workers and the resource tracker
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.1)
+    survivors = {p: _cmdline(p)[:120] for p in family if _alive(p)}
+    for pid in survivors:  # do not leave them running if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"processes outlived their parent: {survivors}"
+    resumed = subprocess.run([str(Path(sys.executable).parent / "triptych"), "score", "--benchmark",
+                              "sample-portraits", "--method", "reference_copy", "--out", str(out)],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0 and "part(s) reused" in resumed.stderr, resumed.stderr

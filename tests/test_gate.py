@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,14 +46,21 @@ def triplet_results(tmp_path_factory) -> Path:
     return results
 
 
-def _shifted_copy(results: Path, dest: Path, metric: str, shift: float) -> Path:
-    """A copy of a results folder whose per-sample values of ``metric`` are moved by ``shift``."""
+def _edited_copy(results: Path, dest: Path, edit) -> Path:
+    """A copy of a results folder whose run's rows go through ``edit(frame) -> frame``."""
     shutil.copytree(results, dest)
-    for run_dir in dest.iterdir():
-        samples = read_samples(run_dir)
-        samples.loc[samples["metric"] == metric, "value"] += shift
+    for run_dir in (p for p in dest.iterdir() if (p / SAMPLES_FILE).is_file()):
+        samples = edit(read_samples(run_dir))
         pq.write_table(pa.Table.from_pandas(samples, schema=SCHEMA, preserve_index=False), run_dir / SAMPLES_FILE)
     return dest
+
+
+def _shifted_copy(results: Path, dest: Path, metric: str, shift: float) -> Path:
+    """A copy of a results folder whose per-sample values of ``metric`` are moved by ``shift``."""
+    def shifted(samples):
+        samples.loc[samples["metric"] == metric, "value"] += shift
+        return samples
+    return _edited_copy(results, dest, shifted)
 
 
 def test_regression_beyond_tolerance_fails_and_names_the_row(tmp_path):
@@ -139,3 +147,57 @@ def test_a_protocol_variant_mismatch_is_refused_not_compared(tmp_path):
     statuses = {r.status for r in result.rows}
     assert statuses == {"variant_changed", "new"} and not result.passed
     assert "psnr:e2fgvi" in result.failures[0].reason
+
+
+def test_a_candidate_missing_a_sample_fails_and_names_it(triplet_results, tmp_path, run_cli):
+    fewer = _edited_copy(triplet_results, tmp_path / "fewer", lambda s: s[s.sample_id != "tennis/00011"])
+    result, _ = run_gate(triplet_results, fewer)
+    assert not result.passed and {r.status for r in result.rows} == {"samples_changed"}
+    assert all("n 5 -> 4" in r.reason and "missing in the candidate 1: tennis/00011" in r.reason for r in result.rows)
+    # the same through the CLI, against a committed aggregates JSON baseline (sample count and ids hash)
+    assert run_cli("gate", "--baseline", triplet_results, "--candidate", triplet_results,
+                   "--out", tmp_path / "b")[0] == 0
+    code, out, _ = run_cli("gate", "--baseline", tmp_path / "b/aggregates.json", "--candidate", fewer,
+                           "--out", tmp_path / "r")
+    assert code == 1 and "2 samples changed" in out
+    report = json.loads((tmp_path / "r/gate.json").read_text())
+    assert report["counts"] == {"samples_changed": 2} and all("n 5 -> 4" in r["reason"] for r in report["rows"])
+    assert "❌ sample set changed" in (tmp_path / "r/gate.md").read_text()
+
+
+def test_the_same_count_of_other_samples_fails(triplet_results, tmp_path, run_cli):
+    other = _edited_copy(triplet_results, tmp_path / "other",
+                         lambda s: s.assign(sample_id=s.sample_id.replace("tennis/00011", "tennis/00012")))
+    result, _ = run_gate(triplet_results, other)
+    assert {r.status for r in result.rows} == {"samples_changed"}
+    assert "missing in the candidate 1: tennis/00011; only in the candidate 1: tennis/00012" in result.rows[0].reason
+    assert run_cli("gate", "--baseline", triplet_results, "--candidate", triplet_results,
+                   "--out", tmp_path / "b")[0] == 0
+    from_json, _ = run_gate(tmp_path / "b/aggregates.json", other)
+    assert {r.status for r in from_json.rows} == {"samples_changed"}
+    assert "sample-set sha256" in from_json.rows[0].reason
+
+
+def test_the_newest_complete_run_of_a_request_counts_in_every_reader(triplet_results, tmp_path, run_cli):
+    """Two complete runs of one request (the older one edited to read 1 dB lower): gate, leaderboard show,
+    leaderboard build and runs list all take the newer one and name the older one as superseded."""
+    results = _shifted_copy(triplet_results, tmp_path / "results", "psnr", -1.0)
+    (older,) = [p.name for p in results.iterdir() if (p / SAMPLES_FILE).is_file()]
+    time.sleep(1.1)  # run ids and creation times have a resolution of one second
+    newer = score("sample-triplets", results, method="linear_blend", fresh=True).name
+    expected = read_samples(results / newer).query("metric == 'psnr'").value.mean()
+
+    code, out, err = run_cli("gate", "--baseline", triplet_results, "--candidate", results)
+    assert code == 0 and "PASSED" in out
+    assert f"run {older} is superseded by {newer}" in err
+    code, out, err = run_cli("leaderboard", "show", "--results", results)
+    table_rows = [line for line in out.splitlines() if "linear_blend" in line and "│" in line]
+    assert code == 0 and len(table_rows) == 2 and f"{expected:.6g}" in out  # psnr:amt and ssim:amt rows
+    assert f"run {older} is superseded by {newer}" in err
+    code, out, err = run_cli("leaderboard", "build", "--results", results, "--out", tmp_path / "site")
+    assert code == 0 and f"run {older} is superseded by {newer}" in err
+    site = json.loads((tmp_path / "site/data/leaderboard.json").read_text())
+    reproduced = [r for r in site["rows"] if r["reproduced"] is not None]
+    assert {r["run_id"] for r in reproduced} == {newer} and len(reproduced) == 2
+    code, out, _ = run_cli("runs", "list", "--results", results)
+    assert code == 0 and f"superseded by {newer}" in out.replace("\n", "")

@@ -13,6 +13,7 @@ from conftest import REPO
 from triptych.baselines.inpainting import Propagation, Telea, frames_to_uint8, uint8_to_frames
 from triptych.benchmarks.vos import process_frame, process_mask
 from triptych.cli import main
+from triptych.media import read_mask, read_rgb
 from triptych.results import read_samples
 from triptych.scoring import score
 
@@ -58,12 +59,12 @@ def test_every_uint8_value_survives_the_harness_truncation():
 
 def test_telea_on_the_fixture_frames_reproduces_the_fixture_prediction(fixtures_dir):
     folder = fixtures_dir / "inpainting/tennis"
-    gt = np.stack([np.asarray(Image.open(folder / f"gt/{i:05d}.png").convert("RGB")) for i in range(24)])
-    masks = np.stack([(np.asarray(Image.open(folder / f"masks/{i:05d}.png")) > 0).astype(np.uint8) for i in range(24)])
+    gt = np.stack([read_rgb(folder / f"gt/{i:05d}.png") for i in range(24)])
+    masks = np.stack([read_mask(folder / f"masks/{i:05d}.png").astype(np.uint8) for i in range(24)])
     pred = _harness_uint8(Telea().inpaint(*_tensors(gt, masks)))
     composite = pred * masks[..., None] + gt * (1 - masks[..., None])
     for i in range(24):
-        expected = np.asarray(Image.open(folder / f"pred/{i:05d}.png").convert("RGB"))
+        expected = read_rgb(folder / f"pred/{i:05d}.png")
         diff = np.abs(composite[i].astype(int) - expected).max()
         assert diff == 0, f"frame {i:05d}: max pixel difference {diff} from the fixture's Telea prediction"
 
@@ -126,15 +127,15 @@ def test_inpaint_command_writes_what_score_composites(tmp_path, capsys, fixtures
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [f"{i:05d}.png" for i in range(4)]
     for i in range(4):  # E2FGVI dilation x4 + Telea + composite = the fixture's prediction
-        expected = np.asarray(Image.open(fixtures_dir / f"inpainting/tennis/pred/{i:05d}.png").convert("RGB"))
-        assert np.array_equal(np.asarray(Image.open(out / f"{i:05d}.png")), expected)
+        expected = read_rgb(fixtures_dir / f"inpainting/tennis/pred/{i:05d}.png")
+        assert np.array_equal(read_rgb(out / f"{i:05d}.png"), expected)
     # default dilation 0: the hole is the mask as given, and everything outside it is the input frame
     code = main(["inpaint", "--method", "mean_fill", "--frames", str(frames), "--masks", str(masks),
                  "--out", str(tmp_path / "raw")])
     assert code == 0
-    written = np.asarray(Image.open(tmp_path / "raw/00000.png"))
-    raw_hole = np.asarray(Image.open(masks / "00000.png").convert("L")) > 0
-    original = np.asarray(Image.open(frames / "00000.png"))
+    written = read_rgb(tmp_path / "raw/00000.png")
+    raw_hole = read_mask(masks / "00000.png")
+    original = read_rgb(frames / "00000.png")
     assert np.array_equal(written[~raw_hole], original[~raw_hole])
     assert not np.array_equal(written[raw_hole], original[raw_hole])
 

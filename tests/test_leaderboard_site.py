@@ -53,8 +53,8 @@ def site(tmp_path_factory) -> tuple[Path, Path]:
     return results, out
 
 
-@pytest.fixture(scope="module")
-def browser(site, tmp_path_factory):
+def start_browser(tmp_path_factory):
+    """Headless Chromium with its own profile folder, keeping the page's console log."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -66,6 +66,12 @@ def browser(site, tmp_path_factory):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(site, tmp_path_factory):
+    driver = start_browser(tmp_path_factory)
     yield driver
     driver.quit()
 
@@ -93,14 +99,14 @@ def _expected_reproduced(results: Path) -> dict[tuple[str, str, str, str], float
     return expected
 
 
-def _table(driver) -> list[dict[str, str]]:
-    """The leaderboard table's rows as {column field: data-value}."""
+def _table(driver, selector: str = "#leaderboard") -> list[dict[str, str]]:
+    """The rows of the table matched by ``selector`` (default: the leaderboard table) as {column field: data-value}."""
     return driver.execute_script("""
-        const t = document.getElementById('leaderboard');
+        const t = document.querySelector(arguments[0]);
         const fields = Array.from(t.tHead.rows[0].cells).map(c => c.dataset.field);
         return Array.from(t.tBodies[0].rows).map(r =>
             Object.fromEntries(Array.from(r.cells).map((c, i) => [fields[i], c.getAttribute('data-value')])));
-    """)
+    """, selector)
 
 
 def test_every_page_renders_without_console_errors_and_plots_are_drawn(site, browser):
@@ -119,7 +125,7 @@ def test_every_page_renders_without_console_errors_and_plots_are_drawn(site, bro
             assert plot.find_elements(By.CSS_SELECTOR, "svg, canvas"), f"{page.name}: {plot.get_attribute('id')}"
         if page.name in ("video_inpainting-sample-tennis.html", "frame_interpolation-sample-triplets.html"):
             kinds = {p.find_element(By.XPATH, "..").get_attribute("data-kind") for p in plots}
-            assert kinds == {"per-sample", "group-mean", "distribution"}, page.name
+            assert kinds == {"interval", "per-sample", "group-mean", "distribution"}, page.name
         if page.name == "frame_interpolation.html":
             assert browser.find_elements(By.CSS_SELECTOR, "[data-kind=efficiency] .plot svg")
 
@@ -151,6 +157,10 @@ def test_table_rows_equal_the_results_and_the_published_rows(site, browser):
             assert run["benchmark"] == bench and run["method"] == row["method"]
             version = {(m["metric"], m["variant"]): m["version"] for m in run["metrics"]}[key[2:]]
             assert int(row["metric_version"]) == version and row["benchmark_variant"] == run["benchmark_variant"]
+            interval = {(m["metric"], m["variant"]): m["aggregate"]["interval"] for m in run["metrics"]}[key[2:]]
+            assert row["ci_unit"] == interval["unit"]
+            assert (row["ci_low"], row["ci_high"]) == ("" if interval["low"] is None else repr(interval["low"]),
+                                                       "" if interval["high"] is None else repr(interval["high"]))
             seen.add(key)
     assert seen == set(expected)
 
@@ -169,6 +179,30 @@ def test_table_rows_equal_the_results_and_the_published_rows(site, browser):
         for rec in csv.DictReader(handle):
             key = ("sample-tennis", rec["method"], rec["metric"], rec["metric_variant"])
             assert float(rec["reproduced"]) == pytest.approx(expected[key], rel=1e-12)
+
+
+def test_each_task_page_shows_its_ablation_tables_as_a_section_of_their_own(site, browser, fixtures_dir):
+    """Every published ablation cell (../shared/reported/thesis_ablations.csv) is on its task's page, on the
+    raw scale, with its note; none is on a benchmark page, where rows pair."""
+    _, out = site
+    with open(fixtures_dir.parent / "reported/thesis_ablations.csv", newline="") as handle:
+        published = list(csv.DictReader(handle))
+    scale = {"%": 0.01}
+    for task in ("video_inpainting", "frame_interpolation", "personalization"):
+        _open(browser, out / f"{task}.html")
+        rows = _table(browser, "table[data-table=ablations]")
+        want = [p for p in published if p["task"] == task]
+        assert len(rows) == len(want) > 0, task
+        for row, pub in zip(rows, want):
+            assert (row["table"], row["method"], row["metric"]) == (pub["table"], pub["method"], pub["metric"])
+            assert float(row["reported"]) == pytest.approx(float(pub["value"]) * scale.get(pub["unit"], 1.0))
+            assert row["note"] == pub["note"]
+    # labels only the ablation tables print (table 3.3 also prints E2FGVI's and FuseFormer's parameters)
+    ablation_methods = {p["method"] for p in published} - set(load_reported()["method"])
+    assert len(ablation_methods) > 40
+    for page in out.glob("*-*.html"):
+        _open(browser, page)
+        assert not ablation_methods & {r["method"] for r in _table(browser)}, page.name
 
 
 def test_provenance_panel_opens_from_the_row_and_shows_the_run_json(site, browser):
@@ -205,26 +239,3 @@ def test_sorting_on_header_click(site, browser):
     method.click()
     names = [r["method"] for r in _table(browser)]
     assert names == sorted(names, key=str.lower)
-
-
-def test_a_reproduced_row_pairs_with_its_reported_row_and_gets_difference_and_flag():
-    """No browser: the pairing rule on (benchmark, split, method, metric, metric variant)."""
-    import pandas as pd
-
-    from triptych.leaderboard.sitedata import merge_table
-    from triptych.registry import registry
-
-    reported = load_reported()
-    published = reported[(reported.method == "AMT-S") & (reported.benchmark == "vimeo90k")
-                         & (reported.metric == "psnr")].iloc[0]
-    tol = registry().metric("psnr").gate_tolerance
-    rows = []
-    for run_id, shift in (("close", tol / 2), ("far", 3 * tol)):
-        rows.append({**published.to_dict(), "source": "reproduced", "value": published.value + shift, "n": 5,
-                     "run_id": run_id, "benchmark_variant": "amt", "metric_version": 1})
-    table = merge_table(pd.concat([reported[reported.benchmark == "vimeo90k"], pd.DataFrame(rows)],
-                                  ignore_index=True)).set_index("run_id")
-    assert table.loc["close", "reported"] == published.value
-    assert table.loc["close", "difference"] == pytest.approx(tol / 2) and table.loc["close", "within_tolerance"]
-    assert table.loc["far", "difference"] == pytest.approx(3 * tol) and not table.loc["far", "within_tolerance"]
-    assert len(table) == (reported.benchmark == "vimeo90k").sum() + 1  # the published row is shown once, paired

@@ -104,6 +104,21 @@ def test_repro_runs_offline_is_idempotent_and_reruns_only_downstream(pipeline_re
     assert set(table.loc[table.status == "kept", "caption"]) == {"a portrait of a man", "a portrait of a woman"}
 
 
+def test_standardizing_a_second_split_keeps_the_first(pipeline_repo: Path) -> None:
+    """The standardize_vos output folder is persist: a repro for another split (name) adds its folders
+    beside the first split's, whose files still verify against their manifest."""
+    from triptych.manifests import read_manifest, verify_manifest
+
+    repo = pipeline_repo
+    assert "standardize_vos" in _ran(_dvc(repo, "repro", "standardize_vos"))
+    first = read_manifest(repo / "datasets/build/vos/sample-tennis-e2fgvi.json")
+    _set_params(repo, standardize_vos={"name": "tennis-again", "variants": "e2fgvi"})
+    assert "standardize_vos" in _ran(_dvc(repo, "repro", "standardize_vos"))
+    verify_manifest(first, repo / "datasets/build/vos/sample-tennis/e2fgvi")
+    assert (repo / "datasets/build/vos/sample-tennis/propainter/test.json").is_file()
+    assert read_manifest(repo / "datasets/build/vos/tennis-again-e2fgvi.json").groups == {"tennis": 24}
+
+
 def _run(module: str, *argv: str) -> None:
     import importlib
 

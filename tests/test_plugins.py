@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import pytest
 import torch
 
 import triptych
+from conftest import REPO, fake_distribution
 from triptych.errors import TriptychError
 from triptych.registry import registry
 
+FRAME = REPO / "datasets/samples/tennis/frames/00000.png"
 EXAMPLES = {"blur-fill": ("triptych-blur-fill", "sample-tennis"),
             "dis-warp": ("triptych-flow-interp", "sample-triplets"),
             "copy-jitter": ("triptych-copy-jitter", "sample-portraits")}
@@ -74,40 +76,22 @@ def test_evaluate_scores_a_python_object_and_a_metric_override(tmp_path, vfi_exp
         triptych.evaluate("sample-tennis", _FirstFrame(), out=tmp_path)
 
 
-def _fake_distribution(root, name: str, group: str, entry: str, module: str, source: str) -> None:
-    """A real installed distribution on sys.path: a module and a dist-info folder with entry points."""
-    (root / f"{module}.py").write_text(source)
-    info = root / f"{name.replace('-', '_')}-9.9.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 9.9\n")
-    (info / "entry_points.txt").write_text(f"[{group}]\n{entry} = {module}:entries\n")
+def test_a_plugin_name_clash_is_refused_with_both_sources_only_where_the_name_is_used(plugin_site, run_cli):
+    fake_distribution(plugin_site, "clashing-plugin", "triptych.methods", "clash", "clashing_plugin",
+                      "def entries():\n    return {'mean_fill': {'task': 'video_inpainting', 'version': 1, "
+                      "'description': 'd', 'callable': 'clashing_plugin:entries'}}\n")
+    with pytest.raises(TriptychError, match=r"clashing-plugin 9\.9.*'mean_fill' is already declared in "
+                                            r"triptych\.baselines/specs/inpainting\.yaml"):
+        registry().method("mean_fill")
+    assert registry().method("telea").name == "telea"  # the rest of the registry works
+    code, out, err = run_cli("list", "methods", "--json")
+    assert code == 0 and "telea" in out and "broken plugin, not listed (declares mean_fill)" in err
 
 
-def test_a_plugin_name_clash_is_refused_with_both_sources(tmp_path, monkeypatch):
-    _fake_distribution(tmp_path, "clashing-plugin", "triptych.methods", "clash", "clashing_plugin",
-                       "def entries():\n    return {'mean_fill': {'task': 'video_inpainting', 'version': 1, "
-                       "'description': 'd', 'callable': 'clashing_plugin:entries'}}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.cache_clear()
-    try:
-        with pytest.raises(TriptychError, match=r"clashing-plugin 9\.9.*'mean_fill' is already declared in "
-                                                r"triptych\.baselines/specs/inpainting\.yaml"):
-            registry()
-    finally:
-        monkeypatch.undo()
-        sys.modules.pop("clashing_plugin", None)
-        registry.cache_clear()
-
-
-def test_a_broken_plugin_is_named_not_skipped(tmp_path, monkeypatch):
-    _fake_distribution(tmp_path, "broken-plugin", "triptych.metrics", "broken", "broken_plugin",
-                       "def entries():\n    raise RuntimeError('boom')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.cache_clear()
-    try:
-        with pytest.raises(TriptychError, match="broken-plugin 9.9.*failed to load \\(boom\\)"):
-            registry()
-    finally:
-        monkeypatch.undo()
-        sys.modules.pop("broken_plugin", None)
-        registry.cache_clear()
+def test_a_broken_plugin_is_named_where_used_and_breaks_nothing_else(plugin_site, run_cli):
+    fake_distribution(plugin_site, "broken-plugin", "triptych.metrics", "broken", "broken_plugin",
+                      "def entries():\n    raise RuntimeError('boom')\n")
+    with pytest.raises(TriptychError, match="unknown metric 'brokenmetric'.*broken-plugin 9.9.*failed to load \\(boom\\)"):
+        registry().metric("brokenmetric")
+    code, out, err = run_cli("measure", "psnr", "--variant", "e2fgvi", "--pred", FRAME, "--gt", FRAME, "--json")
+    assert code == 0 and json.loads(out)["aggregate"]["n"] == 1, err

@@ -106,7 +106,7 @@ def test_score_runs_the_method_on_the_file_records_it_and_never_resumes_into_ano
 
     resumed = score(BENCH, out, method="amt-s", weights=seed0)
     assert resumed == first
-    assert f"resuming run {first.name}: 3 sample(s) already scored" in capsys.readouterr().err
+    assert f"resuming run {first.name}: 3 part(s) reused, 0 recomputed, 2 not scored yet" in capsys.readouterr().err
     assert values(first) == got and read_run(first)["status"] == "complete"
 
 

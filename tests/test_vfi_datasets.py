@@ -102,7 +102,7 @@ def test_adobe240_takes_every_tenth_folder_of_the_sorted_names(tmp_path: Path) -
     assert len(listing["triplets"]) == 2 * 7
 
 
-@pytest.mark.parametrize("layout", ["vimeo90k", "ucf101", "snu-film", "xiph", "gopro", "adobe240"])
+@pytest.mark.parametrize("layout", ["vimeo90k", "ucf101", "snu-film", "xiph", "adobe240"])
 def test_a_missing_frame_is_an_error_naming_it_and_the_fix(tmp_path: Path, layout: str) -> None:
     base = tmp_path / "set"
     extra: tuple[str, ...] = ()
@@ -115,8 +115,6 @@ def test_a_missing_frame_is_an_error_naming_it_and_the_fix(tmp_path: Path, layou
         gone, extra = "a/b/3.png", ("--list", "test-easy.txt")
     elif layout == "xiph":
         root, gone = fake.make_xiph(base, frames=99, clips=fake.XIPH_CLIPS[:1]), "BoxingPractice/050.png"
-    elif layout == "gopro":
-        root, gone = fake.make_gopro(base, frames=9), "test/GOPR0871_11_00/000004.png"
     else:
         root, gone = fake.make_adobe240(base, [f"v{i:02d}" for i in range(10)], frames=9), "v09/000008.png"
     (root / gone).unlink()
@@ -195,6 +193,67 @@ def test_x8_targets_reach_the_method_with_their_t_and_pair_with_reported_rows(tm
     reported = load_reported()
     assert ((reported.benchmark == "gopro") & (reported.split == "x8-test") & (reported.metric == "psnr")
             & (reported.metric_variant == "amt")).any()
+
+
+def test_gopro_folders_with_fewer_than_9_frames_are_skipped_with_a_note_and_make_a_subset(tmp_path: Path,
+                                                                                          capsys) -> None:
+    """AMT's loader cuts no set from a video with fewer than 9 frames; a git copy of GoPro has no empty
+    folders at all. Both are skipped with a note naming the folder (the root is right, so no 'point --root'
+    fix), and the listing is a subset: scored only when asked, and recorded."""
+    from triptych.scoring import load_benchmark
+
+    root = fake.make_gopro(tmp_path / "GOPRO", frames=9)
+    (root / "test/GOPR0871_11_00/000004.png").unlink()
+    shutil.rmtree(root / "test/GOPR0868_11_00")
+    listing = _build(tmp_path, "gopro/x8-test", "gopro", root)
+    out = capsys.readouterr().out
+    assert f"{root / 'test/GOPR0871_11_00'}: 8 frame(s)" in out and f"{root / 'test/GOPR0868_11_00'}: folder missing" in out
+    assert "point --root" not in out and "(subset 63/?: score it with --subset)" in out
+    assert len(listing["triplets"]) == 9 * 7 and listing["subset"]["count"] == 63 and listing["subset"]["of"] is None
+    assert len(listing["subset"]["notes"]) == 2
+    with pytest.raises(InputError) as info:
+        load_benchmark("gopro/x8-test", data_root=tmp_path / "data")
+    assert "8 frame(s)" in info.value.message and "--subset" in info.value.fix
+    data = load_benchmark("gopro/x8-test", data_root=tmp_path / "data", params={"subset": "true"})
+    assert data.subset["count"] == 63 and data.subset["unit"] == "triplets"
+
+
+def test_subset_mode_keeps_the_triplets_present_and_is_recorded(tmp_path: Path) -> None:
+    """6 Vimeo90K triplets listed, one missing a frame: refused (the fix names --subset) unless subset mode
+    is asked for; then the listing holds 5 of 6, and the benchmark scores it only with subset=true."""
+    from triptych.scoring import load_benchmark, score
+
+    names = [f"00001/{i:04d}" for i in range(1, 7)]
+    root = fake.make_vimeo90k(tmp_path / "vimeo_triplet", names)
+    (root / "sequences/00001/0004/im1.png").unlink()
+    with pytest.raises(InputError) as info:
+        _build(tmp_path, "vimeo90k/test", "vimeo90k", root)
+    assert "im1.png" in info.value.message and "--subset 1" in info.value.fix
+    listing = _build(tmp_path, "vimeo90k/test", "vimeo90k", root, "--subset", "1")
+    assert listing["subset"] == {"count": 5, "of": 6, "unit": "triplets", "skipped": ["00001/0004/im2"], "notes": []}
+    assert "00001/0004/im2" not in _ids(listing)
+    with pytest.raises(InputError, match="needs 3782 triplets"):
+        load_benchmark("vimeo90k/test", data_root=tmp_path / "data")
+    run = score("vimeo90k/test", tmp_path / "results", method="linear_blend", data_root=tmp_path / "data",
+                metrics=["psnr:amt"], params={"subset": "true"})
+    recorded = json.loads((run / "run.json").read_text())
+    assert recorded["data"]["subset"]["count"] == 5 and recorded["data"]["subset"]["of"] == 3782
+    assert recorded["benchmark_params"]["subset"] is True and recorded["split"] == "test"
+
+
+def test_xiph_with_its_first_frames_only_is_a_subset_of_392(tmp_path: Path) -> None:
+    """Xiph's first 10 frames of each clip: triplets centred on 2, 4, 6, 8 (4 per clip) are kept in subset
+    mode, and xiph/2k records 32 of the published 392."""
+    from triptych.scoring import load_benchmark
+
+    root = fake.make_xiph(tmp_path / "xiph", frames=10)
+    with pytest.raises(InputError, match="011.png"):
+        _build(tmp_path, "xiph", "xiph", root)
+    listing = _build(tmp_path, "xiph", "xiph", root, "--subset", "1")
+    assert listing["subset"]["count"] == 8 * 4 and listing["subset"]["of"] == 392
+    assert _ids(listing)[:4] == ["BoxingPractice/002", "BoxingPractice/004", "BoxingPractice/006", "BoxingPractice/008"]
+    data = load_benchmark("xiph/2k", data_root=tmp_path / "data", params={"subset": "true"})
+    assert (data.subset["count"], data.subset["of"]) == (32, 392)
 
 
 def test_listing_must_hold_the_published_count_and_match_its_data(tmp_path: Path) -> None:

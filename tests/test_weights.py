@@ -76,7 +76,7 @@ def env(tmp_path, monkeypatch):
     tiny = served / "tiny.safetensors"
     save_file({"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(tiny))
     amt_like = served / "amt-like.pth"
-    torch.save({"state_dict": {"conv.weight": torch.ones(2, 2), "conv.bias": torch.zeros(2)}}, amt_like)
+    torch.save({"state_dict": {"weight": torch.ones(2, 2), "bias": torch.zeros(2)}}, amt_like)
     other = served / "other.safetensors"
     save_file({"w": torch.zeros(2, 3)}, str(other))
     (served / "login.html").write_text("<!DOCTYPE html><html><body>Sign in</body></html>")
@@ -95,7 +95,8 @@ def env(tmp_path, monkeypatch):
         "t_unpinned": {
             "description": "an unpinned AMT-like checkpoint", "urls": [f"{server.url}/amt-like.pth"],
             "filename": "amt-like.pth", "size": None, "licence": "test", "sha256": None,
-            "sha256_source": None, "format": "pth", "container_key": "state_dict", "source": "download"},
+            "sha256_source": None, "format": "pth", "container_key": "state_dict", "source": "download",
+            "architecture": {"callable": "torch.nn:Linear", "args": {"in_features": 2, "out_features": 2}}},
         "t_wrong_bytes": {
             "description": "its URL serves a different file", "urls": [f"{server.url}/other.safetensors"],
             "filename": "tiny.safetensors", "size": None, "licence": "test", "sha256": _sha(tiny),
@@ -182,7 +183,7 @@ def test_bad_registry_entries_are_refused(tmp_path, monkeypatch):
             "source": "download"}
     with pytest.raises(TriptychError, match="64 lower-case hex"):
         w.parse_registry(yaml.safe_dump({"bad": {**good, "sha256": "ABC", "sha256_source": "s"}}), "t.yaml")
-    with pytest.raises(TriptychError, match="missing required field"):
+    with pytest.raises(TriptychError, match="lacks required key\\(s\\) licence"):
         w.parse_registry(yaml.safe_dump({"bad": {k: v for k, v in good.items() if k != "licence"}}), "t.yaml")
     with pytest.raises(TriptychError, match="does not start with its published prefix"):
         w.parse_registry(yaml.safe_dump({"bad": {**good, "sha256": "0" * 64, "sha256_source": "s",
@@ -261,7 +262,7 @@ def test_trust_on_first_use_then_refusal_of_a_different_file(env, tmp_path):
     assert "first use" in w.pin_label(w.get_spec("t_unpinned"))
 
     different = tmp_path / "different.pth"
-    torch.save({"state_dict": {"conv.weight": torch.full((2, 2), 3.0)}}, different)
+    torch.save({"state_dict": {"weight": torch.full((2, 2), 3.0), "bias": torch.ones(2)}}, different)
     with pytest.raises(w.ChecksumMismatchError, match="pins.json") as info:
         w.import_file("t_unpinned", different)
     assert _sha(different) in str(info.value) and _sha(env["amt_like"]) in str(info.value)
@@ -304,7 +305,7 @@ def test_fetch_of_an_unpinned_entry_records_the_digest_and_its_url(env):
     dest = w.fetch("t_unpinned")
     pin = w.read_pins()["t_unpinned"]
     assert pin["sha256"] == _sha(dest) and pin["origin"] == f"{env['server'].url}/amt-like.pth"
-    assert torch.equal(w.load("t_unpinned")["conv.bias"], torch.zeros(2))  # unwrapped by its container key
+    assert torch.equal(w.load("t_unpinned")["bias"], torch.zeros(2))  # unwrapped by its container key
 
 
 def test_fetch_refuses_wrong_bytes_and_html_pages(env):
@@ -463,3 +464,80 @@ def test_cli_fetch_offline_exits_2(env, run_cli, monkeypatch):
     monkeypatch.delenv("TRIPTYCH_OFFLINE")
     code, _, err = run_cli("weights", "fetch", "t_pinned")
     assert code == 0 and str(_cached(env, "t_pinned", "tiny.safetensors")) in err
+
+
+# --- first-use pins: strict architecture, no pickles, unpin ------------------------------------------------------
+
+@pytest.mark.parametrize("name,fixture", [("e2fgvi", "e2fgvi_keys.json"), ("e2fgvi_hq", "e2fgvi_hq_keys.json")])
+def test_an_unpinned_entry_architecture_has_the_published_keys_and_shapes(name, fixture, fixtures_dir):
+    expected, ignored = w._architecture_state(w.get_spec(name))
+    published = json.loads((fixtures_dir / "inpainting_models" / fixture).read_text())["keys"]
+    assert [(k, tuple(v.shape)) for k, v in expected.items()] == [(k["key"], tuple(k["shape"])) for k in published]
+    assert ignored == ()
+
+
+def test_every_unpinned_state_dict_entry_declares_an_architecture_that_builds():
+    unpinned = [s for s in w.weights_registry().values() if s.sha256 is None and s.format in w.STATE_DICT_FORMATS]
+    assert {s.name for s in unpinned} >= {"i3d_rgb_imagenet", "e2fgvi", "amt_s", "amt_l", "amt_g", "photomaker_v1",
+                                          "dino_vits16", "dinov2_vits14", "facenet_vggface2"}
+    for spec in unpinned:
+        expected, _ = w._architecture_state(spec)
+        assert len(expected) > 10, spec.name
+
+
+def _amt_rule_checkpoint(size: str, path: Path) -> Path:
+    """AMT weights of the real architecture built by the weights rule (docs in shared/docs/weights_rule.md),
+    saved as the published checkpoints are: a torch zip holding {'state_dict': ...}."""
+    from triptych.baselines.amt import build_amt
+    from triptych.weights_rule import rule_state_dict
+
+    torch.save({"state_dict": rule_state_dict(build_amt(size), 0, 1.0)}, path)
+    return path
+
+
+def test_rule_weights_pin_after_a_strict_load_and_unpin_removes_the_pin_and_file(tmp_path, monkeypatch, run_cli):
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRIPTYCH_HOME", str(home))
+    small = _amt_rule_checkpoint("S", tmp_path / "amt-s.pth")
+    code, _, err = run_cli("weights", "import", "amt_l", small)  # AMT-S weights do not fit AMT-L
+    assert code == 2 and "does not load strictly into triptych.baselines.amt:build_amt" in err, err
+    assert not (home / "weights/pins.json").exists() and not (home / "weights/amt_l/amt-l.pth").exists()
+
+    code, _, err = run_cli("weights", "import", "amt_s", small)
+    assert code == 0, err
+    pin = w.read_pins()["amt_s"]
+    assert pin["sha256"] == _sha(small)
+    assert w.load("amt_s").keys() == torch.load(small, weights_only=True)["state_dict"].keys()
+
+    code, out, err = run_cli("weights", "unpin", "amt_s")
+    assert code == 0, err
+    cached = home / "weights/amt_s/amt-s.pth"
+    assert out.startswith(f"unpinned\tamt_s\tsha256 {pin['sha256']}") and str(cached) in out
+    assert "amt_s" not in w.read_pins() and not cached.exists()
+    record = json.loads((home / "weights/unpins.jsonl").read_text().splitlines()[-1])
+    assert record["name"] == "amt_s" and record["pin"] == pin and record["removed_file"] == str(cached)
+    code, _, err = run_cli("weights", "unpin", "amt_s")
+    assert code == 2 and "no trust-on-first-use pin" in err
+
+
+def test_a_pickle_carrying_code_is_refused_unrun_and_unpinned_on_fetch_import_and_in_the_cache(env, tmp_path):
+    marker = tmp_path / "ran.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    bare = tmp_path / "bare.pth"
+    bare.write_bytes(__import__("pickle").dumps({"state_dict": {"weight": Payload()}}, protocol=2))
+    zipped = tmp_path / "zipped.pth"
+    torch.save({"state_dict": {"weight": Payload(), "bias": torch.zeros(2)}}, zipped)
+    for evil, words in ((bare, "bare pickle"), (zipped, "weights_only=True")):
+        with pytest.raises(w.UntrustedWeightsError, match=words):
+            w.import_file("t_unpinned", evil)
+        dest = _cached(env, "t_unpinned", "amt-like.pth")  # dropped into the cache by hand
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(evil.read_bytes())
+        with pytest.raises(w.UntrustedWeightsError, match=words):
+            w.resolve("t_unpinned")
+        dest.unlink()
+    assert not marker.exists() and w.read_pins() == {}

@@ -15,8 +15,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from triptych.compare import compare_runs
 from triptych.results import read_run, read_samples
 from triptych.scoring import PYTHON_METHODS, score
+from triptych.stats import IntervalSettings
 
 
 @dataclass(frozen=True)
@@ -36,19 +38,41 @@ class Results:
         return read_samples(self.run_dir)
 
     def aggregates(self) -> pd.DataFrame:
-        """One row per metric variant: value, reduction, n, unit, direction, version."""
-        return pd.DataFrame([{"metric": m["metric"], "metric_variant": m["variant"], "metric_version": m["version"],
-                              "unit": m["unit"], "direction": m["direction"], **m["aggregate"]}
-                             for m in self.run["metrics"]])
+        """One row per metric variant: value, reduction, n, unit, direction, version, and the bootstrap
+        interval over the benchmark's sampling unit (``ci_low``, ``ci_high``, ``ci_level``, ``ci_unit``,
+        ``ci_units``; None with ``ci_note`` when there is none); a seed replicate adds the across-seed spread
+        (``seeds_seeds``, ``seeds_sd``, ``seeds_min``, ``seeds_max``)."""
+        rows = []
+        for m in self.run["metrics"]:
+            aggregate = dict(m["aggregate"])
+            interval = aggregate.pop("interval", None) or {}
+            spread = aggregate.pop("across_seeds", None) or {}
+            rows.append({"metric": m["metric"], "metric_variant": m["variant"], "metric_version": m["version"],
+                         "unit": m["unit"], "direction": m["direction"], **aggregate,
+                         **{f"ci_{k}": interval.get(k) for k in ("low", "high", "level", "unit", "units", "note")},
+                         **{f"seeds_{k}": spread.get(k) for k in ("seeds", "sd", "min", "max") if spread}})
+        return pd.DataFrame(rows)
 
-    def __getitem__(self, metric: str) -> float:
-        """The aggregate of a metric (``"psnr"``, or ``"psnr:e2fgvi"`` when it was scored in several variants)."""
+    def _metric(self, metric: str) -> dict[str, Any]:
         name, _, variant = metric.partition(":")
         found = [m for m in self.run["metrics"] if m["metric"] == name and (not variant or m["variant"] == variant)]
         if len(found) != 1:
             raise KeyError(f"{metric!r}: scored metrics are "
                            f"{', '.join(m['metric'] + ':' + m['variant'] for m in self.run['metrics'])}")
-        return float(found[0]["aggregate"]["value"])
+        return found[0]
+
+    def __getitem__(self, metric: str) -> float:
+        """The aggregate of a metric (``"psnr"``, or ``"psnr:e2fgvi"`` when it was scored in several variants)."""
+        return float(self._metric(metric)["aggregate"]["value"])
+
+    def interval(self, metric: str) -> dict[str, Any]:
+        """The aggregate's interval as recorded in run.json: low, high, level, method, resamples, seed, unit."""
+        return dict(self._metric(metric)["aggregate"].get("interval") or {})
+
+    def compare(self, other: "Results | str | Path", settings: IntervalSettings | None = None) -> pd.DataFrame:
+        """The paired difference ``other - self`` per metric (``triptych compare``: interval over the sampling
+        unit, permutation p-value); refuses runs whose sample sets differ."""
+        return compare_runs(self.run_dir, other.run_dir if isinstance(other, Results) else other, settings)
 
     def to_pandas(self) -> pd.DataFrame:
         return self.samples
@@ -57,12 +81,16 @@ class Results:
 def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | None = None,
              out: str | Path = "results", pred_dir: str | Path | None = None, name: str | None = None,
              benchmark_variant: str | None = None, data_root: str | Path | None = None, executor: str = "local",
-             workers: int = 1, ray_address: str | None = None) -> Results:
+             workers: int = 1, ray_address: str | None = None, fresh: bool = False,
+             interval: IntervalSettings | None = None) -> Results:
     """Score ``method`` (a registered name or a method object) or ``pred_dir`` on ``benchmark``.
 
     ``metrics`` overrides the benchmark's metric set with ``"metric:variant"`` strings. A method object
     is recorded under ``name`` (default: its ``name`` attribute or class name) with its ``version``
-    attribute, and is scored in this process.
+    attribute, and is scored in this process. As with ``triptych score``, the same call resumes an unfinished
+    run of the same request (recomputing the parts whose inputs changed) or returns its complete, up-to-date
+    run; ``fresh=True`` always scores a new run. ``interval`` sets the aggregates' bootstrap (level, method,
+    resamples, seed; ``docs/statistics.md``).
 
     >>> import triptych, torch
     >>> class Copy:  # an Interpolator: returns the first frame
@@ -78,7 +106,7 @@ def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | Non
         run_dir = score(benchmark, Path(out), method=label or method,
                         pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
                         data_root=Path(data_root) if data_root is not None else None, executor=executor,
-                        workers=workers, ray_address=ray_address, metrics=metrics)
+                        workers=workers, ray_address=ray_address, metrics=metrics, fresh=fresh, interval=interval)
     finally:
         if label is not None:
             PYTHON_METHODS.pop(label, None)

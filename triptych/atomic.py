@@ -18,8 +18,11 @@ from triptych.errors import TriptychError
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only file system, a folder without write permission, a file in the way
+        raise write_error(path, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -32,13 +35,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        full = exc.errno == errno.ENOSPC or "No space left on device" in str(exc)  # pyarrow sets no errno
-        hint = "free some disk space" if full else "check permissions and free space"
-        raise TriptychError(f"{path}: could not write ({exc.strerror or exc})", fix=hint) from exc
+        raise write_error(path, exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_error(path: Path, exc: OSError) -> TriptychError:
+    """The error of a write into ``path`` that the system refused, with the fix for its cause."""
+    full = exc.errno == errno.ENOSPC or "No space left on device" in str(exc)  # pyarrow sets no errno
+    refused = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST)
+    hint = ("free some disk space" if full else
+            "write to a folder you can write to (the output option, e.g. --out)" if refused else
+            "check permissions and free space")
+    return TriptychError(f"{path}: could not write ({exc.strerror or exc})", fix=hint)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

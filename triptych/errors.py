@@ -27,5 +27,10 @@ class UnknownNameError(TriptychError):
     """A metric, benchmark, method or variant name that the registry does not know."""
 
 
+class SpecError(TriptychError):
+    """A spec (registry entry, plugin entry, benchmark variant, method parameters, gate rule, weights entry)
+    that does not follow its declared schema (``triptych.schema``)."""
+
+
 class SchemaError(TriptychError):
     """A results file that does not follow the results schema (or an unsupported schema version)."""

@@ -3,13 +3,23 @@
 Every executor runs the same function, ``score_sample(job, index)``, on a picklable ``ScoreJob``; a worker
 rebuilds the benchmark, metrics and method once per process. Results come back in completion order and
 the caller writes each sample's rows as its own part (named by the sample's index), so neither the
-executor nor the number of workers can change a number or the order of the rows.
+executor nor the number of workers can change a number or the order of the rows. A scored prediction
+folder's sample also returns the sha256 of every file it read (``triptych.fingerprints``).
+
+Local workers never outlive the process that started them: each asks the kernel for SIGKILL when its
+parent dies (Linux ``PR_SET_PDEATHSIG``) and watches its parent's pid, so a ``kill -9`` of ``triptych
+score --workers N`` leaves no worker (and so no resource tracker, which exits with its last client).
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -17,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from triptych.errors import TriptychError
+from triptych.fingerprints import hash_files, reading_under
 
 EXECUTORS = ("local", "ray")
 
@@ -34,6 +45,7 @@ class ScoreJob:
     metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
     params: tuple[tuple[str, str], ...] = ()  # benchmark parameter overrides (scoring.load_benchmark)
     weights: str | None = None  # absolute path of a checkpoint replacing the method's registry weights
+    device: str | None = None  # the method's device (scoring.score)
 
 
 @dataclass(frozen=True)
@@ -50,25 +62,35 @@ def _context(job: ScoreJob) -> _Context:
     with scoring.trusting_manifest(job.manifest_sha256):
         data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
     produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None,
-                               Path(job.weights) if job.weights else None)
+                               Path(job.weights) if job.weights else None, job.device)
     return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
 
 
 Measurement = tuple[str, str, str, int, float, "dict[str, Any] | None"]
+Scored = tuple[list[Measurement], "dict[str, str] | None"]  # the measurements, the prediction files read
 
 
-def score_sample(job: ScoreJob, index: int) -> list[Measurement]:
+def score_sample(job: ScoreJob, index: int) -> Scored:
     """Score sample ``index``: (sample_id, metric, metric variant, metric version, value, flags) per
-    measurement; ``flags`` are the score's extras (e.g. ``{"no_face": True}``), or None."""
+    measurement, where ``flags`` are the score's extras (e.g. ``{"no_face": True}``) or None; and, for a
+    prediction folder, ``{relative path: sha256}`` of each file read under it (None for a method)."""
     ctx = _context(job)
     sample = ctx.data.samples[index]
     per_sample = [m for m in ctx.metrics if m.spec.level != "set"]  # set metrics: scoring.score, at the end
-    scores = ctx.data.task.measure(sample, ctx.produce(sample), per_sample)
-    return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value, s.extras)
-            for s in scores]
+
+    def measure() -> list[Measurement]:
+        scores = ctx.data.task.measure(sample, ctx.produce(sample), per_sample)
+        return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value,
+                 s.extras) for s in scores]
+
+    if job.pred_dir is None:
+        return measure(), None
+    with reading_under(job.pred_dir) as opened:
+        measurements = measure()
+    return measurements, hash_files(job.pred_dir, opened, f"sample {index} of {job.benchmark}")
 
 
-Result = Iterator[tuple[int, list[Measurement]]]
+Result = Iterator[tuple[int, Scored]]
 
 
 def run_in_process(job: ScoreJob, indices: Sequence[int]) -> Result:
@@ -82,9 +104,38 @@ def _worker_init() -> None:
     torch.set_num_threads(1)  # one core per worker: N workers use N cores
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_S = 1.0
+
+
+def _die_with(parent: int) -> None:
+    """Make this worker end when ``parent`` does, even after a ``kill -9`` of the parent: the kernel's
+    parent-death signal (Linux), and a thread that exits the process once its parent pid changes (any OS,
+    and the moment between the fork and the ``prctl``, when the parent may already be gone)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="triptych-parent-watch", daemon=True).start()
+
+
+def _pool_worker_init(parent: int) -> None:
+    _die_with(parent)
+    _worker_init()
+
+
 def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
-    """A pool of ``workers`` local processes (spawned, so no state leaks in from the parent)."""
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+    """A pool of ``workers`` local processes (spawned, so no state leaks in from the parent), each of which
+    dies with this process."""
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_pool_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(score_sample, job, index): index for index in indices}
         try:
             for future in as_completed(futures):
@@ -130,17 +181,24 @@ def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str
         yield indices[position], result
 
 
-def _ray_score_sample(job: ScoreJob, index: int) -> list[Measurement]:
+def _ray_score_sample(job: ScoreJob, index: int) -> Scored:
     _worker_init()
     return score_sample(job, index)
 
 
-def run(job: ScoreJob, indices: Sequence[int], executor: str = "local", workers: int = 1,
-        address: str | None = None) -> Result:
+def check_executor(executor: str, workers: int) -> None:
+    """A known executor and at least one worker, checked before a run folder is created."""
     if executor not in EXECUTORS:
         raise TriptychError(f"unknown executor {executor!r}", fix=f"use one of: {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise TriptychError(f"--workers {workers}: must be at least 1")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise TriptychError(f"--workers {workers!r}: the number of worker processes must be a whole number of "
+                            "at least 1", fix="pass --workers 1 to score in this process, or --workers N (N >= 2) "
+                                              "for N local processes")
+
+
+def run(job: ScoreJob, indices: Sequence[int], executor: str = "local", workers: int = 1,
+        address: str | None = None) -> Result:
+    check_executor(executor, workers)
     if executor == "ray":
         return run_on_ray(job, indices, workers, address)
     if workers == 1:

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from PIL import Image
-
 from triptych.atomic import atomic_write_text
 from triptych.errors import InputError, TriptychError
+from triptych.folders import contained, visible_entries
+from triptych.media import IMAGE_SUFFIXES, image_size
 
 MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
@@ -58,9 +58,8 @@ class Manifest:
 def _entry(root: Path, rel: str) -> ManifestEntry:
     path = root / rel
     width = height = None
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        with Image.open(path) as image:
-            width, height = image.size
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        width, height = image_size(path)
     return ManifestEntry(rel, sha256_file(path), path.stat().st_size, width, height)
 
 
@@ -79,12 +78,28 @@ def read_manifest(path: str | Path) -> Manifest:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise TriptychError(f"{path}: manifest not found", fix="regenerate it (see the benchmark's card)") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TriptychError(f"{path}: corrupt manifest ({exc})", fix="regenerate it") from exc
-    if doc.get("manifest_version") != MANIFEST_VERSION:
-        raise TriptychError(f"{path}: manifest version {doc.get('manifest_version')!r}, expected {MANIFEST_VERSION}")
-    entries = tuple(ManifestEntry(**e) for e in doc["entries"])
-    return Manifest(doc["name"], entries, dict(doc["groups"]))
+    except OSError as exc:  # a folder named like the manifest, or a data root that is a file
+        raise TriptychError(f"{path}: cannot read the manifest ({exc.strerror})",
+                            fix="check --data-root: it must be the data folder holding manifests/") from exc
+    if not isinstance(doc, dict) or doc.get("manifest_version") != MANIFEST_VERSION:
+        version = doc.get("manifest_version") if isinstance(doc, dict) else None
+        raise TriptychError(f"{path}: manifest version {version!r}, expected {MANIFEST_VERSION}")
+    absent = sorted({"name", "groups", "entries"} - set(doc))
+    if absent:
+        raise TriptychError(f"{path}: manifest without {', '.join(absent)}",
+                            fix="regenerate the manifest with 'triptych manifest build' instead of editing it")
+    fields = set(ManifestEntry.__dataclass_fields__)
+    entries = []
+    for i, e in enumerate(doc["entries"]):
+        if not isinstance(e, dict) or set(e) != fields:
+            keys = sorted(e) if isinstance(e, dict) else type(e).__name__
+            raise TriptychError(f"{path}: entry {i} ({e.get('path', '?') if isinstance(e, dict) else e!r}) has "
+                                f"keys {keys}, expected {sorted(fields)}",
+                                fix="regenerate the manifest with 'triptych manifest build' instead of editing it")
+        entries.append(ManifestEntry(**e))
+    return Manifest(doc["name"], tuple(entries), dict(doc["groups"]))
 
 
 def verify_manifest(manifest: Manifest, root: str | Path) -> None:
@@ -92,7 +107,7 @@ def verify_manifest(manifest: Manifest, root: str | Path) -> None:
     root = Path(root)
     missing, changed = [], []
     for entry in manifest.entries:
-        path = root / entry.path
+        path = contained(root, entry.path, f"manifest {manifest.name!r}")
         if not path.is_file():
             missing.append(entry.path)
         elif path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
@@ -106,3 +121,17 @@ def verify_manifest(manifest: Manifest, root: str | Path) -> None:
         raise InputError(f"data of {manifest.name!r} under {root} does not match its manifest: " + "; ".join(parts),
                          fix="restore the original files (git checkout / re-download); if the change is "
                              "intended, regenerate the manifest and bump the benchmark version")
+
+
+def check_folders_listed(manifest: Manifest, root: Path, folders: list[Path]) -> None:
+    """Each folder a loader lists holds only files of the manifest: a frame added beside the listed ones
+    would be scored while the run records the unchanged manifest sha256. Extras are named, all at once;
+    hidden system files are ignored."""
+    listed = {e.path for e in manifest.entries}
+    extra = [p.relative_to(root).as_posix() for folder in folders for p in visible_entries(folder)
+             if p.is_file() and p.relative_to(root).as_posix() not in listed]
+    if extra:
+        raise InputError(f"data of {manifest.name!r} under {root}: {len(extra)} file(s) not in its manifest: "
+                         + ", ".join(extra[:5]) + (f", ... ({len(extra) - 5} more)" if len(extra) > 5 else ""),
+                         fix="move them out of the folder; if the data changed on purpose, regenerate the "
+                             "manifest and bump the benchmark version")

@@ -25,6 +25,7 @@ import torch
 
 from triptych.errors import InputError, TriptychError
 from triptych.registry import MethodSpec, registry
+from triptych.schema import check_factory_keys
 
 
 @runtime_checkable
@@ -71,16 +72,28 @@ def method_for_task(name: str, task: str, weights: str | Path | None = None) -> 
     return dataclasses.replace(spec, params={**spec.params, "weights": str(weights)})
 
 
+def check_method_keys(spec: MethodSpec, invoked: Sequence[str] = ()) -> None:
+    """The entry's ``params`` and the ``--param`` keys ``invoked`` (benchmark invocation keys the user set)
+    must be parameters of the factory: a key it does not take is refused, never dropped."""
+    factory = spec.load()
+    check_factory_keys(spec.params, factory, "params", f"{spec.source} ({spec.callable})",
+                       fix="fix the entry's params: a key the factory does not take is refused, not dropped")
+    check_factory_keys(invoked, factory, "--param", f"method {spec.name!r}",
+                       fix="leave it out: this method cannot be invoked with it")
+
+
 def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, Any] | None = None) -> Any:
     """Instantiate a registered method and check that it implements its task's protocol.
 
     ``invocation`` holds the benchmark variant's parameters: a factory that declares one of them by name
     (AMT's ``pad_divisor`` / ``scale_factor``, as each AMT benchmark script invokes the model) receives the
-    benchmark's value, which overrides the method entry's default. A factory that declares ``context``
-    receives the benchmark data.
+    benchmark's value, which overrides the method entry's default (``score`` refuses a ``--param`` of an
+    invocation key that the factory does not take). A factory that declares ``context`` receives the
+    benchmark data. A key of the entry's ``params`` that the factory does not take is refused.
     """
     factory = spec.load()
     accepted = inspect.signature(factory).parameters
+    check_method_keys(spec)
     kwargs = dict(spec.params)
     kwargs.update({k: v for k, v in (invocation or {}).items() if k in accepted})
     if "context" in accepted:

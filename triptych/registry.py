@@ -2,7 +2,11 @@
 
 Plugins extend it: an installed distribution that declares an entry point in the group
 ``triptych.methods`` (or ``triptych.metrics``, ``triptych.benchmarks``) pointing at a function returning
-entries in the YAML schema (a mapping, or the path of a YAML file) adds them; a name clash is refused.
+entries in the YAML schema (a mapping, or the path of a YAML file) adds them. Every entry is checked against
+its declared schema (``triptych.schema``): an unknown key, or a metric or variant name that does not exist,
+is refused with the nearest valid name. A plugin that fails to load, breaks the schema or clashes with a
+registered name is recorded in ``Registry.broken``: a command that uses a name it declares gets its error,
+every other command works (``triptych list`` names it).
 
 Every entry lives in a YAML file inside the package that implements it (``metrics/specs/*.yaml``,
 ``benchmarks/specs/*.yaml``, ``baselines/specs/*.yaml``); each task keeps its own file, so tasks never
@@ -13,7 +17,6 @@ is used (pyiqa imports every architecture at start-up; we do not).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import importlib
 from dataclasses import dataclass, field
@@ -24,7 +27,10 @@ from typing import Any, Callable, Literal
 
 import yaml
 
-from triptych.errors import TriptychError, UnknownNameError
+from triptych import schema
+from triptych.errors import SpecError, TriptychError, UnknownNameError
+from triptych.schema import nearest
+from triptych.stats import SamplingUnit
 
 Kind = Literal["metrics", "benchmarks", "methods"]
 
@@ -36,6 +42,8 @@ _SPEC_PACKAGES: dict[str, str] = {
 }
 LEVELS = ("frame", "pair", "video", "triplet", "image", "set")
 TASKS = ("video_inpainting", "frame_interpolation", "personalization")
+# Data files beside the specs that are not registry entries (read by their own loaders).
+NOT_SPECS = {"published_methods.yaml"}  # triptych.published
 
 
 def load_callable(ref: str) -> Callable[..., Any]:
@@ -43,7 +51,13 @@ def load_callable(ref: str) -> Callable[..., Any]:
     module_name, _, attr = ref.partition(":")
     if not attr:
         raise TriptychError(f"registry pointer {ref!r} is not of the form 'module:callable'")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except TriptychError:
+        raise
+    except Exception as exc:  # a missing module, or a plugin module that fails while it is imported
+        raise TriptychError(f"registry pointer {ref!r}: cannot import {module_name} ({type(exc).__name__}: {exc})",
+                            fix="fix the pointer, or install (or fix) the package that provides it") from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:
@@ -101,7 +115,7 @@ class MetricSpec:
             )
         if name not in self.variants:
             raise UnknownNameError(
-                f"metric {self.name!r} has no variant {name!r}{_close(name, self.variants)}",
+                f"metric {self.name!r} has no variant {name!r}{nearest(name, self.variants)}",
                 fix=f"use one of: {', '.join(self.variants)}",
             )
         return self.variants[name]
@@ -121,6 +135,8 @@ class BenchmarkSpec:
     params: dict[str, Any]
     source: str
     plugin: tuple[str, str] | None = None
+    # What the protocol draws independently (video, identity, triplet): what intervals resample (triptych.stats).
+    sampling_unit: SamplingUnit = SamplingUnit()
 
     @property
     def benchmark(self) -> str:
@@ -137,7 +153,7 @@ class BenchmarkSpec:
             name = self.default_variant
         if name not in self.variants:
             raise UnknownNameError(
-                f"benchmark {self.name!r} has no variant {name!r}{_close(name, self.variants)}",
+                f"benchmark {self.name!r} has no variant {name!r}{nearest(name, self.variants)}",
                 fix=f"use one of: {', '.join(self.variants)}",
             )
         return name, self.variants[name]
@@ -159,82 +175,144 @@ class MethodSpec:
         return load_callable(self.callable)
 
 
-def _close(name: str, known: Any) -> str:
-    matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(repr(m) for m in matches)}?)" if matches else ""
+def _number(e: dict[str, Any], key: str, where: str, kind: type = int) -> Any:
+    """``e[key]`` as an int (or float); a value of another type is a ``SpecError`` naming the key."""
+    value = e[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise SpecError(f"{where}: {key} must be {'a number' if kind is float else 'an integer'}, not {value!r}")
+    return kind(value)
 
 
-def _require(entry: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    missing = [k for k in keys if k not in entry]
-    if missing:
-        raise TriptychError(f"{where}: missing required field(s) {', '.join(missing)}")
+def _mapping(e: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    """An optional mapping field (``params``), ``{}`` when absent or null."""
+    value = e.get(key) or {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: {key} must be a mapping of name -> value, not {value!r}")
+    return dict(value)
 
 
-def _check_keys(entry: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        raise TriptychError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+def _names(e: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """An optional list of names (``weights``, ``needs``), ``()`` when absent or null."""
+    value = e.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where}: {key} must be a list of names, not {value!r}")
+    return tuple(value)
+
+
+def _tasks(values: Any, where: str) -> tuple[str, ...]:
+    """A list of task names, each one of ``TASKS`` (the nearest if not)."""
+    if not isinstance(values, list):
+        raise SpecError(f"{where}: expected a list of tasks among {', '.join(TASKS)}, not {values!r}")
+    for task in values:
+        schema.check_name(str(task), TASKS, "task", where, fix=f"use {', '.join(TASKS)}")
+    return tuple(values)
+
+
+def _task(value: Any, where: str) -> str:
+    """One task name (the nearest if it is not one of ``TASKS``)."""
+    schema.check_name(str(value), TASKS, "task", where, fix=f"use one of {', '.join(TASKS)}")
+    return str(value)
 
 
 def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
-    allowed = {"description", "kind", "level", "direction", "unit", "tasks", "variants", "default_variant",
-               "needs", "gate_tolerance", "range", "paper"}
-    _check_keys(e, allowed, where)
-    _require(e, ("description", "kind", "level", "direction", "tasks", "variants", "gate_tolerance"), where)
+    e = schema.METRIC.check(e, where)
     if e["level"] not in LEVELS:
-        raise TriptychError(f"{where}: level {e['level']!r} is not one of {', '.join(LEVELS)}")
+        raise SpecError(f"{where}: level {e['level']!r} is not one of {', '.join(LEVELS)}"
+                        f"{nearest(e['level'], LEVELS)}")
     if e["direction"] not in ("higher", "lower"):
-        raise TriptychError(f"{where}: direction must be 'higher' or 'lower'")
+        raise SpecError(f"{where}: direction must be 'higher' or 'lower'")
+    if not isinstance(e["variants"], dict) or not e["variants"]:
+        raise SpecError(f"{where}: variants must be a mapping of name -> variant")
     variants = {}
     for vname, v in e["variants"].items():
         vwhere = f"{where} variant {vname!r}"
-        _check_keys(v, {"version", "callable", "description", "protocol", "params", "weights"}, vwhere)
-        _require(v, ("version", "callable", "description", "protocol"), vwhere)
-        variants[vname] = VariantSpec(vname, int(v["version"]), v["callable"], v["description"],
-                                      v["protocol"], dict(v.get("params") or {}), tuple(v.get("weights") or ()))
+        v = schema.METRIC_VARIANT.check(v, vwhere)
+        variants[vname] = VariantSpec(vname, _number(v, "version", vwhere), v["callable"], v["description"],
+                                      v["protocol"], _mapping(v, "params", vwhere), _names(v, "weights", vwhere))
     default = e.get("default_variant")
     if default is not None and default not in variants:
-        raise TriptychError(f"{where}: default_variant {default!r} is not among its variants")
+        raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
     return MetricSpec(name, e["description"], e["kind"], e["level"], e["direction"], e.get("unit", ""),
-                      tuple(e["tasks"]), variants, default, tuple(e.get("needs") or ()),
-                      float(e["gate_tolerance"]), where, value_range=str(e.get("range", "")),
+                      _tasks(e["tasks"], f"{where} tasks"), variants, default, _names(e, "needs", where),
+                      _number(e, "gate_tolerance", where, float), where, value_range=str(e.get("range", "")),
                       paper=str(e.get("paper", "")))
 
 
 def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
-    allowed = {"split", "task", "version", "description", "loader", "variants", "default_variant", "metrics",
-               "params"}
-    _check_keys(e, allowed, where)
-    _require(e, ("split", "task", "version", "description", "loader", "variants", "metrics"), where)
-    metrics = tuple((m["metric"], m["variant"]) for m in e["metrics"])
-    return BenchmarkSpec(name, e["split"], e["task"], int(e["version"]), e["description"], e["loader"],
-                         {k: dict(v or {}) for k, v in e["variants"].items()}, e.get("default_variant"),
-                         metrics, dict(e.get("params") or {}), where)
+    e = schema.BENCHMARK.check(e, where)
+    if not isinstance(e["metrics"], list):
+        raise SpecError(f"{where}: metrics must be a list of {{metric: NAME, variant: VARIANT}}")
+    metrics = tuple((m["metric"], m["variant"]) for i, m in enumerate(e["metrics"])
+                    for m in [schema.BENCHMARK_METRIC.check(m, f"{where} metrics[{i}]")])
+    if not isinstance(e["variants"], dict) or not e["variants"]:
+        raise SpecError(f"{where}: variants must be a mapping of name -> {{key: value}}")
+    variants = {}
+    for vname, v in e["variants"].items():
+        if v is not None and not isinstance(v, dict):
+            raise SpecError(f"{where} variant {vname!r}: expected a mapping of key -> value, not {v!r}")
+        variants[vname] = dict(v or {})
+    default = e.get("default_variant")
+    if default is not None and default not in variants:
+        raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
+    return BenchmarkSpec(name, e["split"], _task(e["task"], where), _number(e, "version", where),
+                         e["description"], e["loader"],
+                         variants, default, metrics, _mapping(e, "params", where), where,
+                         sampling_unit=SamplingUnit.from_spec(e.get("sampling_unit"), f"{where}: sampling_unit"))
 
 
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:
-    _check_keys(e, {"task", "version", "description", "callable", "weights", "params"}, where)
-    _require(e, ("task", "version", "description", "callable"), where)
-    return MethodSpec(name, e["task"], int(e["version"]), e["description"], e["callable"],
-                      tuple(e.get("weights") or ()), dict(e.get("params") or {}), where)
+    e = schema.METHOD.check(e, where)
+    return MethodSpec(name, _task(e["task"], where), _number(e, "version", where), e["description"], e["callable"],
+                      _names(e, "weights", where), _mapping(e, "params", where), where)
+
+
+def _check_benchmark_metrics(spec: BenchmarkSpec, metrics: dict[str, MetricSpec]) -> None:
+    """A benchmark's (metric, variant) pairs name registered metrics and variants (nearest names if not)."""
+    for metric, variant in spec.metrics:
+        schema.check_name(metric, metrics, "metric", spec.source, fix="run 'triptych list metrics' for the names")
+        schema.check_name(variant, metrics[metric].variants, f"variant of metric {metric!r}", spec.source,
+                          fix=f"the variants of {metric}: {', '.join(metrics[metric].variants)}")
 
 
 _PARSERS = {"metrics": _parse_metric, "benchmarks": _parse_benchmark, "methods": _parse_method}
 
 
 @dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that failed to load or whose entries do not follow the schema: named, never skipped."""
+
+    kind: str
+    where: str  # "plugin DIST VERSION (entry point NAME = VALUE)"
+    error: TriptychError
+    names: tuple[str, ...]  # the entry names it declared, when it got as far as declaring any
+
+    def refusal(self, name: str) -> TriptychError:
+        fix = self.error.fix or f"fix or uninstall the plugin ({self.where})"
+        return TriptychError(f"{self.kind[:-1]} {name!r} comes from a broken plugin: {self.error.message}", fix=fix)
+
+
+@dataclass(frozen=True)
 class Registry:
+    """The entries by kind; ``broken`` holds the plugins that could not be registered. A command that uses a
+    name a broken plugin declares gets that plugin's error; every other command works."""
+
     metrics: dict[str, MetricSpec]
     benchmarks: dict[str, BenchmarkSpec]
     methods: dict[str, MethodSpec]
+    broken: tuple[BrokenPlugin, ...] = ()
 
     def get(self, kind: Kind, name: str) -> Any:
         table: dict[str, Any] = getattr(self, kind)
+        broken = [b for b in self.broken if b.kind == kind]
+        for plugin in broken:
+            if name in plugin.names:
+                raise plugin.refusal(name)
         if name not in table:
+            undeclared = [b for b in broken if not b.names]
+            also = "".join(f"; {b.where} failed to load and may declare it: {b.error.message}" for b in undeclared)
             raise UnknownNameError(
-                f"unknown {kind[:-1]} {name!r}{_close(name, table)}",
-                fix=f"run 'triptych list {kind}' to see the {len(table)} known names",
-            )
+                f"unknown {kind[:-1]} {name!r}{nearest(name, table)}{also}",
+                fix=f"run 'triptych list {kind}' to see the {len(table)} known names")
         return table[name]
 
     def metric(self, name: str) -> MetricSpec:
@@ -247,39 +325,69 @@ class Registry:
         return self.get("methods", name)
 
 
-def _add(entries: dict[str, Any], kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None) -> None:
+def _parse_all(kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None,
+               taken: dict[str, Any]) -> dict[str, Any]:
+    """The entries of one YAML document (or plugin mapping), each checked against its schema; a name
+    already in ``taken`` is refused."""
     if not isinstance(doc, dict):
-        raise TriptychError(f"{where_file}: expected a mapping of name -> entry")
+        raise SpecError(f"{where_file}: expected a mapping of name -> entry, not {type(doc).__name__}")
+    entries: dict[str, Any] = {}
     for name, entry in doc.items():
         where = f"{where_file}: {name}"
-        if name in entries:
-            raise TriptychError(f"{where}: the {kind[:-1]} name {name!r} is already declared in {entries[name].source}",
-                                fix="rename one of them; a plugin cannot replace a registered name")
+        if name in taken:
+            raise SpecError(f"{where}: the {kind[:-1]} name {name!r} is already declared in {taken[name].source}",
+                            fix="rename one of them; a plugin cannot replace a registered name")
         entries[name] = dataclasses.replace(_PARSERS[kind](name, entry, where), plugin=plugin)
+    return entries
 
 
-def _load_kind(kind: str) -> dict[str, Any]:
+def _plugin_entries(kind: str, point: Any, taken: dict[str, Any]) -> tuple[dict[str, Any], BrokenPlugin | None]:
+    """One entry point's entries, or the reason it is broken (its failure never breaks the others)."""
+    dist = (point.dist.name, point.dist.version) if point.dist is not None else (point.value, "unknown")
+    where = f"plugin {dist[0]} {dist[1]} (entry point {point.name} = {point.value})"
+    provided: Any = None
+    try:
+        try:
+            provided = point.load()()
+            if isinstance(provided, (str, Path)):
+                provided = yaml.safe_load(Path(provided).read_text(encoding="utf-8"))
+        except Exception as exc:  # a broken plugin is named, never silently skipped
+            raise TriptychError(f"{where}: failed to load ({exc})", fix=f"fix or uninstall {dist[0]}") from exc
+        return _parse_all(kind, provided, where, dist, taken), None
+    except TriptychError as exc:
+        names = tuple(str(n) for n in provided) if isinstance(provided, dict) else ()
+        return {}, BrokenPlugin(kind, where, exc, names)
+
+
+def _load_kind(kind: str) -> tuple[dict[str, Any], list[BrokenPlugin]]:
     """The packaged YAML files, then every plugin registered under the entry-point group ``triptych.<kind>``."""
     entries: dict[str, Any] = {}
     spec_dir = resources.files(_SPEC_PACKAGES[kind]) / "specs"
     for item in sorted(spec_dir.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".yaml"):
-            _add(entries, kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
-                 f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None)
+        if item.name.endswith(".yaml") and item.name not in NOT_SPECS:
+            entries.update(_parse_all(kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
+                                      f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None, entries))
+    broken = []
     for point in sorted(entry_points(group=f"triptych.{kind}"), key=lambda p: p.name):
-        dist = (point.dist.name, point.dist.version) if point.dist is not None else (point.value, "unknown")
-        where = f"plugin {dist[0]} {dist[1]} (entry point {point.name} = {point.value})"
-        try:
-            provided = point.load()()
-        except Exception as exc:  # a broken plugin is named, never silently skipped
-            raise TriptychError(f"{where}: failed to load ({exc})", fix=f"fix or uninstall {dist[0]}") from exc
-        if isinstance(provided, (str, Path)):
-            provided = yaml.safe_load(Path(provided).read_text(encoding="utf-8"))
-        _add(entries, kind, provided, where, dist)
-    return entries
+        added, failure = _plugin_entries(kind, point, entries)
+        entries.update(added)
+        broken += [failure] if failure else []
+    return entries, broken
 
 
 @functools.lru_cache(maxsize=1)
 def registry() -> Registry:
-    """The process-wide registry: the packaged YAML files plus installed plugins, read once."""
-    return Registry(**{kind: _load_kind(kind) for kind in _SPEC_PACKAGES})
+    """The process-wide registry: the packaged YAML files plus installed plugins, read once. A packaged entry
+    that breaks its schema is an error; a plugin that does is recorded in ``broken``."""
+    loaded = {kind: _load_kind(kind) for kind in _SPEC_PACKAGES}
+    tables = {kind: entries for kind, (entries, _) in loaded.items()}
+    broken = [b for _, failures in loaded.values() for b in failures]
+    for name, spec in list(tables["benchmarks"].items()):
+        try:
+            _check_benchmark_metrics(spec, tables["metrics"])
+        except TriptychError as exc:
+            if spec.plugin is None:
+                raise
+            del tables["benchmarks"][name]
+            broken.append(BrokenPlugin("benchmarks", spec.source, exc, (name,)))
+    return Registry(**tables, broken=tuple(broken))

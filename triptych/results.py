@@ -1,9 +1,15 @@
 """The one results schema of all three tasks: ``RESULTS/<run_id>/samples.parquet`` + ``run.json``.
 
 Rows are tidy (one measurement each; ``conventions.md`` lists the columns). Per-sample rows are first
-written as parts under ``parts/`` (atomically, one file per batch) so a killed run keeps what it
-finished; ``finish`` merges them into ``samples.parquet``. The schema version is stored in the Parquet
-metadata and in ``run.json``, and checked on every read.
+written as parts under ``parts/`` (atomically, one file per batch, each with the fingerprint of what
+produced it) so a killed run keeps what it finished; ``finish`` merges them into ``samples.parquet``. The
+schema version is stored in the Parquet metadata and in ``run.json``, and checked on every read, with the
+column types and the uniqueness of (run, sample, metric variant) rows.
+
+Several runs of one request (the same ``request_key``: a rerun after the inputs changed, ``--fresh``) may
+share a results folder. ``select_runs`` is the one rule every reader applies (``gate``, ``leaderboard
+show|build``, ``runs list``): per request, the newest complete run is current and the others are listed
+as superseded by it.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import math
 import os
 import secrets
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -36,6 +43,8 @@ RUN_FILE = "run.json"
 PARTS_DIR = "parts"
 LOCK_FILE = ".lock"
 EXTRAS_KEY = b"triptych_extras"  # Parquet metadata of a part: its measurements' extras (JSON)
+FINGERPRINT_KEY = b"triptych_fingerprint"  # Parquet metadata of a part: what produced it (triptych.fingerprints)
+ROW_KEY = ["run_id", "sample_id", "metric", "metric_variant"]  # one row per key in a run
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()),
@@ -78,13 +87,38 @@ def validate_rows(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         first = frame.loc[frame["value"].isna()].iloc[0]
         raise SchemaError(f"{where}: NaN value for {first['metric']} on sample {first['sample_id']!r}",
                           fix="a metric that cannot be computed must raise, not return NaN")
+    duplicated = frame.duplicated(subset=ROW_KEY, keep=False)
+    if duplicated.any():
+        first = frame.loc[duplicated].iloc[0]
+        count = int((frame[ROW_KEY] == first[ROW_KEY]).all(axis=1).sum())
+        raise SchemaError(f"{where}: {count} rows for run {first['run_id']!r}, sample {first['sample_id']!r}, "
+                          f"{first['metric']}:{first['metric_variant']} ({int(duplicated.sum())} duplicated row(s) "
+                          "in all); a run holds one row per sample and metric variant",
+                          fix="the file was edited or assembled by hand: score the run again (triptych score "
+                              "... --fresh)")
     return frame.loc[:, list(COLUMNS)]
 
 
-def _write_table(frame: pd.DataFrame, path: Path, extras: dict[str, Any] | None = None) -> None:
+def _check_types(schema: pa.Schema, where: str) -> None:
+    """Each column of a samples file has the type of ``SCHEMA`` (a ``value`` column of strings is refused)."""
+    for expected in SCHEMA:
+        index = schema.get_field_index(expected.name)
+        if index < 0:
+            continue  # reported by validate_rows, with every missing column
+        found = schema.field(index).type
+        if found != expected.type and not (pa.types.is_integer(found) and pa.types.is_integer(expected.type)):
+            raise SchemaError(f"{where}: column {expected.name!r} holds {found} values, the results schema has "
+                              f"{expected.type}", fix="the file was not written by triptych score: score the run "
+                                                      "again, or write the column as " + str(expected.type))
+
+
+def _write_table(frame: pd.DataFrame, path: Path, extras: dict[str, Any] | None = None,
+                 fingerprint: dict[str, Any] | None = None) -> None:
     table = pa.Table.from_pandas(frame.loc[:, list(COLUMNS)], schema=SCHEMA, preserve_index=False)
-    if extras:  # kept in the same file as the rows, so a part never exists without its extras
-        table = table.replace_schema_metadata({**SCHEMA.metadata, EXTRAS_KEY: json.dumps(json_safe(extras))})
+    meta = {**({EXTRAS_KEY: json.dumps(json_safe(extras))} if extras else {}),
+            **({FINGERPRINT_KEY: json.dumps(json_safe(fingerprint), sort_keys=True)} if fingerprint else {})}
+    if meta:  # kept in the same file as the rows, so a part never exists without its extras and fingerprint
+        table = table.replace_schema_metadata({**SCHEMA.metadata, **meta})
 
     def write(tmp: Path) -> None:
         with pa.OSFile(str(tmp), "wb") as sink:  # closed even when the write fails (e.g. a full disk)
@@ -109,6 +143,7 @@ def read_samples(path: str | Path) -> pd.DataFrame:
     if found.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise SchemaError(f"{path}: results schema version {found or 'missing'}, this triptych reads "
                           f"{SCHEMA_VERSION}", fix="re-run the scoring with this version of triptych")
+    _check_types(table.schema, str(path))
     return validate_rows(table.to_pandas(), str(path))
 
 
@@ -133,8 +168,71 @@ def list_runs(results: str | Path) -> list[dict[str, Any]]:
         raise TriptychError(f"{root}: no results folder", fix="pass --results DIR, or score something first")
     runs = []
     for run_dir in sorted(p for p in root.iterdir() if (p / RUN_FILE).is_file()):
-        runs.append(read_run(run_dir))
-    return sorted(runs, key=lambda r: r.get("created_utc", ""), reverse=True)
+        run = read_run(run_dir)
+        if run.get("run_id") != run_dir.name:
+            raise SchemaError(f"{run_dir / RUN_FILE}: names run {run.get('run_id')!r} but lies in folder "
+                              f"{run_dir.name!r}", fix="a run folder is named by its run id: rename the folder "
+                                                       "back, or score the run again")
+        runs.append(run)
+    return sorted(runs, key=_age, reverse=True)
+
+
+def _age(run: dict[str, Any]) -> tuple[str, str]:
+    return str(run.get("created_utc", "")), str(run.get("run_id", ""))
+
+
+def run_folder(results: str | Path, run: str) -> Path:
+    """The folder of run ``run`` (a run id, or a path to a run folder) inside ``results``; anything that
+    resolves outside ``results`` is refused, naming it."""
+    root = Path(results).resolve()
+    given = Path(run)
+    candidate = (given if given.is_absolute() or given.resolve().parent == root else root / given).resolve()
+    if candidate.parent != root:
+        raise TriptychError(f"run {run!r} is not a run of the results folder {results} (it resolves to "
+                            f"{candidate})", fix="pass the run id as 'triptych runs list --results DIR' shows it, "
+                                                 "with --results naming the folder that holds the run")
+    if not (candidate / RUN_FILE).is_file():
+        raise TriptychError(f"no run {run!r} in {results}", fix="see 'triptych runs list --results DIR'")
+    return candidate
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """The runs of a results folder under the one rule of ``select_runs``."""
+
+    current: list[dict[str, Any]]  # complete runs every reader shows, newest first
+    superseded: dict[str, str]  # run id -> the id of the newer complete run of the same request
+    runs: list[dict[str, Any]]  # every run, newest first
+
+    def notes(self) -> list[str]:
+        """One line per superseded run, for the commands that leave it out."""
+        return [f"run {old} is superseded by {new} (the newest complete run of the same request)"
+                for old, new in sorted(self.superseded.items())]
+
+
+def select_runs(runs: list[dict[str, Any]]) -> RunSelection:
+    """Per request (``request_key``; a run without one is its own request) the newest complete run is
+    current, older complete runs of the request are superseded by it; unfinished runs are never current."""
+    newest: dict[str, dict[str, Any]] = {}
+    for run in sorted(runs, key=_age, reverse=True):
+        if run.get("status") == "complete":
+            newest.setdefault(run.get("request_key") or run["run_id"], run)
+    current = [r for r in sorted(runs, key=_age, reverse=True) if newest.get(r.get("request_key") or r["run_id"]) is r]
+    superseded = {r["run_id"]: newest[key]["run_id"] for r in runs if r.get("status") == "complete"
+                  and (key := r.get("request_key") or r["run_id"]) in newest and newest[key] is not r}
+    return RunSelection(current, superseded, sorted(runs, key=_age, reverse=True))
+
+
+def current_runs(results: str | Path) -> RunSelection:
+    """``select_runs`` over every run of ``results``."""
+    return select_runs(list_runs(results))
+
+
+def superseded_notes(results: str | Path | None) -> list[str]:
+    """The runs of a results folder that the readers leave out as superseded, one line each (none for a
+    file, e.g. a committed aggregates JSON, or no folder)."""
+    return [f"note: {results}: {line}" for line in current_runs(results).notes()] \
+        if results is not None and Path(results).is_dir() else []
 
 
 def json_safe(value: Any) -> Any:
@@ -157,6 +255,65 @@ def request_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+@contextmanager
+def folder_lock(results: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the results folder itself (created if need be) for the block: the
+    moment a process finds or creates its run, so two processes never both create a run of one request."""
+    try:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        fd = os.open(results, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise TriptychError(f"{results}: cannot write into the results folder ({exc.strerror or exc})",
+                            fix="pass --out with a folder you can write to") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+def _held(run_dir: Path) -> bool:
+    """Whether a process holds the run's lock (it is writing the run)."""
+    try:
+        handle = open(run_dir / LOCK_FILE, "a+")
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
+def busy_run(results: str | Path, key: str) -> Path | None:
+    """The folder of a run of this request that another process is writing now, if any."""
+    for meta in runs_of_request(results, key):
+        if meta.get("status") == "running" and _held(Path(results) / meta["run_id"]):
+            return Path(results) / meta["run_id"]
+    return None
+
+
+def wait_for(run_dir: Path) -> None:
+    """Block until no process holds the run's lock (its writer finished, failed or was killed)."""
+    with open(run_dir / LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+def runs_of_request(results: str | Path, key: str) -> list[dict[str, Any]]:
+    """The readable runs of one request under ``results``, newest first."""
+    root = Path(results)
+    found = []
+    for run_dir in sorted(p for p in root.iterdir() if (p / RUN_FILE).is_file()) if root.is_dir() else ():
+        try:
+            meta = read_run(run_dir)
+        except SchemaError:
+            continue
+        if meta.get("request_key") == key and meta.get("run_id") == run_dir.name:
+            found.append(meta)
+    return sorted(found, key=_age, reverse=True)
+
+
 @dataclass
 class RunWriter:
     """Writes one run: ``begin`` (or ``resume``) -> ``add_rows`` (any number of times) -> ``finish``.
@@ -169,6 +326,7 @@ class RunWriter:
     run_id: str
     meta: dict[str, Any] = field(default_factory=dict)
     _lock: Any = None
+    leftovers: int = 0  # temporary files of killed writes removed by ``resume``
 
     @property
     def run_dir(self) -> Path:
@@ -191,23 +349,26 @@ class RunWriter:
 
     @classmethod
     def resume(cls, results: Path, key: str) -> "RunWriter | None":
-        """The unfinished run (status running or failed) made by the same request, if no process holds it."""
-        root = Path(results)
-        if not root.is_dir():
-            return None
-        for run_dir in sorted(p for p in root.iterdir() if (p / RUN_FILE).is_file()):
-            try:
-                meta = read_run(run_dir)
-            except SchemaError:
-                continue
-            if meta.get("status") in ("running", "failed") and meta.get("request_key") == key:
-                writer = cls(root, run_dir.name, meta)
+        """The newest unfinished run (status running or failed) made by the same request, if no process holds
+        it; the temporary files of writes that were killed are removed (``leftovers`` counts them)."""
+        for meta in runs_of_request(results, key):
+            if meta.get("status") in ("running", "failed"):
+                writer = cls(Path(results), meta["run_id"], meta)
                 if writer._acquire():
+                    writer.leftovers = writer._remove_leftovers()
                     writer.meta["status"] = "running"
                     writer.meta.setdefault("resumed_utc", []).append(utc_now())
                     writer._write_meta()
                     return writer
         return None
+
+    def _remove_leftovers(self) -> int:
+        """Delete ``.<name>.<random>.tmp`` files (``atomic_write``) of writes killed before their rename; only
+        the holder of the run's lock writes into the run, so none of them is in use."""
+        leftovers = [*self.run_dir.glob(".*.tmp"), *(self.run_dir / PARTS_DIR).glob(".*.tmp")]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     def begin(self, meta: dict[str, Any]) -> None:
         try:
@@ -235,18 +396,31 @@ class RunWriter:
     def _write_meta(self) -> None:
         atomic_write_text(self.run_dir / RUN_FILE, json.dumps(json_safe(self.meta), indent=2, sort_keys=True))
 
-    def add_rows(self, rows: Iterable[dict[str, Any]], part: str, extras: dict[str, Any] | None = None) -> None:
-        """Write one part; ``extras`` (JSON-safe after ``json_safe``) is stored with it (``part_extras``)."""
+    def add_rows(self, rows: Iterable[dict[str, Any]], part: str, extras: dict[str, Any] | None = None,
+                 fingerprint: dict[str, Any] | None = None) -> None:
+        """Write one part; ``extras`` (JSON-safe after ``json_safe``) and the ``fingerprint`` of what produced
+        it are stored with it (``part_extras``, ``part_fingerprint``)."""
         frame = validate_rows(pd.DataFrame(list(rows), columns=list(COLUMNS)), f"{self.run_dir} part {part}")
-        _write_table(frame, self.run_dir / PARTS_DIR / f"{part}.parquet", extras)
+        _write_table(frame, self.run_dir / PARTS_DIR / f"{part}.parquet", extras, fingerprint)
+
+    def _part_meta(self, part: str, key: bytes) -> dict[str, Any] | None:
+        meta = pq.read_schema(self.run_dir / PARTS_DIR / f"{part}.parquet").metadata or {}
+        return json.loads(meta[key]) if key in meta else None
 
     def part_extras(self, part: str) -> dict[str, Any]:
         """The extras stored with a part by ``add_rows`` (empty when none were), e.g. after a resume."""
-        meta = pq.read_schema(self.run_dir / PARTS_DIR / f"{part}.parquet").metadata or {}
-        return json.loads(meta[EXTRAS_KEY]) if EXTRAS_KEY in meta else {}
+        return self._part_meta(part, EXTRAS_KEY) or {}
+
+    def part_fingerprint(self, part: str) -> dict[str, Any] | None:
+        """The fingerprint stored with a part by ``add_rows`` (None for a part written without one)."""
+        return self._part_meta(part, FINGERPRINT_KEY)
 
     def parts(self) -> list[Path]:
         return sorted((self.run_dir / PARTS_DIR).glob("*.parquet"))
+
+    def drop_part(self, part: str) -> None:
+        """Remove a part (its inputs changed since it was scored), so that it is scored again."""
+        (self.run_dir / PARTS_DIR / f"{part}.parquet").unlink()
 
     def has_part(self, part: str) -> bool:
         return (self.run_dir / PARTS_DIR / f"{part}.parquet").is_file()

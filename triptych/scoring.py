@@ -8,9 +8,10 @@ written as one part file -> ``finish`` merges the parts and records the aggregat
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,18 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import pandas as pd
 
 import triptych
-from triptych.errors import TriptychError
-from triptych.executors import ScoreJob
+from triptych.errors import InputError, TriptychError
+from triptych.executors import ScoreJob, check_executor
 from triptych.executors import run as run_executor
+from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_predictions, hash_files, reading_under,
+                                   summarize)
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
-from triptych.methods import PROTOCOLS, build_method, method_for_task
+from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
-from triptych.results import RunWriter, new_run_id, request_key
+from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
+from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
+from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, set_interval, units_of
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -62,13 +67,17 @@ class Score:
     metric: MetricUse
     value: float
     extras: dict[str, Any] | None = None
+    features: tuple[Any, Any] | None = None  # a set metric's (real, generated) features, generated in sample order
+    recompute: Callable[[Any, Any], float] | None = None  # its value from features (the set interval's statistic)
 
     @classmethod
     def from_result(cls, sample_id: str, metric: MetricUse, result: Any) -> Score:
         """A metric's return value: a number, or a result object with ``.value`` and ``.extras()``
-        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``)."""
+        (``metrics.fid.SetResult``, ``metrics.vfid.VfidResult``), and ``features`` / ``recompute`` when the
+        set value can be recomputed from its features."""
         extras = result.extras() if callable(getattr(result, "extras", None)) else None
-        return cls(sample_id, metric, float(getattr(result, "value", result)), extras)
+        return cls(sample_id, metric, float(getattr(result, "value", result)), extras,
+                   getattr(result, "features", None), getattr(result, "recompute", None))
 
 
 class TaskModule(Protocol):
@@ -94,6 +103,26 @@ class BenchmarkData:
     task: TaskModule
     context: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # a reduced set scored on request (``subset: true``): {"count", "of", "unit", ...}; None = the full split
+    subset: dict[str, Any] | None = None
+
+
+SET_SAMPLE_ID = "."  # the sample id of a set-level metric's one row
+SUBSET_PARAM = "subset"  # the benchmark variant parameter of subset mode (``score --subset``)
+
+
+def subset_requested(params: dict[str, Any], spec: BenchmarkSpec) -> bool:
+    """Whether the run asked for subset mode: the variant parameter ``subset`` (``--subset`` or
+    ``--param subset=true``), true or false; anything else is refused."""
+    value = params.get(SUBSET_PARAM, False)
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("true", "1", "yes"):
+        return True
+    if str(value).strip().lower() in ("false", "0", "no"):
+        return False
+    raise TriptychError(f"benchmark {spec.name!r}: subset={value!r} is not true or false",
+                        fix="pass --subset (or --param subset=true) to score a reduced set")
 
 
 _TRUSTED_MANIFEST: ContextVar[str | None] = ContextVar("trusted_manifest", default=None)
@@ -112,6 +141,9 @@ def trusting_manifest(sha256: str) -> Iterator[None]:
 
 def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
     """The benchmark's committed manifest, verified against the files under ``data_root``."""
+    if data_root.exists() and not data_root.is_dir():
+        raise InputError(f"--data-root {data_root}: a file, not a data folder",
+                         fix="pass the folder that holds manifests/ and the benchmark's data")
     manifest = read_manifest(data_root / spec.params["manifest"])
     if manifest.sha256 != _TRUSTED_MANIFEST.get():
         verify_manifest(manifest, data_root / spec.params["root"])
@@ -141,18 +173,26 @@ def resolve_metrics(spec: BenchmarkSpec, override: Sequence[str] | None = None) 
     return uses
 
 
+def loader_schema_of(spec: BenchmarkSpec) -> LoaderSchema:
+    """The keys that the benchmark's loader declares it reads (``triptych.schema.loader_schema``)."""
+    return declared_schema(load_callable(spec.loader), spec.loader, spec.source)
+
+
 def load_benchmark(name: str, variant: str | None = None, data_root: Path | None = None,
                    params: dict[str, str] | None = None) -> BenchmarkData:
-    """The benchmark's samples. ``params`` overrides parameters that the variant declares (``--param K=V``,
-    ``--refs``); a key the variant does not declare is an error, so a typo never goes unnoticed."""
+    """The benchmark's samples. The variant's keys are checked against those its loader declares, and
+    ``params`` (``--param K=V``, ``--refs``) may override only those, so a typo never goes unnoticed."""
     spec = registry().benchmark(name)
     variant_name, variant_params = spec.variant(variant)
-    unknown = sorted(set(params or {}) - set(variant_params))
-    if unknown:
-        raise TriptychError(f"benchmark {name!r} (variant {variant_name!r}) has no parameter(s) {', '.join(unknown)}",
-                            fix=f"its parameters: {', '.join(variant_params) or 'none'}")
+    declared = loader_schema_of(spec)
+    declared.params.check(spec.params, f"{spec.source} params")
+    declared = declared.variant
+    declared.check(variant_params, f"{spec.source} variant {variant_name!r}")
+    where = f"benchmark {name!r} (variant {variant_name!r})"
+    Schema("--param", (), declared.keys).check(params or {}, where)
+    overrides = {k: typed_override(k, v, variant_params.get(k), where) for k, v in (params or {}).items()}
     loader = load_callable(spec.loader)
-    return loader(spec, variant_name, {**variant_params, **(params or {})}, data_root or datasets_root())
+    return loader(spec, variant_name, {**variant_params, **overrides}, data_root or datasets_root())
 
 
 # Method objects handed to ``triptych.evaluate`` in this process, by name (scored in process only).
@@ -160,11 +200,16 @@ PYTHON_METHODS: dict[str, Any] = {}
 
 
 def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-                  weights: Path | None = None) -> None:
+                  weights: Path | None = None, device: str | None = None) -> None:
     """Exactly one of a method of the benchmark's task and an existing prediction folder; ``weights`` (a
-    checkpoint replacing a registered method's registry weights) only with a registered method."""
+    checkpoint replacing a registered method's registry weights) and ``device`` only with a registered
+    method whose factory takes them."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
+    if device is not None and (method_name is None or method_name in PYTHON_METHODS
+                               or "device" not in inspect.signature(registry().method(method_name).load()).parameters):
+        what = "a prediction folder runs no model" if method_name is None else f"method {method_name!r} takes no device"
+        raise TriptychError(f"--device {device}: {what}", fix="leave out --device")
     if weights is not None and pred_dir is not None:
         raise TriptychError(f"--weights {weights} with --pred-dir: a prediction folder is scored as it is, "
                             "no model is run", fix="leave out --weights, or score the method with --method M "
@@ -191,27 +236,74 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
 
 
 def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-             weights: Path | None = None) -> Callable[[Any], Any]:
+             weights: Path | None = None, device: str | None = None) -> Callable[[Any], Any]:
     """sample -> prediction: run the registered method (on the checkpoint ``weights`` instead of its registry
-    weights when given), or read the method's outputs from ``pred_dir``."""
-    check_request(data, method_name, pred_dir, weights)
+    weights when given, on ``device`` when given), or read the method's outputs from ``pred_dir``."""
+    check_request(data, method_name, pred_dir, weights, device)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
     if method_name in PYTHON_METHODS:
         method = PYTHON_METHODS[method_name]
         return lambda sample: data.task.predict(method, sample)
     method = build_method(method_for_task(method_name, data.spec.task, weights), context=data.context,
-                          invocation=data.variant_params)
+                          invocation={**data.variant_params, **({"device": device} if device else {})})
     return lambda sample: data.task.predict(method, sample)
 
 
-def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, Any]) -> RunWriter:
-    """Resume the unfinished run of the same request (after a crash or kill), or begin a new one."""
+def _stale_parts(writer: RunWriter, identity: dict[str, Any], pred_dir: Path | None) -> dict[str, list[str]]:
+    """Each part of the run whose stored fingerprint differs from ``identity`` (plus, for a prediction
+    folder, the files the part read, hashed again now), with the reasons."""
+    stale = {}
+    for path in writer.parts():
+        stored = writer.part_fingerprint(path.stem)
+        current = dict(identity)
+        if pred_dir is not None:
+            current[PREDICTIONS] = current_predictions(pred_dir, (stored or {}).get(PREDICTIONS) or {})
+        reasons = changes(stored, current)
+        if reasons:
+            stale[path.stem] = reasons
+    return stale
+
+
+def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, Any], identity: dict[str, Any],
+              pred_dir: Path | None, parts: int, fresh: bool) -> RunWriter:
+    """The run this request writes into, chosen under the results folder's lock (``results.folder_lock``):
+
+    * with ``fresh``, a new run;
+    * else the unfinished run of the same request (after a crash, a kill or a failed sample): its parts whose
+      fingerprint still matches are kept, the others are removed to be scored again;
+    * else the newest complete run of the request when every part still matches: returned as it is (status
+      complete), nothing is scored;
+    * else a new run.
+    """
     key = request_key(request)
-    writer = RunWriter.resume(out, key)
+    writer = None if fresh else RunWriter.resume(out, key)
     if writer is not None:
-        print(f"resuming run {writer.run_id}: {len(writer.parts())} sample(s) already scored", file=sys.stderr)
+        stale = _stale_parts(writer, identity, pred_dir)
+        for part in stale:
+            writer.drop_part(part)
+        reused = len(writer.parts())
+        writer.meta.update({**meta, "request": request})  # what the run is now made of (recomputed parts)
+        writer.meta.setdefault("resumes", []).append(
+            {"utc": writer.meta["resumed_utc"][-1], "reused": reused, "recomputed": len(stale),
+             "reasons": summarize(stale) if stale else "", "removed_tmp_files": writer.leftovers})
+        why = f" ({summarize(stale)})" if stale else ""
+        tmp = f"; removed {writer.leftovers} temporary file(s) of interrupted writes" if writer.leftovers else ""
+        print(f"resuming run {writer.run_id}: {reused} part(s) reused, {len(stale)} recomputed{why}, "
+              f"{parts - reused - len(stale)} not scored yet{tmp}", file=sys.stderr)
         return writer
+    for done in runs_of_request(out, key) if not fresh else ():
+        if done.get("status") != "complete":
+            continue
+        previous = RunWriter(out, done["run_id"], done)
+        stale = _stale_parts(previous, identity, pred_dir)
+        if not stale and len(previous.parts()) == parts:
+            print(f"run {previous.run_id} of the same request is complete and every one of its {parts} part(s) "
+                  "matches the current inputs: reused, nothing scored (--fresh scores a new run)", file=sys.stderr)
+            return previous
+        print(f"run {previous.run_id} of the same request is complete but out of date "
+              f"({summarize(stale) if stale else 'parts missing'}): scoring a new run", file=sys.stderr)
+        break
     writer = RunWriter(out, new_run_id(label))
     writer.begin({**meta, "request": request, "request_key": key})
     return writer
@@ -220,29 +312,41 @@ def _open_run(out: Path, label: str, request: dict[str, Any], meta: dict[str, An
 def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path | None = None,
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
-          params: dict[str, str] | None = None, weights: Path | None = None) -> Path:
+          params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False,
+          interval: IntervalSettings | None = None, device: str | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    ``device`` (cuda, cpu, ...) is passed to a registered method whose factory takes one; it is part of the
+    request, so a run started on one device is never resumed on another.
 
     ``weights`` runs a registered method on a checkpoint file instead of its registry weights (its factory
     must take ``weights``, as for ``triptych interpolate --weights``): the run JSON records the file as
     ``weights.describe_user_file`` does (sha256, ``user_supplied``, or the registry name its sha256 matches),
-    with ``replaces`` naming the registry entries, and the file's sha256 is part of the resume key.
+    with ``replaces`` naming the registry entries, and the file's sha256 is part of the request.
 
-    Each sample's rows are written as one part file as soon as it is scored. If the process dies, the
-    same call resumes the run and scores only the samples without a part; if a sample fails, the run is
-    marked failed, its finished parts are kept, and the same call resumes after the fix. The executor
-    (in process, ``workers`` local processes, or Ray) changes where samples are scored, never the rows.
-    Set-level metrics (FID, KID, face diversity: one row each) are measured once every sample is scored,
-    by the task module's ``measure_set``, and written as their own part. A task module with
-    ``check_predictions`` checks the whole ``pred_dir`` (missing and extra files) before anything is scored.
-    A set metric's result extras are stored with its part and summarised under the metric in the run JSON.
+    Each sample's rows are written as one part file as soon as it is scored, with the fingerprint of what
+    produced it (``triptych.fingerprints``). The same request (benchmark, variant, method or prediction
+    folder, metrics, parameters, data root, into the same ``out``) makes one run: a second process with it
+    waits for the first; if the process dies or a sample fails, the same call resumes the run, keeps the
+    parts whose fingerprint still matches and scores the others (missing, or made from other predictions,
+    another method version, other data); a complete run whose parts all match is returned as it is.
+    ``fresh`` always starts a new run. The executor (in process, ``workers`` local processes, or Ray) changes
+    where samples are scored, never the rows. Set-level metrics (FID, KID, face diversity: one row each)
+    are measured once every sample is scored, by the task module's ``measure_set``, and written as their
+    own part. A task module with ``check_predictions`` checks the whole ``pred_dir`` (missing and extra
+    files) before anything is scored. A set metric's result extras are stored with its part and
+    summarised under the metric in the run JSON. Each aggregate gets a bootstrap interval over the
+    benchmark's sampling unit (``triptych.stats``) with ``interval``'s settings (default: 95 %, percentile,
+    2,000 resamples, seed 0), recorded under ``statistics``; the settings are part of the request.
     """
+    check_executor(executor, workers)
+    interval = interval or IntervalSettings()
     params = dict(params or {})
     data = load_benchmark(benchmark, benchmark_variant, data_root, params)
     metric_names = list(metrics) if metrics else None
     metrics = resolve_metrics(data.spec, metric_names)
     weights = Path(weights).expanduser().resolve() if weights is not None else None
-    check_request(data, method, pred_dir, weights)
+    check_request(data, method, pred_dir, weights, device)
     set_metrics = [m for m in metrics if m.spec.level == "set"]
     if set_metrics and not hasattr(data.task, "measure_set"):
         raise TriptychError(f"benchmark {data.spec.name!r} cannot measure set-level metrics "
@@ -254,6 +358,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         raise TriptychError(f"method object {method!r} lives in this process, so it is scored in process",
                             fix="use executor 'local' with 1 worker, or register the method as a plugin")
     method_spec = registry().method(method) if method is not None and python_method is None else None
+    if method_spec is not None:  # before the run opens: its params, and a --param of how it is invoked
+        check_method_keys(method_spec, [k for k in params if k in loader_schema_of(data.spec).invocation])
     method_label = method if method is not None else "pred-dir"
     method_version = (str(method_spec.version) if method_spec is not None
                       else str(getattr(python_method, "version", "")) if python_method is not None else "")
@@ -268,31 +374,83 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         method_weights = [{**describe_user_file(weights), "replaces": list(method_spec.weights)}]
     weight_names = [*(method_spec.weights if method_spec and weights is None else ()),
                     *(w for m in metrics for w in m.variant.weights)]
-    request = {"benchmark": data.spec.name, "benchmark_version": data.spec.version, "benchmark_variant": data.variant,
-               "method": method_label, "method_version": method_version,
-               "pred_dir": str(pred_dir.resolve()) if pred_dir is not None else None,
-               "metrics": [(m.spec.name, m.variant.name, m.variant.version) for m in metrics],
-               "manifest_sha256": data.manifest.sha256, "data_root": str(data.root.resolve()),
+    run_weights = [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))]
+    pred_dir = pred_dir.resolve() if pred_dir is not None else None
+    request = {"benchmark": data.spec.name, "benchmark_variant": data.variant, "method": method_label,
+               "pred_dir": str(pred_dir) if pred_dir is not None else None,
+               "metrics": [(m.spec.name, m.variant.name) for m in metrics], "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
-               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {})}
-    writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, {
+               **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {}),
+               **({"interval": interval.to_json()} if interval != IntervalSettings() else {}),
+               **({"device": device} if device else {})}
+    identity = _identity(data, metrics, run_weights, method_spec, python_method, method_label, method_version,
+                         request["pred_dir"])
+    meta = {
         "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
         "benchmark_params": data.variant_params, **({"benchmark_extras": data.extras} if data.extras else {}),
-        "method": method_label, "method_version": method_version,
-        "pred_dir": request["pred_dir"],
-        "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root)},
-        "weights": [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))], "seed": 0,
+        "method": method_label, "method_version": method_version, "pred_dir": request["pred_dir"],
+        "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root),
+                 "subset": data.subset},
+        "weights": run_weights, "seed": 0,
         "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
         "plugins": {what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
         "method_source": ("python object " + type(python_method).__qualname__ if python_method is not None
                           else method_spec.source if method_spec is not None else "prediction folder"),
-    })
+    }
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
                    request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())),
-                   str(weights) if weights is not None else None)
+                   str(weights) if weights is not None else None, device)
+    while True:  # one run per request: wait for a process that is scoring the same request, then look again
+        with folder_lock(out):
+            busy = None if fresh else busy_run(out, request_key(request))
+            if busy is None:
+                writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, meta, identity,
+                                   pred_dir, len(data.samples) + bool(set_metrics), fresh)
+                break
+        print(f"another triptych process is scoring the same request into {out} (run {busy.name}): waiting for "
+              "it to finish", file=sys.stderr)
+        wait_for(busy)
+    if writer.meta.get("status") != "complete":
+        _score_parts(writer, data, job, metrics, set_metrics, identity, method, pred_dir, weights,
+                     executor, workers, ray_address, interval, device)
+    return writer.run_dir
+
+
+def _identity(data: BenchmarkData, metrics: Sequence[MetricUse], run_weights: list[dict[str, Any]],
+              method_spec: Any, python_method: Any, label: str, version: str, pred_dir: str | None) -> dict[str, Any]:
+    """What every part of a run shares in its fingerprint (``triptych.fingerprints``): the benchmark's
+    version and parameters, the data manifest, each metric variant's version, plugin and weights, and the
+    method's identity (registry name, version, plugin, parameters and weights sha256; a Python object's
+    class and version; or the prediction folder, whose files each part adds)."""
+    sha = {w["name"] or w["path"]: w["sha256"] for w in run_weights}
+    if method_spec is not None:
+        user_file = [w["sha256"] for w in run_weights if w.get("replaces") is not None]
+        method = {"name": method_spec.name, "version": method_spec.version, "plugin": _plugin(method_spec),
+                  "params": method_spec.params,
+                  "weights": {"user file": user_file[0]} if user_file else {w: sha.get(w) for w in method_spec.weights}}
+    elif python_method is not None:
+        method = {"name": label, "class": type(python_method).__qualname__, "version": version}
+    else:
+        method = {"prediction folder": pred_dir}
+    return canonical({
+        "benchmark": {"version": data.spec.version, "params": data.variant_params, "plugin": _plugin(data.spec)},
+        "data": {"manifest_sha256": data.manifest.sha256},
+        "metrics": {_key(m): {"version": m.variant.version, "plugin": _plugin(m.spec),
+                              "weights": {w: sha.get(w) for w in m.variant.weights}} for m in metrics},
+        "method": method,
+    })
+
+
+def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics: list[MetricUse],
+                 set_metrics: list[MetricUse], identity: dict[str, Any], method: str | None, pred_dir: Path | None,
+                 weights: Path | None, executor: str, workers: int, ray_address: str | None,
+                 interval: IntervalSettings, device: str | None = None) -> None:
+    """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
+    merge the parts into the run's rows and aggregates."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
+    method_label, method_version = writer.meta["method"], writer.meta["method_version"]
 
     def rows(measurements: list[tuple[str, str, str, int, float, Any]]) -> list[dict[str, Any]]:
         return [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.benchmark,
@@ -308,14 +466,23 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                  for sample_id, metric, variant, _, _, extra in measurements if extra}
         return found or None
 
+    def fingerprint(read: dict[str, str] | None) -> dict[str, Any]:
+        return {**identity, PREDICTIONS: read} if pred_dir is not None else identity
+
     try:
-        for index, measurements in run_executor(job, todo, executor, workers, ray_address):
-            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements))
+        for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
+            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
+                            fingerprint=fingerprint(read))
         if set_metrics and not writer.has_part(SET_PART):
-            scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights), set_metrics)
+            with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
+                scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights, device), set_metrics)
+            read = hash_files(pred_dir, opened, "the set-level metrics") if pred_dir is not None else None
+            extras = {_key(s.metric): {**(s.extras or {}), **_set_interval(writer.run_dir, s, data.samples,
+                                                                          data.spec.sampling_unit, interval)}
+                      for s in scores if s.extras is not None or s.features is not None}
             writer.add_rows(rows([(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version,
-                                   s.value, None) for s in scores]), part=SET_PART,
-                            extras={_key(s.metric): s.extras for s in scores if s.extras is not None})
+                                   s.value, None) for s in scores]), part=SET_PART, extras=extras,
+                            fingerprint=fingerprint(read))
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
         writer.fail(str(exc))
@@ -326,9 +493,11 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
     per_video = data.spec.task == "video_inpainting"
-    writer.finish(lambda samples: {"metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video)
-                                               for m in metrics]})
-    return writer.run_dir
+    unit = data.spec.sampling_unit
+    writer.finish(lambda samples: {
+        "statistics": {**interval.to_json(), "sampling_unit": {"name": unit.name, "depth": unit.depth}},
+        "metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video, unit, interval)
+                    for m in metrics]})
 
 
 SET_PART = "part-set"  # sorts after every per-sample part
@@ -336,6 +505,11 @@ SET_PART = "part-set"  # sorts after every per-sample part
 
 def _part(index: int) -> str:
     return f"part-{index:06d}"
+
+
+def _plugin(spec: Any) -> str | None:
+    """A registry entry's plugin as ``"distribution version"`` (None for a packaged entry)."""
+    return " ".join(spec.plugin) if spec.plugin else None
 
 
 def _key(m: MetricUse) -> str:
@@ -365,13 +539,52 @@ def _mean_over(values: list[float]) -> float:
     return acc.compute()
 
 
-def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
-             flagged: dict[str, Any], per_video: bool = False) -> dict[str, Any]:
+FEATURES_DIR = "features"  # RUN/features/<metric>-<variant>.npz: a set metric's cached features (docs/statistics.md)
+
+
+def _set_interval(run_dir: Path, s: Score, samples: Sequence[Any], unit: SamplingUnit,
+                  settings: IntervalSettings) -> dict[str, Any]:
+    """Cache a set metric's features in the run folder and bootstrap its value from them (``interval``)."""
+    if s.features is None or s.recompute is None:
+        return {}
+    import numpy as np
+
+    from triptych.atomic import atomic_write
+
+    real, generated = (np.asarray(f) for f in s.features)
+    ids = np.array([str(sample.sample_id) for sample in samples])
+    if len(ids) != len(generated):
+        raise TriptychError(f"{_key(s.metric)}: {len(generated)} generated features for {len(ids)} samples",
+                            fix="a set metric's generated features must follow the benchmark's samples")
+    path = run_dir / FEATURES_DIR / f"{s.metric.spec.name}-{s.metric.variant.name}.npz"
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, real=real, generated=generated, generated_ids=ids)
+
+    atomic_write(path, write)
+    return {"interval": {**set_interval(s.recompute, real, generated, ids, unit, settings),
+                         "features_file": f"{FEATURES_DIR}/{path.name}"}}
+
+
+def _interval(m: MetricUse, rows: pd.DataFrame, unit: SamplingUnit, settings: IntervalSettings,
+              set_extras: dict[str, Any]) -> dict[str, Any]:
+    if m.spec.level == "set":
+        return set_extras.get(_key(m), {}).get("interval") or {
+            "low": None, "high": None, **settings.to_json(), "unit": "set", "units": 1,
+            "note": "one value over the whole set, without cached features: it is not resampled"}
+    return mean_interval(units_of(rows["sample_id"], rows["value"], unit), unit, settings)
+
+
+def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any], flagged: dict[str, Any],
+             per_video: bool = False, unit: SamplingUnit = SamplingUnit(),
+             interval: IntervalSettings = IntervalSettings()) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes);
     a set-level metric adds the extras stored with the set part, and flags raised by samples' scores
     (``flagged``) are listed under ``flagged``. With ``per_video`` (video completion), frame-level metrics
     also get each video's mean and the mean over videos: E2FGVI reports the pooled mean over all frames,
-    DEVIL the mean of the per-video means (equal only when every video has as many frames)."""
+    DEVIL the mean of the per-video means (equal only when every video has as many frames). The aggregate's
+    ``interval`` resamples the sampling unit (a set metric's one value has none: see its note)."""
     acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
     rows = samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name)]
     for value in rows["value"]:
@@ -384,8 +597,11 @@ def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any],
                 video_acc.update(float(value))
             videos[video] = {"value": video_acc.compute(), "n": video_acc.count}
     return {"metric": m.spec.name, "variant": m.variant.name, "version": m.variant.version, "unit": m.spec.unit,
-            "direction": m.spec.direction, "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count},
+            "direction": m.spec.direction,
+            "aggregate": {"value": acc.compute(), "reduction": acc.reduction, "n": acc.count,
+                          "interval": _interval(m, rows, unit, interval, set_extras)},
             **({"per_video": videos, "mean_over_videos": _mean_over([v["value"] for v in videos.values()])}
                if videos else {}),
-            **({"extras": set_extras.get(_key(m), {})} if m.spec.level == "set" else {}),
+            **({"extras": {k: v for k, v in set_extras.get(_key(m), {}).items() if k != "interval"}}
+               if m.spec.level == "set" else {}),
             **({"flagged": flagged} if flagged else {})}

@@ -7,7 +7,10 @@ is ever loaded without a digest check:
 - a *pinned* entry (``sha256`` set) must match its published digest, byte for byte;
 - an *unpinned* entry (``sha256: null``; no published digest could be confirmed) is trusted on first
   use: the digest of the first file fetched, imported or found in the cache is recorded in
-  ``<TRIPTYCH_HOME>/weights/pins.json``, and every later file must match it;
+  ``<TRIPTYCH_HOME>/weights/pins.json``, and every later file must match it. A file is pinned only after
+  it loads strictly (state-dict keys and shapes) into the entry's ``architecture``, and only from
+  safetensors or a torch ``weights_only`` zip: a bare pickle is never pinned, whatever it holds.
+  ``unpin`` (``triptych weights unpin NAME``) removes a pin and its cached file, recorded in ``unpins.jsonl``;
 - a published leading part of the digest (torch.hub file names ``-<8 hex>.pth``) is always checked.
 
 Files live in ``<TRIPTYCH_HOME>/weights/<name>/<filename>`` (``TRIPTYCH_HOME`` defaults to
@@ -51,7 +54,8 @@ import yaml
 
 from triptych.atomic import atomic_write, atomic_write_text
 from triptych.manifests import sha256_file  # re-exported: one hashing routine for data and weights
-from triptych.errors import InputError, TriptychError, UnknownNameError
+from triptych import schema
+from triptych.errors import InputError, SpecError, TriptychError, UnknownNameError
 
 FORMATS = ("safetensors", "pt", "pth", "bin", "onnx", "dat", "torchscript")
 STATE_DICT_FORMATS = ("safetensors", "pt", "pth", "bin")
@@ -61,9 +65,6 @@ HOME_ENV = "TRIPTYCH_HOME"
 OFFLINE_ENVS = ("TRIPTYCH_OFFLINE", "HF_HUB_OFFLINE")
 CHUNK = 1 << 20
 
-_REQUIRED = ("description", "urls", "filename", "size", "licence", "sha256", "sha256_source", "format",
-             "container_key", "source")
-_OPTIONAL = ("sha256_prefix", "sha256_prefix_source", "archive_member", "package", "package_version", "path")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[0-9a-f]{8,63}$")
@@ -75,6 +76,11 @@ class MissingWeightsError(TriptychError):
 
 class ChecksumMismatchError(TriptychError):
     """A file whose size or sha256 differs from the registry's pin (or from its trust-on-first-use pin)."""
+
+
+class UntrustedWeightsError(ChecksumMismatchError):
+    """A file for an unpinned entry that cannot be trusted on first use: a pickle, or a state dict that does
+    not load strictly into the entry's architecture."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,8 @@ class WeightSpec:
     package: str | None = None
     package_version: str | None = None
     path: str | None = None
+    architecture: str | None = None  # module:callable building the network the file must load into strictly
+    architecture_args: tuple[tuple[str, Any], ...] = ()  # its keyword arguments
     where: str = ""
 
     @property
@@ -111,17 +119,14 @@ Registry = Mapping[str, WeightSpec]
 # --- the registry ------------------------------------------------------------------------------------------
 
 def _parse_entry(name: str, e: Any, where: str) -> WeightSpec:
-    if not isinstance(e, dict):
-        raise TriptychError(f"{where}: expected a mapping of fields")
+    e = schema.WEIGHTS.check(e, where)
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise TriptychError(f"{where}: the name must be lower-case letters, digits and '_'")
-    unknown = sorted(set(e) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise TriptychError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: "
-                            f"{', '.join(sorted(_REQUIRED + _OPTIONAL))}")
-    missing = [k for k in _REQUIRED if k not in e]
-    if missing:
-        raise TriptychError(f"{where}: missing required field(s) {', '.join(missing)}")
+    architecture = schema.ARCHITECTURE.check(e["architecture"], f"{where} architecture") if "architecture" in e else {}
+    if not isinstance(architecture.get("args", {}), dict):
+        raise SpecError(f"{where} architecture: args must be a mapping of keyword -> value")
+    if architecture and e["format"] not in STATE_DICT_FORMATS:
+        raise SpecError(f"{where}: architecture applies to state-dict formats ({', '.join(STATE_DICT_FORMATS)})")
     source = e["source"]
     if source not in ("download", "wheel"):
         raise TriptychError(f"{where}: source must be 'download' or 'wheel', not {source!r}")
@@ -167,7 +172,8 @@ def _parse_entry(name: str, e: Any, where: str) -> WeightSpec:
         licence=str(e["licence"]), sha256=sha, sha256_source=e["sha256_source"], format=e["format"],
         container_key=container, source=source, sha256_prefix=prefix,
         sha256_prefix_source=e.get("sha256_prefix_source"), archive_member=e.get("archive_member"),
-        package=e.get("package"), path=e.get("path"), where=where,
+        package=e.get("package"), path=e.get("path"), where=where, architecture=architecture.get("callable"),
+        architecture_args=tuple(sorted((architecture.get("args") or {}).items())),
         package_version=None if e.get("package_version") is None else str(e["package_version"]))
 
 
@@ -271,6 +277,33 @@ def _record_pin(spec: WeightSpec, sha: str, size: int, origin: str) -> None:
     atomic_write_text(pins_path(), json.dumps(pins, indent=2, sort_keys=True) + "\n")
 
 
+def unpin(name: str, registry: Registry | None = None) -> dict[str, Any]:
+    """Remove the trust-on-first-use pin of an unpinned entry and its cached file (the next file must again
+    pass the first-use checks). Returns the record appended to ``<TRIPTYCH_HOME>/weights/unpins.jsonl``:
+    the removed pin, the removed file, and when."""
+    spec = get_spec(name, registry)
+    if spec.sha256 is not None:
+        raise TriptychError(f"weights {spec.name!r} are pinned by the registry (sha256 {spec.sha256}, "
+                            f"{spec.sha256_source}); only a trust-on-first-use pin can be removed",
+                            fix=f"a registry pin is not yours to change: fix {spec.where} in a pull request")
+    pins = read_pins()
+    if spec.name not in pins:
+        raise TriptychError(f"weights {spec.name!r} have no trust-on-first-use pin in {pins_path()}",
+                            fix="nothing to unpin; 'triptych weights list' shows the pins")
+    pin = pins.pop(spec.name)
+    cached = cache_path(spec) if spec.source == "download" else None
+    removed = cached is not None and cached.is_file()
+    if removed:
+        cached.unlink()
+    record = {"name": spec.name, "unpinned_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "pin": pin, "removed_file": str(cached) if removed else None}
+    log = weights_dir() / "unpins.jsonl"
+    previous = log.read_text(encoding="utf-8") if log.is_file() else ""
+    atomic_write_text(log, previous + json.dumps(record, sort_keys=True) + "\n")
+    atomic_write_text(pins_path(), json.dumps(pins, indent=2, sort_keys=True) + "\n")
+    return record
+
+
 def expected_sha256(spec: WeightSpec) -> tuple[str | None, str]:
     """(digest, where it comes from): the registry's pin, else the trust-on-first-use pin, else (None, ...)."""
     if spec.sha256 is not None:
@@ -358,17 +391,64 @@ def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -
             fix=f"this is not the published file; get it from {spec.urls[0]}")
     expected, origin = expected_sha256(spec)
     if expected is None:
+        _check_trustworthy(spec, path, what)
         return actual, True
     if actual != expected:
         fix = (f"delete it and run 'triptych weights fetch {spec.name}', or import the right file with "
                f"'triptych weights import {spec.name} PATH'")
         if spec.sha256 is None:
-            fix += (f"; if this new file is the right one, remove the '{spec.name}' entry from {pins_path()} "
+            fix += (f"; if this new file is the right one, run 'triptych weights unpin {spec.name}' first "
                     "(trust on first use pinned a different file)")
         raise ChecksumMismatchError(
             f"weights {spec.name!r}: {what} does not match: sha256 {actual}, expected {expected} ({origin})",
             fix=fix)
     return actual, False
+
+
+def _check_trustworthy(spec: WeightSpec, path: Path, what: str) -> None:
+    """Refuse to pin ``path`` for an unpinned entry unless it is safetensors or a torch zip read with
+    ``weights_only`` and its state dict fits the entry's architecture exactly (keys and shapes)."""
+    def refuse(problem: str, fix: str) -> UntrustedWeightsError:
+        return UntrustedWeightsError(f"weights {spec.name!r}: {what} is not pinned: {problem}", fix=fix)
+
+    if spec.format not in STATE_DICT_FORMATS or spec.architecture is None:
+        raise refuse("the entry has no sha256 and no architecture to check a file against, so no file can be "
+                      "trusted on first use", fix=f"add the published sha256, or an 'architecture' ({spec.where})")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if spec.format != "safetensors" and head != b"PK\x03\x04":
+        raise refuse("it is a bare pickle (not a torch.save zip archive); a pickle can carry code, so it is "
+                     "never trusted on first use",
+                     fix="convert it to .safetensors (or re-save it with torch.save) with the code that wrote it, "
+                         "from its published source")
+    try:
+        state = load_state_dict(path, spec.container_key, fmt=spec.format)
+        expected, ignored = _architecture_state(spec)
+        mismatch = state_mismatch({k: v for k, v in expected.items() if k not in ignored},
+                                  {k: v for k, v in state.items() if k not in ignored})
+    except TriptychError as exc:
+        raise refuse(exc.message.removeprefix(f"{path}: "),
+                     fix=exc.fix or f"import the file published at {spec.urls[0]}") from None
+    if mismatch:
+        raise refuse(f"it does not load strictly into {spec.architecture}: {mismatch.describe()}",
+                     fix=f"this is not the {spec.name} checkpoint; import the file published at {spec.urls[0]}")
+
+
+def _architecture_state(spec: WeightSpec) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+    """The state dict of the entry's architecture (built on the meta device, shapes without memory, where its
+    constructor allows), and the file keys its loader ignores (the module's ``ignored_state_keys``)."""
+    import torch
+
+    from triptych.registry import load_callable
+
+    build = functools.partial(load_callable(spec.architecture or ""), **dict(spec.architecture_args))
+    try:
+        with torch.device("meta"):
+            built = build()
+    except (NotImplementedError, RuntimeError):  # a constructor that computes on tensors (E2FGVI's SoftComp)
+        built = build()
+    ignored = tuple(getattr(built, "ignored_state_keys", ()))
+    return (built.state_dict() if isinstance(built, torch.nn.Module) else built), ignored
 
 
 # --- resolving ---------------------------------------------------------------------------------------------
@@ -640,17 +720,18 @@ def list_entries(registry: Registry | None = None) -> list[dict[str, Any]]:
 
 # --- loading ---------------------------------------------------------------------------------------------------
 
-def load_state_dict(path: str | Path, container_key: str | None = None) -> dict[str, Any]:
+def load_state_dict(path: str | Path, container_key: str | None = None, fmt: str | None = None) -> dict[str, Any]:
     """Read a state dict without executing pickled code.
 
     ``.safetensors`` through ``safetensors.torch.load_file``; ``.pt`` / ``.pth`` / ``.bin`` through
     ``torch.load(map_location="cpu", weights_only=True)``, then unwrapped by ``container_key`` (the one key
     each model declares: ``state_dict`` for AMT, ``id_encoder`` for PhotoMaker, none for I3D and E2FGVI).
+    ``fmt`` (a registry format) overrides the suffix, for a file whose name does not say it.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: weights file not found", fix="check the path")
-    suffix = path.suffix.lower()
+    suffix = f".{fmt}" if fmt else path.suffix.lower()
     if suffix == ".safetensors":
         if container_key is not None:
             raise TriptychError(f"{path}: a safetensors file is a flat tensor map; it has no container key "
@@ -674,7 +755,9 @@ def load_state_dict(path: str | Path, container_key: str | None = None) -> dict[
             warnings.filterwarnings("ignore", message=".*TorchScript archive", category=UserWarning)
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, AttributeError, TypeError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines() if line.strip()]
+        detail = next((line for line in lines if "Unsupported global" in line),
+                      lines[0] if lines else type(exc).__name__)
         kind = ("a TorchScript archive (load it with torch.jit.load)" if "TorchScript" in str(exc)
                 else "a pickle that needs Python objects other than tensors and containers")
         raise TriptychError(

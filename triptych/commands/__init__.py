@@ -1,2 +1,14 @@
 """CLI sub-commands: each module defines ``register(app)``; the CLI discovers them all, so a task adds a
 command by adding a module here, without editing a shared file."""
+
+from types import SimpleNamespace
+
+import typer
+
+# The bootstrap settings shared by every command that computes intervals (score, compare, generate).
+interval_options = SimpleNamespace(
+    level=typer.Option(0.95, "--ci-level", help="confidence level of the intervals"),
+    method=typer.Option("percentile", "--ci-method", help="bootstrap interval: percentile or BCa"),
+    resamples=typer.Option(2000, "--ci-resamples", help="bootstrap resamples (and permutations)"),
+    seed=typer.Option(0, "--ci-seed", help="seed of the bootstrap (run.json records it)"),
+)

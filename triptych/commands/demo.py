@@ -19,7 +19,8 @@ DEMO_RUNS = (
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(out: Path = typer.Option(Path("runs/demo"), "--out", help="results folder")) -> None:
-        """Score simple baselines of all three tasks on the embedded sample, then show the leaderboard."""
+        """Score simple baselines of all three tasks on the embedded sample (runs already complete and up to
+        date in OUT are reused), then show the leaderboard."""
         from triptych.commands.leaderboard import show_command
         from triptych.registry import registry
         from triptych.scoring import score
@@ -29,5 +30,5 @@ def register(app: typer.Typer) -> None:
             if benchmark not in known:
                 continue
             run_dir = score(benchmark, out, method=method)
-            typer.echo(f"scored {method} on {benchmark}: {run_dir}", err=True)
-        show_command(results=out, task=None, all_reported=False)
+            typer.echo(f"{method} on {benchmark}: {run_dir}", err=True)
+        show_command(results=out, task=None, all_reported=False, ablations=False)

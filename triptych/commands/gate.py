@@ -22,12 +22,17 @@ def register(app: typer.Typer) -> None:
         """Compare aggregates per (benchmark, split, variant, method, metric, metric variant, metric version).
 
         Exit 1 on a regression beyond the metric's gate_tolerance (registry direction), a metric version
-        change, a data-manifest change, or a missing row; improvements and new rows pass.
+        change, a data-manifest change, a changed sample set, or a missing row; improvements and new rows
+        pass. Of several runs of one request in a folder, the newest complete run counts (the others are
+        named on stderr).
         """
         from triptych.leaderboard.gate import run_gate
         from triptych.leaderboard.gate_report import print_screen, write_reports
+        from triptych.results import superseded_notes
 
         result, aggregates = run_gate(baseline, candidate, rules)
+        for note in [*superseded_notes(baseline), *superseded_notes(candidate)]:
+            typer.echo(note, err=True)
         if out is not None:
             for path in write_reports(result, aggregates, out):
                 typer.echo(f"wrote {path}", err=True)

@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         protocol: Optional[Path] = typer.Option(None, "--protocol", help="a protocol JSON (default: the packaged "
                                                 "celeb-25id-40prompt)"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+        seeds: int = typer.Option(1, "--seeds", help="seed replicates per protocol image: replicate r uses base seed "
+                                  "seed + r * (2^28 + 1) and writes OUT/seed-<base>/ (score them with 'triptych score "
+                                  "--pred-dir OUT --seeds N')"),
     ) -> None:
         """Generate a protocol slice with a registered generator (resumable: existing images are kept)."""
         from triptych.baselines.generation_job import run_job
@@ -46,14 +49,18 @@ def register(app: typer.Typer) -> None:
                              fix=f"use one of: {', '.join(names)}")
         spec = methods[method]
         proto = load_protocol(protocol)
-        # the plan of the personalization benchmark; references are checked before any model is loaded
-        plan, _ = make_plan({"refs": refs, "ids": ids, "prompts": prompts, "images_per_prompt": images_per_prompt,
-                             "seed": seed}, proto, CLI_OPTIONS)
+        from triptych.seeds import SEED_FOLDER, replicate_seeds
+
+        # the plans of the personalization benchmark; references are checked before any model is loaded
+        plans = [(s, make_plan({"refs": refs, "ids": ids, "prompts": prompts, "images_per_prompt": images_per_prompt,
+                                "seed": s}, proto, CLI_OPTIONS)[0]) for s in replicate_seeds(seed, seeds)]
         invocation = {"device": device, "dtype": dtype, **({"steps": steps} if steps is not None else {})}
         generator = build_method(spec, invocation=invocation)
         describe = generator.describe() if hasattr(generator, "describe") else {"params": dict(spec.params)}
-        result = run_job(generator, plan.images(), out, method=method, method_version=str(spec.version),
-                         protocol=proto, seeds=plan.seeds(), describe=describe, progress=not quiet)
-        mean = sum(result.seconds) / len(result.seconds) if result.seconds else float("nan")
-        typer.echo(f"{method}: {result.generated} generated, {result.skipped} already there; "
-                   f"{mean:.3f} s per generated image; {result.table}, {result.summary}", err=True)
+        for base, plan in plans:
+            folder = out / SEED_FOLDER.format(seed=base) if seeds > 1 else out
+            result = run_job(generator, plan.images(), folder, method=method, method_version=str(spec.version),
+                             protocol=proto, seeds=plan.seeds(), describe=describe, progress=not quiet)
+            mean = sum(result.seconds) / len(result.seconds) if result.seconds else float("nan")
+            typer.echo(f"{method}: {result.generated} generated, {result.skipped} already there; "
+                       f"{mean:.3f} s per generated image; {result.table}, {result.summary}", err=True)

@@ -29,6 +29,7 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
 
     from triptych.atomic import atomic_write
     from triptych.errors import InputError
+    from triptych.folders import visible_entries
     from triptych.media import read_mask, read_rgb
     from triptych.methods import build_method, check_output, method_for_task
 
@@ -39,7 +40,7 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
         raise InputError(f"--frames {frames}: no such folder", fix="pass the folder of the video's frames")
     if not masks.is_dir():
         raise InputError(f"--masks {masks}: no such folder", fix="pass the folder of the video's masks")
-    frame_paths = sorted(p for p in frames.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    frame_paths = [p for p in visible_entries(frames) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not frame_paths:
         raise InputError(f"--frames {frames}: no PNG or JPEG frames", fix="check the folder")
     stems = [p.stem for p in frame_paths]

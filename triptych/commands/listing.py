@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the registered metrics, benchmarks or methods."""
         header, rows = _rows(kind)
+        for plugin in registry().broken:
+            if plugin.kind == kind.value:
+                declared = f" (declares {', '.join(plugin.names)})" if plugin.names else ""
+                typer.echo(f"warning: broken plugin, not listed{declared}: {plugin.error}", err=True)
         if as_json:
             sys.stdout.write(json.dumps([dict(zip(header, r)) for r in rows], indent=2) + "\n")
             return

@@ -20,10 +20,14 @@ def build_command(
     out: Path = typer.Option(..., "--out", help="manifest JSON to write"),
     include: List[str] = typer.Option(["**/*"], "--include", help="glob(s) under ROOT"),
 ) -> None:
-    """List every file under ROOT matching --include with its sha256, size and image size."""
+    """List every file under ROOT matching --include with its sha256, size and image size (hidden system
+    files such as .DS_Store are left out, as every loader ignores them)."""
     from triptych.manifests import build_manifest, write_manifest
 
-    files = sorted({p.relative_to(root).as_posix() for g in include for p in root.glob(g) if p.is_file()})
+    from triptych.folders import is_hidden
+
+    files = sorted({p.relative_to(root).as_posix() for g in include for p in root.glob(g)
+                    if p.is_file() and not is_hidden(p.relative_to(root))})
     if not files:
         raise InputError(f"{root}: no files match {include}", fix="check ROOT and --include")
     groups = Counter(str(Path(f).parent.as_posix()) for f in files)

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from triptych.errors import TriptychError
 
 runs_app = typer.Typer(help="Inspect scored runs (Parquet rows + run JSON).", no_args_is_help=True)
 RESULTS_OPTION = typer.Option(Path("results"), "--results", help="results folder")
@@ -18,26 +17,30 @@ RESULTS_OPTION = typer.Option(Path("results"), "--results", help="results folder
 
 @runs_app.command("list")
 def list_command(results: Path = RESULTS_OPTION) -> None:
-    """One line per run, newest first."""
-    from triptych.results import list_runs
+    """One line per run, newest first; per request, the newest complete run is current (gate and
+    leaderboard read only current runs) and older complete runs show the run that supersedes them."""
+    from triptych.results import current_runs
 
-    table = Table("run_id", "status", "task", "benchmark", "method", "metrics", title=f"runs in {results}")
-    for run in list_runs(results):
+    selection = current_runs(results)
+    current = {r["run_id"] for r in selection.current}
+    table = Table("run_id", "status", "current", "task", "benchmark", "method", "metrics", title=f"runs in {results}")
+    for run in selection.runs:
         metrics = ", ".join(f"{m['metric']}:{m['variant']}" for m in run.get("metrics", []))
-        table.add_row(run["run_id"], run.get("status", "?"), run.get("task", ""), run.get("benchmark", ""),
+        role = ("yes" if run["run_id"] in current else f"superseded by {selection.superseded[run['run_id']]}"
+                if run["run_id"] in selection.superseded else "no (unfinished)")
+        table.add_row(run["run_id"], run.get("status", "?"), role, run.get("task", ""), run.get("benchmark", ""),
                       run.get("method", ""), metrics)
-    Console().print(table)
+    Console(width=220).print(table)
 
 
 @runs_app.command("show")
-def show_command(run: str = typer.Argument(..., help="run id or run folder"), results: Path = RESULTS_OPTION,
+def show_command(run: str = typer.Argument(..., help="run id (or the run's folder) in --results"),
+                 results: Path = RESULTS_OPTION,
                  as_json: bool = typer.Option(False, "--json", help="print the run JSON")) -> None:
     """The run's provenance and its per-metric aggregates."""
-    from triptych.results import read_run, read_samples
+    from triptych.results import read_run, read_samples, run_folder
 
-    run_dir = Path(run) if Path(run).is_dir() else results / run
-    if not run_dir.is_dir():
-        raise TriptychError(f"no run {run!r} in {results}", fix="see 'triptych runs list --results DIR'")
+    run_dir = run_folder(results, run)
     meta = read_run(run_dir)
     if as_json:
         sys.stdout.write(json.dumps(meta, indent=2) + "\n")

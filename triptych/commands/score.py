@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from triptych.commands import interval_options
 
 
 def register(app: typer.Typer) -> None:
@@ -30,13 +31,27 @@ def register(app: typer.Typer) -> None:
                                             "(personalization benchmarks; same as --param refs=DIR)"),
         param: list[str] = typer.Option([], "--param", help="KEY=VALUE: override a benchmark parameter that its "
                                         "variant declares (e.g. prompts=5); repeatable"),
+        device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1 or cpu for a method whose "
+                                             "factory takes a device (default: the method's own)"),
         metric: list[str] = typer.Option([], "--metric", help="METRIC:VARIANT to score instead of the "
                                          "benchmark's metrics; repeatable"),
+        fresh: bool = typer.Option(False, "--fresh", help="score a new run, even when an unfinished or complete "
+                                   "run of the same request is in --out (by default it is resumed or reused)"),
+        subset: bool = typer.Option(False, "--subset", help="score the reduced set the data holds (fewer videos "
+                                    "or triplets than the published split): recorded as subset n/N in run.json "
+                                    "and on the leaderboard, never paired with published rows (same as --param "
+                                    "subset=true)"),
+        ci_level: float = interval_options.level, ci_method: str = interval_options.method,
+        ci_resamples: int = interval_options.resamples, ci_seed: int = interval_options.seed,
+        seeds: int = typer.Option(1, "--seeds", help="seed replicates per protocol image (benchmarks with a seed "
+                                  "parameter): one run each, with the across-seed spread in every run.json; with "
+                                  "--pred-dir, replicate seed S is read from PRED_DIR/seed-S"),
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
         from triptych.errors import TriptychError
         from triptych.results import read_run
         from triptych.scoring import score
+        from triptych.stats import IntervalSettings, describe_interval, describe_spread
 
         params = {}
         for item in param:
@@ -46,11 +61,31 @@ def register(app: typer.Typer) -> None:
             params[key] = value
         if refs is not None:
             params["refs"] = str(refs.resolve())
-        run_dir = score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers, ray_address,
-                        metric or None, params, weights)
-        run = read_run(run_dir)
-        for m in run["metrics"]:
-            agg = m["aggregate"]
-            typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
-                       f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})")  # 'inf' is stored as a string
-        typer.echo(f"run: {run_dir}", err=True)
+        if subset:
+            params["subset"] = "true"
+        interval = IntervalSettings(ci_level, ci_method, ci_resamples, ci_seed)
+        if seeds == 1:
+            run_dirs = [score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers,
+                              ray_address, metric or None, params, weights, fresh, interval, device)]
+        else:
+            from triptych.seeds import score_seeds
+
+            run_dirs = score_seeds(benchmark, out, seeds, params=params, pred_dir=pred_dir,
+                                   benchmark_variant=benchmark_variant, method=method, data_root=data_root,
+                                   executor=executor, workers=workers, ray_address=ray_address,
+                                   metrics=metric or None, weights=weights, interval=interval, fresh=fresh,
+                                   device=device)
+        for run_dir in run_dirs:
+            run = read_run(run_dir)
+            for m in run["metrics"]:
+                agg = m["aggregate"]  # 'inf' is stored as a string
+                spread = agg.get("across_seeds")
+                typer.echo(f"{run['benchmark']}  {run['method']}  {m['metric']}:{m['variant']} v{m['version']}  "
+                           f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})  "
+                           f"{describe_interval(agg.get('interval'))}"
+                           + (f"  {describe_spread(spread)}" if spread else ""))
+            reduced = (run.get("data") or {}).get("subset")
+            if reduced:
+                typer.echo(f"subset {reduced['count']}/{reduced['of']} {reduced['unit']} of split {run['split']!r}: "
+                           "never paired with published rows", err=True)
+            typer.echo(f"run: {run_dir}", err=True)

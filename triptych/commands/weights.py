@@ -1,4 +1,4 @@
-"""``triptych weights list|fetch|verify|import|path``"""
+"""``triptych weights list|fetch|verify|import|unpin|path``"""
 
 from __future__ import annotations
 
@@ -62,6 +62,17 @@ def import_command(name: str = typer.Argument(..., help="registered name"),
     """Verify a file you downloaded yourself and copy it into the cache (works offline)."""
     dest = w.import_file(name, path)
     print(f"{name}: imported to {dest}", file=sys.stderr)
+
+
+@weights_app.command("unpin")
+def unpin_command(name: str = typer.Argument(..., help="an unpinned entry's name")) -> None:
+    """Remove a trust-on-first-use pin and its cached file; prints the record kept in unpins.jsonl."""
+    record = w.unpin(name)
+    pin = record["pin"]
+    sys.stdout.write(f"unpinned\t{name}\tsha256 {pin.get('sha256')}\tpinned {pin.get('recorded_utc', '?')} from "
+                     f"{pin.get('origin', '?')}\tremoved file {record['removed_file'] or '-'}\n")
+    print(f"{name}: the next file must pass the first-use checks again; record kept in "
+          f"{w.weights_dir() / 'unpins.jsonl'}", file=sys.stderr)
 
 
 @weights_app.command("path")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from triptych.errors import InputError
+from triptych.folders import visible_files
 from triptych.media import IMAGE_SUFFIXES
 
 OPTIONS: frozenset[str] = frozenset()
@@ -17,7 +18,11 @@ def _images(path: Path, flag: str) -> list[Path]:
         raise InputError(f"{flag} {path}: no such file or folder", fix="check the path")
     if path.is_file():
         return [path]
-    images = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = visible_files(path)
+    others = [p for p in images if p.suffix.lower() not in IMAGE_SUFFIXES]
+    if others:
+        raise InputError(f"{others[0]}: not a PNG or JPEG image, inside {flag} {path}",
+                         fix="move it out of the folder (hidden files such as .DS_Store are ignored)")
     if not images:
         raise InputError(f"{flag} {path}: no PNG or JPEG images found", fix="check the path")
     return images

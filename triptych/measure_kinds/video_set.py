@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image
 
 from triptych.errors import InputError, TriptychError
-from triptych.media import IMAGE_SUFFIXES, Pair, pair_paths, read_prediction
+from triptych.folders import visible_entries
+from triptych.media import IMAGE_SUFFIXES, Pair, image_size, pair_paths, read_prediction
 from triptych.metrics.convert import to_unit_float32
 
 OPTIONS: frozenset[str] = frozenset({"--weights", "--clip-len", "--clip-stride"})
@@ -75,17 +75,13 @@ def clip_options(clip_len: int | None, clip_stride: int | None) -> tuple[int | N
     return clip_len, stride
 
 
-def _visible_entries(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
-
-
 def list_videos(root: Path, flag: str) -> tuple[dict[str, Path], bool]:
     """(name -> frame folder, whether the folder is a set of videos) of a ``--pred`` / ``--gt`` folder."""
     if not root.is_dir():
         what = "a file" if root.exists() else "not found"
         raise InputError(f"{flag} {root}: {what}; a video is a folder of frames",
                          fix="pass a folder of frames (one video) or a folder of video folders")
-    entries = _visible_entries(root)
+    entries = visible_entries(root)
     files = [p for p in entries if p.suffix.lower() in VIDEO_FILE_SUFFIXES and p.is_file()]
     if files:
         raise InputError(f"{flag} {root}: video files such as {files[0].name} are not read by 'measure'",
@@ -127,11 +123,11 @@ def _read_frames(paths: tuple[Path, ...], sizes_from: tuple[Path, ...] | None) -
     for i, path in enumerate(paths):
         frame = read_prediction(path)
         if sizes_from is not None:
-            with Image.open(sizes_from[i]) as ref:
-                if frame.shape[1::-1] != ref.size:
-                    raise InputError(f"{path}: prediction is {frame.shape[1]}x{frame.shape[0]} but ground truth "
-                                     f"{sizes_from[i]} is {ref.size[0]}x{ref.size[1]} (WxH)",
-                                     fix="predict at the ground truth's resolution")
+            ref_size = image_size(sizes_from[i])
+            if frame.shape[1::-1] != ref_size:
+                raise InputError(f"{path}: prediction is {frame.shape[1]}x{frame.shape[0]} but ground truth "
+                                 f"{sizes_from[i]} is {ref_size[0]}x{ref_size[1]} (WxH)",
+                                 fix="predict at the ground truth's resolution")
         if frames and frame.shape[:2] != frames[0].shape[:2]:
             raise InputError(f"{path}: frame size {frame.shape[1]}x{frame.shape[0]} differs from {paths[0]}",
                              fix="all frames of a video must have one size")
