@@ -6,8 +6,10 @@ ArcFace: an ONNX model exported from a small torch network with w600k_r50's inte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -67,24 +69,32 @@ def test_exported_recognizer_embeds_the_aligned_crop(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 # Every heavy stage end to end under DVC, with same-architecture random weights in a private cache
 
-TINY_FILES = {"arcface_tiny": ("tiny.onnx", "onnx"), "mask2former_tiny": ("model.safetensors", "safetensors"),
-              "blip2_tiny": ("model.safetensors", "safetensors")}
+TINY_FILES = {"mask2former_tiny": ("model.safetensors", "Mask2FormerForUniversalSegmentation"),
+              "blip2_tiny": ("model.safetensors", "Blip2ForConditionalGeneration")}
 
 
-def tiny_registry() -> str:
-    """Registry entries (TRIPTYCH_WEIGHTS_EXTRA) of the tiny same-architecture files, unpinned."""
-    return "".join(f"""{name}:
+def tiny_registry(recognizer_sha256: str) -> str:
+    """Registry entries (TRIPTYCH_WEIGHTS_EXTRA) of the tiny same-architecture files: the Hugging Face
+    models unpinned, with the architecture their config.json describes (checked as for the real entries);
+    the ONNX recognizer pinned to the file the test exported (an ONNX graph has no state dict to check)."""
+    entry = """{name}:
   description: a tiny same-architecture stand-in (tests)
   urls: [https://example.invalid/{name}/{filename}]
   filename: {filename}
   size: null
   licence: test file
-  sha256: null
-  sha256_source: null
+  sha256: {sha256}
+  sha256_source: {source}
   format: {fmt}
   container_key: null
   source: download
-""" for name, (filename, fmt) in TINY_FILES.items())
+"""
+    hf = "".join(entry.format(name=name, filename=filename, sha256="null", source="null", fmt="safetensors")
+                 + f"  architecture: {{callable: 'triptych.vision.hf_folder:architecture_state', args: "
+                   f"{{folder: '{{folder}}', model: {model}, weights_file: {filename}}}}}\n"
+                 for name, (filename, model) in TINY_FILES.items())
+    return hf + entry.format(name="arcface_tiny", filename="tiny.onnx", sha256=recognizer_sha256,
+                             source="the test's own export", fmt="onnx")
 
 
 WORDS = ["<pad>", "</s>", "<unk>", "<image>", "a", "photo", "of", "the", "man", "woman", "smiling", "hat", "in"]
@@ -148,7 +158,9 @@ def private_cache(tmp_path_factory) -> dict[str, str]:
 
     root = tmp_path_factory.mktemp("private")
     home, extra = root / "home", root / "tiny.yaml"
-    extra.write_text(tiny_registry())
+    recognizer = root / "tiny.onnx"
+    export_tiny_recognizer(recognizer)
+    extra.write_text(tiny_registry(hashlib.sha256(recognizer.read_bytes()).hexdigest()))
     env = {"TRIPTYCH_HOME": str(home), "TRIPTYCH_WEIGHTS_EXTRA": str(extra), "TRIPTYCH_OFFLINE": "1",
            "HF_HUB_OFFLINE": "1"}
     detector = RetinaFace("mobilenet0.25")
@@ -161,7 +173,7 @@ def private_cache(tmp_path_factory) -> dict[str, str]:
         weights._load_registry.cache_clear()
         weights.import_file("retinaface_mobilenet0_25", released)
         (home / "weights/arcface_tiny").mkdir(parents=True)
-        export_tiny_recognizer(home / "weights/arcface_tiny/tiny.onnx")
+        shutil.copy(recognizer, home / "weights/arcface_tiny/tiny.onnx")
         save_tiny_mask2former(home / "weights/mask2former_tiny")
         save_tiny_blip2(home / "weights/blip2_tiny")
     weights._load_registry.cache_clear()
@@ -225,3 +237,25 @@ def test_dvc_exp_run_runs_every_heavy_stage_on_the_sample(pipeline_repo: Path, p
     # id_tag: every kept caption carries the trigger word after the identity's class word
     for record in (r for r in tables["id_tag"]["records"] if r["status"] == "kept"):
         assert f"{record['group_class_word']} img" in record["tagged_caption"]
+
+
+def test_a_hugging_face_checkpoint_pins_only_when_it_loads_strictly(tmp_path: Path) -> None:
+    """The unpinned Hugging Face entries trust a file only after transformers loads it into the class of its
+    config.json with no missing, unexpected or mis-shaped key; a checkpoint with one weight dropped and one
+    foreign weight added is refused naming both."""
+    from safetensors.torch import load_file, save_file
+
+    from triptych.errors import TriptychError
+    from triptych.vision.hf_folder import architecture_state
+
+    save_tiny_mask2former(tmp_path)
+    model = "Mask2FormerForUniversalSegmentation"
+    shapes = architecture_state(str(tmp_path), model, "model.safetensors")
+    state = load_file(tmp_path / "model.safetensors")
+    assert {k: tuple(v.shape) for k, v in shapes.items()} == {k: tuple(v.shape) for k, v in state.items()}
+    state.pop("class_predictor.bias")
+    state["foreign.weight"] = torch.zeros(2)
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(TriptychError, match="does not load strictly") as info:
+        architecture_state(str(tmp_path), model, "model.safetensors")
+    assert "class_predictor.bias" in info.value.message and "foreign.weight" in info.value.message
