@@ -68,8 +68,11 @@ def show_command(
         table = Table("source", "benchmark", "split", "method", "metric", "variant", "reported", "reproduced",
                       "interval", "rank", "difference", "within tol.", "unit", "n", "paired with / why not", title=task_name)
         merged = merged.assign(_source=["reproduced" if r else "reported" for r in merged["run_id"]])
+        labels = [m + (f" v{v}" if v else "") for m, v in zip(merged["method"], merged["method_version"])]
+        table.columns[3].no_wrap, table.columns[3].min_width = True, max(map(len, labels), default=6)
         reasons: dict[str, int] = {}  # printed once below the table, referred to as [n]
-        for _, r in merged.sort_values(["_source", "benchmark", "split", "method", "metric"], kind="stable").iterrows():
+        for index, r in merged.sort_values(["_source", "benchmark", "split", "method", "metric"],
+                                           kind="stable").iterrows():
             n = r.get("n")
             paired = ""
             if r["run_id"] and r["reported_table"]:
@@ -77,8 +80,7 @@ def show_command(
             elif r["run_id"]:
                 paired = f"unpaired [{reasons.setdefault(r['pairing'], len(reasons) + 1)}]"
             within = "" if r["within_tolerance"] is None else ("yes" if r["within_tolerance"] else "no")
-            method = r["method"] + (f" v{r['method_version']}" if r["method_version"] else "")
-            table.add_row(r["_source"], r["benchmark"], str(r["split"]), method, r["metric"],
+            table.add_row(r["_source"], r["benchmark"], str(r["split"]), labels[index], r["metric"],
                           str(r["metric_variant"] or "-"), _fmt(r["reported"]), _fmt(r["reproduced"]),
                           _interval(r), r["rank"], _fmt(r["difference"]), within, str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)), paired)
