@@ -48,7 +48,6 @@ def changed(seed0: Path, tmp_path_factory) -> Path:
 def reference_rows(weights: Path, count: int) -> dict[tuple[str, str], float]:
     """(sample_id, metric) -> value: AMT-S forward on the file (AMT img2tensor, t = 0.5, scale 1.0, no padding,
     the sample-triplets invocation), measured with the benchmark's metric callables."""
-    torch.set_num_threads(1)
     model = build_amt("S")
     load_amt_state(model, load_state_dict(weights), str(weights))
     model.eval()
@@ -71,8 +70,18 @@ def values(run_dir: Path) -> dict[tuple[str, str], float]:
     return {(s, m): float(v) for s, m, v in zip(rows.sample_id, rows.metric, rows.value)}
 
 
+@pytest.fixture()
+def one_thread():
+    """Both sides of a bit-for-bit comparison run torch on one intra-op thread (another thread count changes
+    the last bits of AMT's convolutions), whatever the tests before this one left set."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_score_runs_the_method_on_the_file_records_it_and_never_resumes_into_another_file(
-        seed0, changed, tmp_path, vfi_expected, capsys):
+        seed0, changed, tmp_path, vfi_expected, capsys, one_thread):
     out = tmp_path / "results"
     first = score(BENCH, out, method="amt-s", weights=seed0)
     got = values(first)
