@@ -1,4 +1,4 @@
-"""``triptych score --benchmark B (--method M [--weights FILE] | --pred-dir DIR) --out DIR``"""
+"""``triptych score --benchmark B (--method M [--weights FILE] | --pred-dir DIR [--name NAME]) --out DIR``"""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def register(app: typer.Typer) -> None:
                                                "instead of its registered weights (.safetensors or .pth)"),
         pred_dir: Optional[Path] = typer.Option(None, "--pred-dir", help="your method's outputs, in the "
                                                 "benchmark's layout (README: 'Score your method's outputs')"),
+        name: Optional[str] = typer.Option(None, "--name", help="the method label of --pred-dir outputs on the "
+                                           "leaderboard, in the gate and the results (default: pred-dir; letters, "
+                                           "digits, . _ -; not a registered method's name)"),
+        method_version: Optional[str] = typer.Option(None, "--method-version", help="the version of the --pred-dir "
+                                                     "method, recorded with its label"),
         benchmark_variant: Optional[str] = typer.Option(None, "--benchmark-variant", help="data preparation variant"),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help="datasets folder (default: the "
                                                  "checkout's datasets/, or TRIPTYCH_DATASETS)"),
@@ -66,7 +71,8 @@ def register(app: typer.Typer) -> None:
         interval = IntervalSettings(ci_level, ci_method, ci_resamples, ci_seed)
         if seeds == 1:
             run_dirs = [score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers,
-                              ray_address, metric or None, params, weights, fresh, interval, device)]
+                              ray_address, metric or None, params, weights, fresh, interval, device, name,
+                              method_version)]
         else:
             from triptych.seeds import score_seeds
 
@@ -74,7 +80,7 @@ def register(app: typer.Typer) -> None:
                                    benchmark_variant=benchmark_variant, method=method, data_root=data_root,
                                    executor=executor, workers=workers, ray_address=ray_address,
                                    metrics=metric or None, weights=weights, interval=interval, fresh=fresh,
-                                   device=device)
+                                   device=device, name=name, method_version=method_version)
         for run_dir in run_dirs:
             run = read_run(run_dir)
             for m in run["metrics"]:
