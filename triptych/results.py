@@ -21,6 +21,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -295,8 +296,13 @@ def busy_run(results: str | Path, key: str) -> Path | None:
 
 
 def wait_for(run_dir: Path) -> None:
-    """Block until no process holds the run's lock (its writer finished, failed or was killed)."""
-    with open(run_dir / LOCK_FILE, "a+") as handle:
+    """Block until no process holds the run's lock (its writer finished, failed or was killed, or discarded
+    the run: then there is nothing to wait for)."""
+    try:
+        handle = open(run_dir / LOCK_FILE, "a+")
+    except FileNotFoundError:
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
 
 
@@ -434,6 +440,13 @@ class RunWriter:
         except TriptychError:
             pass  # e.g. the disk is full: the run stays "running", which the same command resumes alike
         finally:
+            self.release()
+
+    def discard(self) -> None:
+        """Remove the run folder of a request that failed before any part was scored (nothing to resume), so a
+        failed request never leaves an empty run behind; under the results folder's lock, as runs are found."""
+        with folder_lock(self.results):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
             self.release()
 
     def finish(self, summary: dict[str, Any] | Callable[[pd.DataFrame], dict[str, Any]]) -> pd.DataFrame:

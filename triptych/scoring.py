@@ -493,10 +493,14 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
                             fingerprint=fingerprint(read))
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
-        writer.fail(str(exc))
+        if done:
+            writer.fail(str(exc))
+            kept = f"the {done} sample(s) already scored are kept in {writer.run_dir}; the same command resumes the run"
+        else:
+            writer.discard()
+            kept = "no sample was scored, so no run was kept"
         if isinstance(exc, TriptychError):
-            raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}the {done} sample(s) already "
-                                f"scored are kept in {writer.run_dir}; the same command resumes the run") from exc
+            raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}{kept}") from exc
         raise
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])

@@ -90,6 +90,9 @@ def register(app: typer.Typer) -> None:
                            f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})  "
                            f"{describe_interval(agg.get('interval'))}"
                            + (f"  {describe_spread(spread)}" if spread else ""))
+                for flag, raised in (m.get("flagged") or {}).items():
+                    typer.echo(f"flagged: {m['metric']}:{m['variant']} {flag} on {raised['count']} of {agg['n']} "
+                               "sample(s), scored 0 (run.json: metrics[].flagged)", err=True)
             reduced = (run.get("data") or {}).get("subset")
             if reduced:
                 typer.echo(f"subset {reduced['count']}/{reduced['of']} {reduced['unit']} of split {run['split']!r}: "
