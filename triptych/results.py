@@ -183,11 +183,19 @@ def _age(run: dict[str, Any]) -> tuple[str, str]:
 
 
 def run_folder(results: str | Path, run: str) -> Path:
-    """The folder of run ``run`` (a run id, or a path to a run folder) inside ``results``; anything that
-    resolves outside ``results`` is refused, naming it."""
+    """The folder of run ``run`` (a run id, any unique prefix of one, or a path to a run folder) inside
+    ``results``; an ambiguous prefix is refused naming the runs it matches, and anything that resolves outside
+    ``results`` is refused, naming it."""
     root = Path(results).resolve()
     given = Path(run)
     candidate = (given if given.is_absolute() or given.resolve().parent == root else root / given).resolve()
+    if not candidate.exists() and given.name == run:  # a run id's unique prefix
+        found = sorted(p for p in root.iterdir() if p.name.startswith(run) and (p / RUN_FILE).is_file()) \
+            if root.is_dir() else []
+        if len(found) > 1:
+            raise TriptychError(f"run {run!r} is a prefix of {len(found)} runs in {results}: "
+                                f"{', '.join(p.name for p in found)}", fix="give more of the run id")
+        candidate = found[0] if found else candidate
     if candidate.parent != root:
         raise TriptychError(f"run {run!r} is not a run of the results folder {results} (it resolves to "
                             f"{candidate})", fix="pass the run id as 'triptych runs list --results DIR' shows it, "
