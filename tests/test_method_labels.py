@@ -111,3 +111,13 @@ def test_leaderboard_show_refuses_an_unknown_task_naming_the_valid_ones(run_cli)
     assert (code, out) == (2, "")
     assert "--task 'nonsense' is not a task" in err
     assert "video_inpainting, frame_interpolation, personalization" in err
+
+
+def test_score_help_points_to_a_readme_section_that_exists(run_cli):
+    code, out, _ = run_cli("score", "--help")
+    assert code == 0
+    text = " ".join(out.replace("│", " ").split())
+    section = text.split("README: '")[1].split("'")[0]
+    assert section == "Score a method on a benchmark"
+    assert f"## {section}\n" in (REPO / "README.md").read_text(encoding="utf-8")
+    assert (REPO / "docs/score_your_method.md").is_file()

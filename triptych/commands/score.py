@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights", help="checkpoint file to run --method on "
                                                "instead of its registered weights (.safetensors or .pth)"),
         pred_dir: Optional[Path] = typer.Option(None, "--pred-dir", help="your method's outputs, in the "
-                                                "benchmark's layout (README: 'Score your method's outputs')"),
+                                                "benchmark's layout (README: 'Score a method on a benchmark'; "
+                                                "docs/score_your_method.md)"),
         name: Optional[str] = typer.Option(None, "--name", help="the method label of --pred-dir outputs on the "
                                            "leaderboard, in the gate and the results (default: pred-dir; letters, "
                                            "digits, . _ -; not a registered method's name)"),
