@@ -29,6 +29,7 @@ from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_pred
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
+from triptych.progress import interrupted_line, sample_progress
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
 from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
@@ -478,9 +479,12 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
         return {**identity, PREDICTIONS: read} if pred_dir is not None else identity
 
     try:
-        for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
-            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
-                            fingerprint=fingerprint(read))
+        with sample_progress(f"{data.spec.name} {run_method}", len(data.samples),
+                             len(data.samples) - len(todo)) as advance:
+            for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
+                writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
+                                fingerprint=fingerprint(read))
+                advance(_sample_label(data.samples[index], index))
         if set_metrics and not writer.has_part(SET_PART):
             with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
                 scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights, device), set_metrics)
@@ -501,6 +505,8 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
             kept = "no sample was scored, so no run was kept"
         if isinstance(exc, TriptychError):
             raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}{kept}") from exc
+        print(interrupted_line(f"{done} of {len(data.samples)} sample(s) saved in {writer.run_dir}" if done
+                               else "no sample was scored, so no run was kept"), file=sys.stderr, flush=True)
         raise
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
@@ -513,6 +519,11 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
 
 
 SET_PART = "part-set"  # sorts after every per-sample part
+
+
+def _sample_label(sample: Any, index: int) -> str:
+    """How the progress display names a sample: its id (or the id prefix of its images)."""
+    return str(getattr(sample, "sample_id", None) or getattr(sample, "sample_prefix", None) or index)
 
 
 def _part(index: int) -> str:
