@@ -55,7 +55,7 @@ def test_two_named_pred_dir_methods_are_two_rows_and_pass_the_gate_against_thems
                                "--no-ablations")
     assert code == 0, err
     reproduced = [line for line in shown.splitlines() if "reproduced" in line and "sample-triplets" in line]
-    assert sum("prev-frame" in line for line in reproduced) == 2  # psnr and ssim
+    assert sum("prev-frame v1.2 " in line for line in reproduced) == 2  # psnr and ssim, with its version
     assert sum("next_frame.v2" in line for line in reproduced) == 2
 
     code, _, err = run_cli("gate", "--baseline", results, "--candidate", results, "--out", results.parent / "gate")
