@@ -121,3 +121,14 @@ def test_score_help_points_to_a_readme_section_that_exists(run_cli):
     assert section == "Score a method on a benchmark"
     assert f"## {section}\n" in (REPO / "README.md").read_text(encoding="utf-8")
     assert (REPO / "docs/score_your_method.md").is_file()
+
+
+def test_the_readme_python_example_gives_what_its_comments_say(tmp_path, monkeypatch):
+    """README 'Bring your own method': ``results["psnr"]`` is a float, the other two are pandas frames."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    results = triptych.evaluate("sample-triplets", "linear_blend", metrics=["psnr:amt"], out="results")
+    assert isinstance(results["psnr"], float) and round(results["psnr"], 4) == 21.6846
+    assert isinstance(results.aggregates(), pd.DataFrame) and isinstance(results.samples, pd.DataFrame)
+    assert "# the aggregate, a float: 21.6846..." in (REPO / "README.md").read_text(encoding="utf-8")
