@@ -73,3 +73,11 @@ def test_a_method_that_fails_on_its_first_sample_leaves_no_run_folder(tmp_path, 
     assert (code, out) == (2, "")
     assert "00001.png" in err and "no sample was scored, so no run was kept" in err
     assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_a_wrong_data_root_is_named_as_such_not_as_a_manifest_to_regenerate(tmp_path, run_cli):
+    code, out, err = run_cli("score", "--benchmark", "sample-triplets", "--method", "linear_blend", "--data-root",
+                             tmp_path / "elsewhere", "--out", tmp_path / "results")
+    assert (code, out) == (2, "")
+    assert f"--data-root {tmp_path / 'elsewhere'}: no manifests/ folder there" in err
+    assert "regenerate" not in err and "triptych doctor" in err

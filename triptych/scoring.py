@@ -146,6 +146,11 @@ def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
     if data_root.exists() and not data_root.is_dir():
         raise InputError(f"--data-root {data_root}: a file, not a data folder",
                          fix="pass the folder that holds manifests/ and the benchmark's data")
+    if not (data_root / spec.params["manifest"]).parent.is_dir():
+        raise InputError(f"--data-root {data_root}: no {Path(spec.params['manifest']).parent}/ folder there, so it is "
+                         f"not a triptych data folder (benchmark {spec.name!r} reads {spec.params['manifest']})",
+                         fix="pass the folder that holds manifests/ and the benchmark's data (default: the "
+                             "checkout's datasets/; 'triptych doctor' shows where the data roots point)")
     manifest = read_manifest(data_root / spec.params["manifest"])
     if manifest.sha256 != _TRUSTED_MANIFEST.get():
         verify_manifest(manifest, data_root / spec.params["root"])
