@@ -29,7 +29,7 @@ from triptych.results import current_runs, read_samples
 
 PAIR_KEYS = ["benchmark", "split", "metric", "metric_variant"]  # then the pairing rule (triptych.published)
 # Columns of a benchmark table, in order (also the CSV / JSON downloads).
-TABLE_COLUMNS = ["task", "benchmark", "split", "method", "metric", "metric_variant", "benchmark_variant",
+TABLE_COLUMNS = ["task", "benchmark", "split", "method", "method_version", "metric", "metric_variant", "benchmark_variant",
                  "metric_version", "unit", "direction", "reported", "reproduced", "ci_low", "ci_high", "ci_level",
                  "ci_unit", "ci_units", "rank", "n", "difference", "tolerance", "within_tolerance", "reported_table",
                  "published_method", "subset", "pairing", "note", "run_id"]
@@ -152,6 +152,7 @@ def _table_row(repro: pd.Series | None, rep: pd.Series | None, reason: str = "")
         within = tolerance is not None and abs(difference) <= tolerance
     return {
         "task": base["task"], "benchmark": base["benchmark"], "split": str(base["split"]), "method": base["method"],
+        "method_version": str(repro.get("method_version") or "") if repro is not None else "",
         "metric": base["metric"], "metric_variant": str(base["metric_variant"] or ""),
         "benchmark_variant": str(repro["benchmark_variant"]) if repro is not None else "",
         "metric_version": int(repro["metric_version"]) if repro is not None else None,

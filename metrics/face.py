@@ -455,41 +455,124 @@ def align_arcface(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray,
     return np.ascontiguousarray(crop, dtype=np.uint8), np.asarray(matrix, dtype=np.float64)
 
 
+def onnx_session(record: dict[str, Any], device: str = "cpu") -> tuple[Any, str]:
+    """An onnxruntime session of a model file and its input name; ``device`` ``cuda`` puts the CUDA
+    provider first (onnxruntime falls back to the CPU where it has none)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise TriptychError("the arcface face backend needs onnxruntime and insightface", fix=_INSTALL_FIX) from exc
+    providers = (["CUDAExecutionProvider"] if device.startswith("cuda") else []) + ["CPUExecutionProvider"]
+    session = onnxruntime.InferenceSession(str(record["path"]), providers=providers)
+    return session, session.get_inputs()[0].name
+
+
+class FaceDetector(Protocol):
+    """A detector alone: ``detect(image) -> list[FaceBox]`` and the records of its files."""
+
+    name: str
+    weights: tuple[dict[str, Any], ...]
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """uint8 (H, W, 3) RGB -> every face found, in the image's pixel coordinates."""
+
+
+class ScrfdDetector:
+    """insightface's SCRFD-10GF (``det_10g.onnx``) at 640x640, threshold 0.5: boxes and 5 landmarks."""
+
+    name = "scrfd"
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        try:
+            from insightface.model_zoo.scrfd import SCRFD
+        except ImportError as exc:
+            raise TriptychError("the scrfd face detector needs insightface and onnxruntime", fix=_INSTALL_FIX) from exc
+        self._model = SCRFD(model_file=str(record["path"]))
+        self._model.prepare(-1, input_size=SCRFD_SIZE, det_thresh=SCRFD_THRESHOLD)
+        self.weights: tuple[dict[str, Any], ...] = (record,)
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        bgr = np.ascontiguousarray(to_uint8_rgb(image)[:, :, ::-1])
+        boxes, points = self._model.detect(bgr, input_size=SCRFD_SIZE)
+        return [FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(b[4]),
+                        tuple((float(x), float(y)) for x, y in kps))
+                for b, kps in zip(boxes, points)]
+
+
+class RetinaFaceBoxes:
+    """RetinaFace (``triptych.vision.retinaface``) as a ``FaceDetector``: the inference recipe's rows with
+    a score of at least ``min_score`` (the recipe's ``vis_thres`` is 0.6; 0 keeps every row)."""
+
+    name = "retinaface"
+
+    def __init__(self, detector: Any, min_score: float = 0.0) -> None:
+        self.detector = detector
+        self.min_score = min_score
+        self.weights: tuple[dict[str, Any], ...] = (detector.weights,)
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        return self.boxes(self.detector.detect(to_uint8_rgb(image)))
+
+    def boxes(self, rows: np.ndarray) -> list[FaceBox]:
+        """Recipe rows [K, 15] -> the boxes of at least ``min_score``, in row order."""
+        return [FaceBox(*map(float, r[:5]), tuple((float(r[5 + 2 * k]), float(r[6 + 2 * k])) for k in range(5)))
+                for r in rows if r[4] >= self.min_score]
+
+
+DETECTORS = ("retinaface", "dlib", "scrfd")
+
+
+def face_detector(name: str, backbone: str = "mobilenet0.25", weights_file: str | Path | None = None,
+                  device: str = "cpu", min_score: float = 0.0) -> FaceDetector:
+    """A detector by name: ``retinaface`` (``backbone``, the registered checkpoint or ``weights_file``),
+    ``dlib`` (HOG, the dlib backend's detector) or ``scrfd`` (insightface's det_10g)."""
+    from triptych import weights
+
+    if name not in DETECTORS:
+        raise TriptychError(f"unknown face detector {name!r}", fix=f"use one of: {', '.join(DETECTORS)}")
+    if name != "retinaface" and weights_file is not None:
+        raise TriptychError(f"--weights applies to the retinaface backend, not {name!r}",
+                            fix=f"import {name}'s file with 'triptych weights import' instead")
+    if name == "dlib":
+        return dlib_backend()
+    if name == "scrfd":
+        return ScrfdDetector(weights.describe(ARCFACE_DETECTOR))
+    from triptych.vision.retinaface import retinaface_detector
+
+    return RetinaFaceBoxes(retinaface_detector(backbone, weights_file, device), min_score)
+
+
+def detection_rows(boxes: Sequence[FaceBox]) -> list[list[float]]:
+    """Rows [x1, y1, x2, y2, score, x_1, y_1, ..., x_5, y_5] (landmarks null when the detector has none)."""
+    return [[b.left, b.top, b.right, b.bottom, b.score]
+            + ([c for point in b.landmarks for c in point] if b.landmarks else [None] * 10) for b in boxes]
+
+
 class ArcFaceBackend:
     """Face backend ``arcface``, what insightface's ``FaceAnalysis`` (buffalo_l) does for one image:
     SCRFD-10GF (``det_10g.onnx``) detection at 640x640 with threshold 0.5 gives boxes and 5 landmarks; the
     face is aligned by ``align_arcface``; ``w600k_r50.onnx`` embeds the RGB crop scaled to
     (x - 127.5) / 127.5 (NCHW float32) into 512-d, L2-normalised here. Runs on onnxruntime's CPU provider.
 
-    ``detector`` may be ``None``: the backend then only embeds boxes that carry landmarks (tests).
+    ``detector`` is the SCRFD file's record, any ``FaceDetector`` (the ID pipeline passes RetinaFace), or
+    ``None``: the backend then only embeds boxes that carry landmarks (tests, and the ``id_verify`` stage,
+    which embeds the boxes ``id_detect`` found).
     """
 
     name = "arcface"
 
-    def __init__(self, recognizer: dict[str, Any], detector: dict[str, Any] | None) -> None:
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise TriptychError("the arcface face backend needs onnxruntime and insightface", fix=_INSTALL_FIX) from exc
-        self._session = onnxruntime.InferenceSession(str(recognizer["path"]), providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-        self._detector = None
-        if detector is not None:
-            from insightface.model_zoo.scrfd import SCRFD
-
-            self._detector = SCRFD(model_file=str(detector["path"]))
-            self._detector.prepare(-1, input_size=SCRFD_SIZE, det_thresh=SCRFD_THRESHOLD)
-        self.weights: tuple[dict[str, Any], ...] = (recognizer,) + ((detector,) if detector is not None else ())
+    def __init__(self, recognizer: dict[str, Any], detector: dict[str, Any] | FaceDetector | None,
+                 device: str = "cpu") -> None:
+        self._session, self._input = onnx_session(recognizer, device)
+        self._detector = ScrfdDetector(detector) if isinstance(detector, dict) else detector
+        detector_files = self._detector.weights if self._detector is not None else ()
+        self.weights: tuple[dict[str, Any], ...] = (recognizer, *detector_files)
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         if self._detector is None:
             raise TriptychError("this arcface backend was built without a detector",
                                 fix="use arcface_backend(), which loads scrfd_det_10g")
-        bgr = np.ascontiguousarray(to_uint8_rgb(image)[:, :, ::-1])
-        boxes, points = self._detector.detect(bgr, input_size=SCRFD_SIZE)
-        return [FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(b[4]),
-                        tuple((float(x), float(y)) for x, y in kps))
-                for b, kps in zip(boxes, points)]
+        return self._detector.detect(image)
 
     def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         return align_arcface(to_uint8_rgb(image), _need_landmarks(box, "arcface"))[0]

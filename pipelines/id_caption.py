@@ -1,22 +1,33 @@
 """DVC stage ``id_caption``: one caption per kept image, holding a class word.
 
 protocols.md section 3, step 5: BLIP-2 captions, re-sampled (stochastic mode) until a class word
-(man, woman, boy, girl, ...) appears. The heavy ``blip2`` backend is declared here and needs its model;
-the light backend is a template captioner: ``--template`` filled with the identity's class word from
-its folder suffix (``<name>_<classword>``), so every caption holds a class word by construction and
-nothing is re-sampled. Captions are cached per image content, template and class word.
+(man, woman, boy, girl, ...) appears. Backends (``--backend``):
+
+- ``light``: a template captioner: ``--template`` filled with the identity's class word from its folder
+  suffix (``<name>_<classword>``), so every caption holds a class word by construction and nothing is
+  re-sampled. Captions are cached per image content, template and class word.
+- ``blip2`` (or ``heavy``): BLIP-2 (``triptych.vision.captioning``, registry entry ``--model``) on the
+  image's square crop from ``id_crop_mask``: a greedy caption, then up to ``--tries`` - 1 sampled ones
+  (seeds 1, 2, ...) until one holds a class word (``id_tag``'s rule); an image whose captions never do is
+  dropped. The model is loaded once per worker process; ``--device cuda`` runs it in float16 on the GPU.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from triptych.errors import TriptychError
-from triptych.pipelines.id_table import Table, load_previous, save, stage_cache, stage_parser
-from triptych.pipelines.stage_io import check_backend, run_stage, timed
+from triptych.media import read_rgb
+from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
+                                         stage_parser)
+from triptych.pipelines.id_tag import class_words
+from triptych.pipelines.stage_io import choose_backend, run_stage, timed
 
 STAGE = "id_caption"
 VERSION = 1
-HEAVY = {"blip2": ("transformers and accelerate (pip install transformers accelerate)",
-                   "Salesforce/blip2-opt-2.7b (add it to triptych/data/weights.yaml)")}
+HEAVY = "blip2"
+BLIP2 = "blip2_opt_2_7b"
 
 
 def template_caption(template: str, class_word: str) -> str:
@@ -29,22 +40,65 @@ def template_caption(template: str, class_word: str) -> str:
     return template.replace("{class_word}", class_word)
 
 
+@functools.lru_cache(maxsize=1)
+def heavy_captioner(model: str, device: str) -> Any:
+    """BLIP-2, loaded once per process (each Ray worker keeps its own)."""
+    from triptych.vision.captioning import Blip2Captioner
+
+    return Blip2Captioner(model, device)
+
+
+def blip2_caption(path: Any, crop_box: list[int], model: str, device: str, tries: int) -> dict[str, Any]:
+    """The first of up to ``tries`` captions of the crop (greedy, then sampled) that holds a class word;
+    ``caption`` is None when none does, with every caption drawn."""
+    x0, y0, x1, y1 = crop_box
+    crop = read_rgb(path)[y0:y1, x0:x1]
+    drawn = []
+    for attempt in range(tries):
+        text = heavy_captioner(model, device).caption(crop, None if attempt == 0 else attempt)
+        drawn.append(text)
+        if class_words(text):
+            return {"caption": text, "captions_drawn": drawn}
+    return {"caption": None, "captions_drawn": drawn}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(STAGE, __doc__)
     parser.add_argument("--template", default="a photo of a {class_word}")
+    parser.add_argument("--model", default=BLIP2, help="blip2: its weights registry name")
+    parser.add_argument("--tries", type=int, default=5, help="blip2: captions drawn at most per image")
+    parser.add_argument("--device", default="cpu", help="blip2: cpu | cuda")
     args = parser.parse_args(argv)
-    check_backend(STAGE, args.backend, HEAVY)
+    backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)
-        cache = stage_cache(args, STAGE, VERSION, template=args.template)
-        for record in table.kept():
-            word = record["folder_class_word"]
-            record["caption"] = cache.get_or_compute(record["sha256"], lambda: template_caption(args.template, word),
-                                                     extra=word)
-            record["caption_backend"] = "light: template"
-            timing.items += 1
+        if backend == "light":
+            cache = stage_cache(args, STAGE, VERSION, template=args.template)
+            for record in table.kept():
+                word = record["folder_class_word"]
+                record["caption"] = cache.get_or_compute(record["sha256"],
+                                                         lambda: template_caption(args.template, word), extra=word)
+                record["caption_backend"] = "light: template"
+                timing.items += 1
+            label, params, weights = "light: template captioner", {"template": args.template}, []
+        else:
+            model_record = heavy_captioner(args.model, args.device).record
+            weights = [{k: model_record[k] for k in ("name", "sha256")}]
+            cache = stage_cache(args, STAGE, VERSION, model=weights, tries=args.tries)
+            kept = table.kept()
+            results = compute_all(cache, args, [(r["sha256"], r["crop_box"], blip2_caption,
+                                                 (image_path(table, r), r["crop_box"], args.model, args.device,
+                                                  args.tries)) for r in kept])
+            for record, result in zip(kept, results):
+                record.update(caption=result["caption"], captions_drawn=result["captions_drawn"],
+                              caption_backend=f"blip2: {args.model}")
+                if result["caption"] is None:
+                    drop(record, STAGE, f"no class word in {len(result['captions_drawn'])} BLIP-2 captions")
+                timing.items += 1
+            label, params = f"blip2: {args.model} (greedy, then top-p 0.9 samples)", {"model": args.model,
+                                                                                      "tries": args.tries}
         timing.computed, timing.cached = cache.misses, cache.hits
-        table.log(STAGE, "light: template captioner", {"backend": args.backend, "template": args.template})
+        table.log(STAGE, label, {"backend": args.backend, **params}, **({"weights": weights} if weights else {}))
         save(table, args.out, STAGE)
     print(f"{STAGE}: {len(table.kept())} captions")
 

@@ -6,6 +6,11 @@ token span), and a card with the counts after each stage, the drop reasons, the 
 the backends and the parameter values. Every output is a pure function of the final stage table, so a
 rerun writes byte-identical files (the plot is drawn with Pillow, which stamps no date or version).
 Timings live in each stage's metrics file, not here, for the same reason.
+
+``--export DIR`` also writes the train-ready layout of the kept images (docs/id_pipeline.md, "Train-ready
+export"): ``DIR/<identity>/<stem>.png`` (the square crop), ``<stem>_mask.png`` (its person mask, 0/255),
+``<stem>.txt`` (the tagged caption with the trigger word), and ``DIR/metadata.jsonl``, one line per image
+with the identity id, class word, trigger word, files and source sha256.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ SCHEMA = pa.schema([
     ("mask_rle", pa.struct([("size", pa.list_(_I64)), ("counts", pa.list_(_I64))])), ("mask_area_px", _I64),
     ("caption", _STR), ("caption_backend", _STR), ("group_class_word", _STR), ("class_word", _STR),
     ("token_span", pa.list_(_I64)), ("char_span", pa.list_(_I64)), ("sub_caption", _STR),
+    ("phash", _STR), ("tagged_caption", _STR),
 ])
+SIZE_BINS = (0, 256, 512, 768, 1024, 1536, 2048)
 
 
 def write_table(table: Table, path: Path) -> Path:
@@ -81,6 +88,46 @@ def draw_plot(counts: list[tuple[str, int]], words: Counter, path: Path) -> Path
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
+def histogram(values: list[float], bins: tuple[int, ...] = SIZE_BINS) -> list[tuple[str, int]]:
+    """Counts per px range [lo, hi) of ``bins`` (the last range open-ended), every range listed.
+
+    >>> histogram([100, 300, 300, 5000], (0, 256, 512))
+    [('0-255', 1), ('256-511', 2), ('>= 512', 1)]
+    """
+    labels = [f"{lo}-{hi - 1}" for lo, hi in zip(bins, bins[1:])] + [f">= {bins[-1]}"]
+    counts = Counter(sum(v >= b for b in bins[1:]) for v in values)
+    return [(label, counts.get(i, 0)) for i, label in enumerate(labels)]
+
+
+def curation_lines(table: Table) -> list[str]:
+    """The card's curation sections: licences of the models, size histograms, captions before and after
+    tagging, near-duplicates and the evaluation-protocol overlap check."""
+    from triptych.weights import weights_registry
+
+    kept = [r for r in table.records if r["status"] == "kept"]
+    registry = weights_registry()
+    lines = ["", "## Models and their licences", "", "| stage | model file | sha256 | licence |", "|---|---|---|---|"]
+    for s in table.stages:
+        for w in s.get("weights", []):
+            licence = registry[w["name"]].licence if w["name"] in registry else "not in the weights registry"
+            lines.append(f"| {s['stage']} | `{w['name']}` | {w['sha256'][:12]}... | {licence} |")
+    lines += ["", "## Image and face sizes of kept images", "",
+              "| px | images (short side) | faces (box's longer side) |", "|---|---|---|"]
+    images = histogram([min(r["width"], r["height"]) for r in kept])
+    faces = histogram([max(r["face_box"][2] - r["face_box"][0], r["face_box"][3] - r["face_box"][1])
+                       for r in kept if r.get("face_box")])
+    lines += [f"| {label} | {n} | {m} |" for (label, n), (_, m) in zip(images, faces)]
+    lines += ["", "## Captions before and after tagging", "", "| image | caption | tagged caption |", "|---|---|---|"]
+    lines += [f"| {r['path']} | {r.get('caption')} | {r.get('tagged_caption')} |" for r in kept[:10]]
+    collect = next((s for s in table.stages if s["stage"] == "id_collect"), {})
+    lines += ["", "## Near-duplicates and evaluation identities", "",
+              f"Near-duplicates dropped (perceptual hash within {collect.get('params', {}).get('duplicate_distance')} "
+              f"bits of an earlier kept image): {collect.get('near_duplicates', 0)}. Identities of the evaluation "
+              f"protocol {collect.get('protocol_identities_refused')} are refused by `id_collect`: none is in "
+              "this dataset."]
+    return lines
+
+
 def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_name: str, parquet: str) -> str:
     kept = [r for r in table.records if r["status"] == "kept"]
     identities = sorted({r["identity"] for r in table.records})
@@ -113,10 +160,38 @@ def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_
     for s in table.stages:
         params = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in sorted(s["params"].items()))
         lines.append(f"| {s['stage']} | {s['backend']} | {params} | {s['kept']} |")
-    weights = [w for s in table.stages for w in s.get("weights", [])]
-    if weights:
-        lines += ["", "Model files: " + ", ".join(f"`{w['name']}` (sha256 {w['sha256'][:12]}...)" for w in weights) + "."]
+    lines += curation_lines(table)
     return "\n".join(lines) + "\n"
+
+
+def export_training_set(table: Table, root: Path, folder: Path) -> int:
+    """The train-ready layout of every kept image (see the module docstring); returns the image count."""
+    import numpy as np
+
+    from triptych.media import read_rgb
+    from triptych.pipelines.id_crop_mask import rle_decode
+
+    tag = next((s for s in table.stages if s["stage"] == "id_tag"), {"params": {}})
+    trigger = tag["params"].get("trigger", "img")
+    identities = sorted({r["identity"] for r in table.records})
+    lines = []
+    for record in (r for r in table.records if r["status"] == "kept"):
+        stem = Path(record["path"]).stem
+        x0, y0, x1, y1 = record["crop_box"]
+        base = folder / record["identity"]
+        crop = read_rgb(root / record["path"])[y0:y1, x0:x1]
+        mask = (rle_decode(record["mask_rle"]) * 255).astype(np.uint8)
+        atomic_write(base / f"{stem}.png", lambda tmp, a=crop: Image.fromarray(a).save(tmp, format="PNG"))
+        atomic_write(base / f"{stem}_mask.png", lambda tmp, a=mask: Image.fromarray(a).save(tmp, format="PNG"))
+        atomic_write_text(base / f"{stem}.txt", record["tagged_caption"] + "\n")
+        lines.append(json.dumps({"identity": record["identity"], "identity_id": identities.index(record["identity"]),
+                                 "class_word": record["group_class_word"], "trigger": trigger,
+                                 "image": f"{record['identity']}/{stem}.png",
+                                 "mask": f"{record['identity']}/{stem}_mask.png",
+                                 "caption": f"{record['identity']}/{stem}.txt", "source": record["path"],
+                                 "source_sha256": record["sha256"]}, sort_keys=True))
+    atomic_write_text(folder / "metadata.jsonl", "".join(line + "\n" for line in lines))
+    return len(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", type=Path, default=Path("datasets/build/id/id_dataset.parquet"))
     parser.add_argument("--card", type=Path, default=Path("datasets/cards/id-sample.md"))
     parser.add_argument("--timing", type=Path, default=None)
+    parser.add_argument("--export", type=Path, default=None,
+                        help="write the train-ready layout of the kept images here")
     args = parser.parse_args(argv)
     with timed(STAGE, args.timing) as timing:
         table = load_table(args.out, STAGES[-1])
@@ -136,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
         parquet = Path(os.path.relpath(args.table, args.card.parent)).as_posix()
         atomic_write_text(args.card, card_text(table, counts, words, plot.name, parquet))
         timing.items = timing.computed = len(table.records)
+        if args.export is not None:
+            exported = export_training_set(table, Path(table.stages[0]["params"]["root"]), args.export)
+            print(f"{STAGE}: {exported} images exported to {args.export}")
     print(f"{STAGE}: {args.table} ({len(table.records)} rows), {args.card}")
 
 

@@ -12,10 +12,16 @@ the crop's bottom) probable foreground, the rest probable background, the crop b
 sure background. Its connected components are the candidate masks. ``cv2.setRNGSeed(0)`` makes GrabCut's
 k-means deterministic. The mask is stored in the crop's pixels as uncompressed COCO RLE
 (``{"size": [h, w], "counts": [...]}``, column-major, starting with a run of 0).
+
+Heavy backend ``mask2former`` (or ``heavy``): the COCO panoptic Mask2Former of ``triptych.vision.segmentation``
+(registry entry ``--model``) on the same square crop; its ``person`` segments are the candidates, and the
+one overlapping the face box most is kept (``--mask-threshold``: the class-probability threshold of the
+panoptic post-processing). The model is loaded once per worker process; ``--device cuda`` runs it on the GPU.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cv2
@@ -24,12 +30,12 @@ import numpy as np
 from triptych.media import read_rgb
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import check_backend, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, run_stage, timed
 
 STAGE = "id_crop_mask"
 VERSION = 1
-HEAVY = {"mask2former": ("transformers (pip install transformers)",
-                         "facebook/mask2former-swin-large-coco-panoptic (add it to triptych/data/weights.yaml)")}
+HEAVY = "mask2former"
+MASK2FORMER = "mask2former_swin_large_coco_panoptic"
 
 
 def rle_encode(mask: np.ndarray) -> dict[str, Any]:
@@ -108,12 +114,36 @@ def best_component(mask: np.ndarray, face: list[float]) -> tuple[np.ndarray | No
     return labels == label, int(hits.max())
 
 
-def crop_and_mask(path: Any, box: list[float], scale: float, work_size: int, iterations: int) -> dict[str, Any]:
+def most_overlapping(masks: list[np.ndarray], face: list[float]) -> tuple[np.ndarray | None, int]:
+    """The mask with the most pixels inside the face box (ties: the first), and that count."""
+    l, t, r, b = (int(round(v)) for v in face)
+    hits = [int(m[max(t, 0):max(b, 0), max(l, 0):max(r, 0)].sum()) for m in masks]
+    if not hits or max(hits) == 0:
+        return None, 0
+    best = int(np.argmax(hits))
+    return masks[best], hits[best]
+
+
+@functools.lru_cache(maxsize=2)
+def heavy_segmenter(model: str, device: str, threshold: float) -> Any:
+    """The panoptic Mask2Former, loaded once per process (each Ray worker keeps its own)."""
+    from triptych.vision.segmentation import PanopticPersons
+
+    return PanopticPersons(model, device, threshold)
+
+
+def crop_and_mask(path: Any, box: list[float], scale: float, work_size: int, iterations: int,
+                  backend: str = "light", model: str = MASK2FORMER, device: str = "cpu",
+                  threshold: float = 0.8) -> dict[str, Any]:
     image = read_rgb(path)
     crop_box = square_crop(box, image.shape[1], image.shape[0], scale)
     x0, y0, x1, y1 = crop_box
     face = [box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0]
-    mask, hits = best_component(grabcut_person(image[y0:y1, x0:x1], face, work_size, iterations), face)
+    crop = image[y0:y1, x0:x1]
+    if backend == "light":
+        mask, hits = best_component(grabcut_person(crop, face, work_size, iterations), face)
+    else:
+        mask, hits = most_overlapping(heavy_segmenter(model, device, threshold).masks(crop), face)
     return {"crop_box": crop_box, "mask_rle": rle_encode(mask) if mask is not None else None,
             "mask_face_overlap_px": hits, "mask_area_px": int(mask.sum()) if mask is not None else 0}
 
@@ -124,16 +154,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-face-fraction", type=float, default=0.1, help="face area / crop area must exceed it")
     parser.add_argument("--work-size", type=int, default=256, help="GrabCut runs on the crop resized to this")
     parser.add_argument("--grabcut-iterations", type=int, default=3)
+    parser.add_argument("--model", default=MASK2FORMER, help="mask2former: its weights registry name")
+    parser.add_argument("--mask-threshold", type=float, default=0.8, help="mask2former: class probability threshold")
+    parser.add_argument("--device", default="cpu", help="mask2former: cpu | cuda")
     args = parser.parse_args(argv)
-    check_backend(STAGE, args.backend, HEAVY)
+    backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)
-        cache = stage_cache(args, STAGE, VERSION, crop_scale=args.crop_scale, work_size=args.work_size,
-                            iterations=args.grabcut_iterations)
+        if backend == "light":
+            cache = stage_cache(args, STAGE, VERSION, crop_scale=args.crop_scale, work_size=args.work_size,
+                                iterations=args.grabcut_iterations)
+            label, weights = "light: GrabCut seeded from the face box (opencv)", []
+            params = {"work_size": args.work_size, "grabcut_iterations": args.grabcut_iterations}
+        else:
+            model_record = heavy_segmenter(args.model, args.device, args.mask_threshold).record
+            weights = [{k: model_record[k] for k in ("name", "sha256")}]
+            cache = stage_cache(args, STAGE, VERSION, crop_scale=args.crop_scale, model=weights,
+                                threshold=args.mask_threshold)
+            label = f"mask2former: panoptic person segments ({args.model}, transformers)"
+            params = {"model": args.model, "mask_threshold": args.mask_threshold}
         kept = table.kept()
         results = compute_all(cache, args, [(r["sha256"], r["face_box"], crop_and_mask,
                                              (image_path(table, r), r["face_box"], args.crop_scale, args.work_size,
-                                              args.grabcut_iterations)) for r in kept])
+                                              args.grabcut_iterations, backend, args.model, args.device,
+                                              args.mask_threshold)) for r in kept])
         for record, result in zip(kept, results):
             box = record["face_box"]
             record.update(result)
@@ -146,9 +190,9 @@ def main(argv: list[str] | None = None) -> None:
                 drop(record, STAGE, "no person mask overlaps the face box")
             timing.items += 1
         timing.computed, timing.cached = cache.misses, cache.hits
-        table.log(STAGE, "light: GrabCut seeded from the face box (opencv)",
-                  {"backend": args.backend, "crop_scale": args.crop_scale, "min_face_fraction": args.min_face_fraction,
-                   "work_size": args.work_size, "grabcut_iterations": args.grabcut_iterations})
+        table.log(STAGE, label, {"backend": args.backend, "crop_scale": args.crop_scale,
+                                 "min_face_fraction": args.min_face_fraction, **params},
+                  **({"weights": weights} if weights else {}))
         save(table, args.out, STAGE)
     print(f"{STAGE}: {len(table.kept())} of {len(table.records)} images kept")
 

@@ -8,27 +8,34 @@ deviation of the group's scores, drop images more than ``k`` * delta below the g
 
 A z-score over n values (population standard deviation) cannot exceed sqrt(n - 1) (Samuelson's
 inequality), so k = 8 drops nothing in a group of fewer than 65 images; the stage log (and the dataset
-card) reports, per group, n, sqrt(n - 1) and whether k can drop anything there. The light backend is
-``triptych.metrics.face``'s dlib embedder (128-d, unit length); embeddings are cached per image content
-and box.
+card) reports, per group, n, sqrt(n - 1) and whether k can drop anything there. Both backends feed the
+same rule (``verify_group``); only the embedder differs. Embeddings are cached per image content and box.
+
+- ``light``: ``triptych.metrics.face``'s dlib embedder (128-d, unit length).
+- ``arcface`` (or ``heavy``): insightface's w600k_r50 through onnxruntime, the ``face_sim:arcface``
+  embedder (512-d), on the 112x112 crop aligned from the detector's 5 landmarks to the ArcFace template
+  (``align_arcface``); it needs a detector that gives landmarks (RetinaFace or dlib). The model is
+  loaded once per worker process (``heavy_embedder``); ``--device cuda`` uses onnxruntime's CUDA provider.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import numpy as np
 
 from triptych.media import read_rgb
-from triptych.metrics.face import FaceBox, dlib_backend
+from triptych.errors import TriptychError
+from triptych.metrics.face import ARCFACE_RECOGNIZER, ArcFaceBackend, FaceBox, dlib_backend
 from triptych.pipelines.id_table import (Record, Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import check_backend, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, run_stage, timed
 
 STAGE = "id_verify"
 VERSION = 1
-HEAVY = {"arcface": ("insightface and onnxruntime (pip install insightface onnxruntime)", "arcface_w600k_r50")}
+HEAVY = "arcface"
 
 
 def summed_similarity(embeddings: np.ndarray) -> np.ndarray:
@@ -73,21 +80,48 @@ def verify_group(records: list[Record], embeddings: list[list[np.ndarray]], fact
             "factor_can_drop": factor < bound, "dropped": int(sum(z < -factor))}
 
 
-def embed_face(path: Any, box: list[float], score: float) -> list[float]:
-    """The dlib embedding of one face box of an image (the per-image work an executor runs)."""
-    return dlib_backend().embed(read_rgb(path), FaceBox(*box, score)).tolist()
+@functools.lru_cache(maxsize=2)
+def heavy_embedder(recognizer: str, device: str) -> ArcFaceBackend:
+    """The ArcFace recognizer (a weights registry name), loaded once per process (each Ray worker keeps its own)."""
+    from triptych import weights
+
+    return ArcFaceBackend(weights.describe(recognizer), None, device)
+
+
+def embed_face(path: Any, box: list[float], score: float, landmarks: list[list[float]] | None = None,
+               backend: str = "light", recognizer: str = ARCFACE_RECOGNIZER, device: str = "cpu") -> list[float]:
+    """The embedding of one face box of an image (the per-image work an executor runs)."""
+    if backend == "light":
+        return dlib_backend().embed(read_rgb(path), FaceBox(*box, score)).tolist()
+    if not landmarks or len(landmarks) != 5:
+        raise TriptychError(f"{path}: the arcface backend aligns faces by 5 landmarks, and this face box has none",
+                            fix="detect with a backend that gives 5 landmarks (id_detect --backend retinaface)")
+    face = FaceBox(*box, score, tuple(tuple(p) for p in landmarks))
+    return heavy_embedder(recognizer, device).embed(read_rgb(path), face).tolist()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(STAGE, __doc__)
     parser.add_argument("--deviation-factor", type=float, default=8.0, help="k: drop below mean - k * std")
+    parser.add_argument("--recognizer", default=ARCFACE_RECOGNIZER,
+                        help="arcface: the weights registry name of the ONNX recognizer (same interface as w600k_r50)")
+    parser.add_argument("--device", default="cpu", help="arcface: cpu | cuda")
     args = parser.parse_args(argv)
-    check_backend(STAGE, args.backend, HEAVY)
+    backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)
-        cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
+        if backend == "light":
+            cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
+            label, files = "light: dlib ResNet 128-d (triptych.metrics.face, variant dlib)", dlib_backend().weights
+        else:
+            files = heavy_embedder(args.recognizer, args.device).weights
+            label = "arcface: insightface w600k_r50 512-d on 5-point aligned 112x112 crops (onnxruntime)"
+            cache = stage_cache(args, STAGE, VERSION, embedder=f"arcface-{args.recognizer}",
+                                weights=[w["sha256"] for w in files])
         groups = table.groups()
-        jobs = [(r["sha256"], f["box"], embed_face, (image_path(table, r), f["box"], f["score"]))
+        jobs = [(r["sha256"], f["box"], embed_face,
+                 (image_path(table, r), f["box"], f["score"], f["landmarks"], backend, args.recognizer,
+                  args.device))
                 for records in groups.values() for r in records for f in r["faces"]]
         vectors = iter(compute_all(cache, args, jobs))  # in job order: identity, record, face
         reports = {}
@@ -96,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
             timing.items += len(records)
             reports[identity] = verify_group(records, embeddings, args.deviation_factor)
         timing.computed, timing.cached = cache.misses, cache.hits
-        weights = [{k: w[k] for k in ("name", "sha256")} for w in dlib_backend().weights] if cache.misses or groups else []
-        table.log(STAGE, "light: dlib ResNet 128-d (triptych.metrics.face, variant dlib)",
+        weights = [{k: w[k] for k in ("name", "sha256")} for w in files] if cache.misses or groups else []
+        table.log(STAGE, label,
                   {"backend": args.backend, "deviation_factor": args.deviation_factor}, groups=reports, weights=weights)
         save(table, args.out, STAGE)
     for identity, report in reports.items():

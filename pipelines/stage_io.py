@@ -89,6 +89,7 @@ class ImageCache:
 
     def __init__(self, folder: str | Path, salt: dict[str, Any]) -> None:
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)  # a declared DVC output, even when nothing is computed
         self.salt = digest(salt)[:16]
         self.hits = 0
         self.misses = 0
@@ -170,20 +171,11 @@ def timed(stage: str, out: str | Path | None) -> Iterator[Timing]:
         write_json(out, timing.document())
 
 
-def heavy_backend_unavailable(stage: str, backend: str, install: str, weights: str) -> TriptychError:
-    """The error of a declared heavy backend that this build cannot run (issue 8: every stage has a heavy
-    backend, the published model, and a light one that runs offline)."""
-    return TriptychError(f"{stage}: backend {backend!r} is not available here",
-                         fix=f"install {install}; import weights {weights} (triptych weights import NAME FILE); "
-                             "or use the light backend (--backend light)")
-
-
-def check_backend(stage: str, backend: str, heavy: dict[str, tuple[str, str]]) -> None:
-    """``light`` runs; a declared heavy backend raises its install / weights message; anything else is named."""
+def choose_backend(stage: str, backend: str, heavy: str) -> str:
+    """``light`` (offline), or the stage's heavy backend, named or as ``heavy`` (issue 8: every stage has
+    a heavy backend, the published model, and a light one that runs offline). Anything else is named."""
     if backend == "light":
-        return
-    if backend in heavy:
-        install, weights = heavy[backend]
-        raise heavy_backend_unavailable(stage, backend, install, weights)
-    raise TriptychError(f"{stage}: unknown backend {backend!r}",
-                        fix=f"use one of: light, {', '.join(heavy)}")
+        return "light"
+    if backend in ("heavy", heavy):
+        return heavy
+    raise TriptychError(f"{stage}: unknown backend {backend!r}", fix=f"use one of: light, {heavy} (or heavy)")

@@ -153,10 +153,17 @@ def test_verify_drops_a_foreign_face(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "t.json").read_text())["computed"] == 0
 
 
-def test_heavy_backend_says_what_to_install() -> None:
-    with pytest.raises(TriptychError, match="not available here") as info:
-        _run("id_detect", "--backend", "retinaface")
-    assert "insightface" in info.value.fix and "scrfd_det_10g" in info.value.fix
+def test_heavy_backend_without_its_weights_names_what_to_fetch(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRIPTYCH_OFFLINE", "1")
+    out = tmp_path / "id"
+    _run("id_collect", "--root", PORTRAITS, "--out", out)
+    with pytest.raises(TriptychError, match="retinaface_resnet50") as info:
+        _run("id_detect", "--out", out, "--backend", "heavy", "--backbone", "resnet50")
+    assert "Resnet50_Final.pth" in info.value.message and "triptych weights import retinaface_resnet50" in info.value.fix
+    with pytest.raises(TriptychError, match="unknown backend 'dlib'") as info:
+        _run("id_detect", "--out", out, "--backend", "dlib")
+    assert "light, retinaface (or heavy)" in info.value.fix
 
 
 @pytest.mark.parametrize("caption, group_word, expected", [

@@ -423,7 +423,10 @@ def _check_trustworthy(spec: WeightSpec, path: Path, what: str) -> None:
                          "from its published source")
     try:
         state = load_state_dict(path, spec.container_key, fmt=spec.format)
-        expected, ignored = _architecture_state(spec)
+        expected, ignored = _architecture_state(spec, path.parent)
+        if state and not any(k.startswith(DATA_PARALLEL) for k in expected) and all(
+                k.startswith(DATA_PARALLEL) for k in state):  # saved from nn.DataParallel, stripped on loading
+            state = {k.removeprefix(DATA_PARALLEL): v for k, v in state.items()}
         mismatch = state_mismatch({k: v for k, v in expected.items() if k not in ignored},
                                   {k: v for k, v in state.items() if k not in ignored})
     except TriptychError as exc:
@@ -434,14 +437,26 @@ def _check_trustworthy(spec: WeightSpec, path: Path, what: str) -> None:
                      fix=f"this is not the {spec.name} checkpoint; import the file published at {spec.urls[0]}")
 
 
-def _architecture_state(spec: WeightSpec) -> tuple[Mapping[str, Any], tuple[str, ...]]:
+DATA_PARALLEL = "module."  # the key prefix of a checkpoint saved from nn.DataParallel
+BESIDE = "{folder}"  # an architecture argument that stands for the folder holding the file being checked
+
+
+def _architecture_state(spec: WeightSpec, folder: Path | None = None) -> tuple[Mapping[str, Any], tuple[str, ...]]:
     """The state dict of the entry's architecture (built on the meta device, shapes without memory, where its
-    constructor allows), and the file keys its loader ignores (the module's ``ignored_state_keys``)."""
+    constructor allows), and the file keys its loader ignores (the module's ``ignored_state_keys``). An
+    argument ``'{folder}'`` is replaced by ``folder``, the file's own folder (a Hugging Face checkpoint's
+    architecture is its ``config.json`` beside it: ``triptych.vision.hf_folder.architecture_state``)."""
     import torch
 
     from triptych.registry import load_callable
 
-    build = functools.partial(load_callable(spec.architecture or ""), **dict(spec.architecture_args))
+    args = dict(spec.architecture_args)
+    if BESIDE in args.values():
+        if folder is None:
+            raise TriptychError(f"weights {spec.name!r}: its architecture is read from the files beside the weights",
+                                fix="check a file in its folder (weights import NAME FILE)")
+        args = {k: str(folder) if v == BESIDE else v for k, v in args.items()}
+    build = functools.partial(load_callable(spec.architecture or ""), **args)
     try:
         with torch.device("meta"):
             built = build()

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Table
 
 
 leaderboard_app = typer.Typer(help="Published and reproduced numbers, side by side.", no_args_is_help=True)
@@ -65,18 +65,18 @@ def show_command(
     for note in superseded_notes(results):
         typer.echo(note, err=True)
     console = Console(width=240)
-    versions = ({run: v for run, v in zip(rows["run_id"], rows["method_version"])  # a reproduced row's method version
-                 if isinstance(run, str) and run and isinstance(v, str) and v}
-                if {"run_id", "method_version"} <= set(rows.columns) else {})
     for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
         task_rows = rows[rows["task"] == task_name]
         merged = pd.concat([merge_table(group) for _, group in task_rows.groupby("benchmark", sort=True)],
                            ignore_index=True)
-        table = Table("source", "benchmark", "split", Column("method", no_wrap=True), "metric", "variant", "reported", "reproduced",
+        table = Table("source", "benchmark", "split", "method", "metric", "variant", "reported", "reproduced",
                       "interval", "rank", "difference", "within tol.", "unit", "n", "paired with / why not", title=task_name)
         merged = merged.assign(_source=["reproduced" if r else "reported" for r in merged["run_id"]])
+        labels = [m + (f" v{v}" if v else "") for m, v in zip(merged["method"], merged["method_version"])]
+        table.columns[3].no_wrap, table.columns[3].min_width = True, max(map(len, labels), default=6)
         reasons: dict[str, int] = {}  # printed once below the table, referred to as [n]
-        for _, r in merged.sort_values(["_source", "benchmark", "split", "method", "metric"], kind="stable").iterrows():
+        for index, r in merged.sort_values(["_source", "benchmark", "split", "method", "metric"],
+                                           kind="stable").iterrows():
             n = r.get("n")
             paired = ""
             if r["run_id"] and r["reported_table"]:
@@ -84,8 +84,7 @@ def show_command(
             elif r["run_id"]:
                 paired = f"unpaired [{reasons.setdefault(r['pairing'], len(reasons) + 1)}]"
             within = "" if r["within_tolerance"] is None else ("yes" if r["within_tolerance"] else "no")
-            method = f"{r['method']} v{versions[r['run_id']]}" if r["run_id"] in versions else r["method"]
-            table.add_row(r["_source"], r["benchmark"], str(r["split"]), method, r["metric"],
+            table.add_row(r["_source"], r["benchmark"], str(r["split"]), labels[index], r["metric"],
                           str(r["metric_variant"] or "-"), _fmt(r["reported"]), _fmt(r["reproduced"]),
                           _interval(r), r["rank"], _fmt(r["difference"]), within, str(r["unit"] or ""),
                           "" if n is None or (isinstance(n, float) and math.isnan(n)) else str(int(n)), paired)

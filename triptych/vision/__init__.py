@@ -1,0 +1,1 @@
+"""Vision models shared by the metrics and the dataset pipelines (face detection, ...)."""
