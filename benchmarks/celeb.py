@@ -59,12 +59,12 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
-from triptych.benchmarks.personalization import check_generated, read_reference
+from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy, read_reference
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_files
 from triptych.manifests import build_manifest
 from triptych.methods import Generator
-from triptych.metrics.face import EmbeddingCache, NoFaceError
+from triptych.metrics.face import EmbeddingCache
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
 from triptych.scoring import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
@@ -88,9 +88,7 @@ def load_celeb_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, An
     if not params.get("refs"):
         raise InputError(f"benchmark {spec.name!r} scores against your reference photos, and none were given",
                          fix="pass --refs DIR (a folder per identity; see 'triptych personalization init')")
-    if params.get("no_face") not in ("zero", "error"):
-        raise InputError(f"no_face={params.get('no_face')!r}: expected 'zero' or 'error'",
-                         fix="--param no_face=zero or --param no_face=error")
+    policy = no_face_policy(params)
     plan, refs = make_plan(params)
     assert refs is not None
     files = [p.relative_to(refs.root).as_posix() for i in plan.ids for p in plan.references[i]]
@@ -100,7 +98,7 @@ def load_celeb_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, An
               "given_references": {id_slug(i): [p.relative_to(refs.root).as_posix() for p in plan.given[i]]
                                    for i in plan.ids},
               "seeds": plan.seeds()}
-    task = CelebTask(plan.layout(list(refs.identities)), params["no_face"])
+    task = CelebTask(plan.layout(list(refs.identities)), policy)
     return BenchmarkData(spec, variant, params, refs.root, manifest, plan.images(), task, context=refs, extras=extras)
 
 
@@ -192,15 +190,8 @@ class CelebTask:
         offered = {"references": list(sample.references), "prompt": sample.prompt, "name": name, "cache": self.cache}
         scores = []
         for m in metrics:
-            flags = None
-            try:
-                value = _call(m, (image,), offered, ("references", "name", "cache"))
-            except NoFaceError as exc:
-                if self.no_face != "zero" or not exc.message.startswith(f"{name}:"):
-                    raise  # a reference photo without a face is always an error
-                print(f"{exc.message}: {m.spec.name}:{m.variant.name} scored 0 (benchmark parameter no_face=zero)",
-                      file=sys.stderr)
-                value, flags = 0.0, {"no_face": True}  # listed in run.json under the metric's "flagged"
+            value, flags = face_score(self.no_face, name, m,
+                                      lambda: _call(m, (image,), offered, ("references", "name", "cache")))
             scores.append(Score(sample.sample_id, m, float(getattr(value, "value", value)), flags))
         return scores
 

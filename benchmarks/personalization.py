@@ -4,13 +4,19 @@ A portrait set is one folder per identity, ``<root>/<name>_<classword>/``, holdi
 reference photos (JPEG or PNG). The class word is the folder suffix, as the sample portraits have it
 (conventions.md, ``--pred-dir`` layouts). The published protocol's IDs and images were never released
 (PhotoMaker#188), so users supply the reference images (protocols.md section 3).
+
+Both personalization benchmarks take the variant parameter ``no_face`` (``no_face_policy``): ``zero`` scores
+a generated image without a detected face 0 on face metrics, names it on stderr and flags it (``run.json``:
+the metric's ``flagged.no_face``, count and sample ids), so the ``blank`` sanity baseline scores 0 and is
+flagged; ``error`` stops the run. A reference photo without a face is always an error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+import sys
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -20,7 +26,7 @@ from triptych.folders import refuse_inexact, visible_entries, visible_files
 from triptych.manifests import check_folders_listed
 from triptych.media import IMAGE_SUFFIXES, read_rgb
 from triptych.methods import Generator
-from triptych.metrics.face import EmbeddingCache
+from triptych.metrics.face import EmbeddingCache, NoFaceError
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
 from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
@@ -100,6 +106,31 @@ def check_generated(output: Any, method: str, sample_id: str) -> torch.Tensor:
     return output.detach().to("cpu", torch.float32)
 
 
+NO_FACE_POLICIES = ("zero", "error")  # the values of the variant parameter ``no_face``
+
+
+def no_face_policy(params: dict[str, Any]) -> str:
+    """The variant's ``no_face`` value, checked."""
+    value = params.get("no_face")
+    if value not in NO_FACE_POLICIES:
+        raise InputError(f"no_face={value!r}: expected 'zero' or 'error'",
+                         fix="--param no_face=zero or --param no_face=error")
+    return str(value)
+
+
+def face_score(policy: str, name: str, m: MetricUse, compute: Callable[[], Any]) -> tuple[Any, dict[str, Any] | None]:
+    """``compute()`` and no flag; under ``no_face=zero`` a generated image ``name`` without a face is named on
+    stderr and scores 0 with the flag ``no_face`` (a reference photo without a face is always an error)."""
+    try:
+        return compute(), None
+    except NoFaceError as exc:
+        if policy != "zero" or not exc.message.startswith(f"{name}:"):
+            raise
+        print(f"{exc.message}: {m.spec.name}:{m.variant.name} scored 0 (benchmark parameter no_face=zero)",
+              file=sys.stderr)
+        return 0.0, {"no_face": True}  # listed in run.json under the metric's "flagged"
+
+
 @dataclass(frozen=True)
 class LeaveOneOut:
     """One generation request of the leave-one-out protocol: identity ``name`` with reference ``k`` held out.
@@ -120,11 +151,12 @@ class LeaveOneOut:
         return f"{id_slug(self.name)}/loo_{self.k}"
 
 
-@loader_schema(params=(("root", "manifest"), ()))
+@loader_schema(variant=(("no_face",), ()), params=(("root", "manifest"), ()))
 def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, Any], data_root: Path) -> BenchmarkData:
     """A portrait set under ``params.root`` checked against its manifest; samples per the variant."""
     root = data_root / spec.params["root"]
     manifest = load_checked_manifest(spec, data_root)
+    policy = no_face_policy(params)
     portraits = load_portraits(root)
     check_folders_listed(manifest, root, [root] + [paths[0].parent for paths in portraits.identities.values()])
     samples = []
@@ -136,13 +168,15 @@ def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str,
         prompt = f"a photo of a {portraits.class_words[name]}"
         for k, held_out in enumerate(paths):
             samples.append(LeaveOneOut(name, k, held_out, tuple(p for p in paths if p != held_out), prompt))
-    return BenchmarkData(spec, variant, params, root, manifest, samples, LeaveOneOutTask(), context=portraits)
+    return BenchmarkData(spec, variant, params, root, manifest, samples, LeaveOneOutTask(policy),
+                        context=portraits)
 
 
 class LeaveOneOutTask:
     """The task module of the leave-one-out portrait protocol (see ``triptych.scoring.TaskModule``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, no_face: str) -> None:
+        self.no_face = no_face
         self.cache = EmbeddingCache()  # each reference photo is embedded once per run
 
     def predict(self, method: Generator, sample: LeaveOneOut) -> list[torch.Tensor]:
@@ -179,8 +213,9 @@ class LeaveOneOutTask:
         scores = []
         for i, image in enumerate(prediction):
             sample_id = f"{sample.sample_prefix}/{i}"
+            name = f"generated image {sample_id}"
             for m in metrics:
-                value = m.fn(image, [sample.held_out], name=f"generated image {sample_id}", cache=self.cache,
-                             **m.variant.params)
-                scores.append(Score(sample_id, m, float(value)))
+                value, flags = face_score(self.no_face, name, m, lambda: m.fn(
+                    image, [sample.held_out], name=name, cache=self.cache, **m.variant.params))
+                scores.append(Score(sample_id, m, float(value), flags))
         return scores

@@ -53,7 +53,7 @@ CASES = [
     Case("method-of-another-task", lambda t: ["score", "--benchmark", "sample-triplets", "--method", "mean_fill",
                                               "--out", t], ("mean_fill", "video_inpainting")),
     Case("missing-data-root", lambda t: ["score", "--benchmark", "sample-tennis", "--method", "mean_fill", "--out", t,
-                                         "--data-root", t / "nowhere"], ("nowhere", "manifest not found")),
+                                         "--data-root", t / "nowhere"], ("nowhere", "no manifests/ folder there")),
     Case("changed-data-file", lambda t: (lambda root: (_garbage(root / "samples/tennis/frames/00002.png"),
                                                        ["score", "--benchmark", "sample-tennis", "--method", "mean_fill",
                                                         "--out", t / "r", "--data-root", root])[1])(_datasets_copy(t)),

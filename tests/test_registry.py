@@ -50,7 +50,7 @@ def test_list_command_prints_every_metric(run_cli):
     code, out, _ = run_cli("list", "metrics", "--json")
     assert code == 0
     import json
-    names = {row["metric"] for row in json.loads(out)}
+    names = {row["name"] for row in json.loads(out)}
     assert names == set(registry().metrics)
 
 

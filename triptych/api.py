@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from triptych.compare import compare_runs
+from triptych.labels import method_label
 from triptych.results import read_run, read_samples
 from triptych.scoring import PYTHON_METHODS, score
 from triptych.stats import IntervalSettings
@@ -82,12 +83,14 @@ def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | Non
              out: str | Path = "results", pred_dir: str | Path | None = None, name: str | None = None,
              benchmark_variant: str | None = None, data_root: str | Path | None = None, executor: str = "local",
              workers: int = 1, ray_address: str | None = None, fresh: bool = False,
-             interval: IntervalSettings | None = None) -> Results:
+             interval: IntervalSettings | None = None, method_version: str | None = None) -> Results:
     """Score ``method`` (a registered name or a method object) or ``pred_dir`` on ``benchmark``.
 
     ``metrics`` overrides the benchmark's metric set with ``"metric:variant"`` strings. A method object
     is recorded under ``name`` (default: its ``name`` attribute or class name) with its ``version``
-    attribute, and is scored in this process. As with ``triptych score``, the same call resumes an unfinished
+    attribute, and is scored in this process; a ``pred_dir`` is recorded under ``name`` (default ``pred-dir``)
+    and ``method_version``, as ``triptych score --pred-dir DIR --name NAME --method-version V`` records it
+    (``triptych.labels``). As with ``triptych score``, the same call resumes an unfinished
     run of the same request (recomputing the parts whose inputs changed) or returns its complete, up-to-date
     run; ``fresh=True`` always scores a new run. ``interval`` sets the aggregates' bootstrap (level, method,
     resamples, seed; ``docs/statistics.md``).
@@ -100,10 +103,12 @@ def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | Non
     """
     label = None
     if method is not None and not isinstance(method, str):
-        label = name or getattr(method, "name", None) or type(method).__name__
+        label = method_label(None, name, in_process=True) if name else (getattr(method, "name", None)
+                                                                        or type(method).__name__)
         PYTHON_METHODS[label] = method
     try:
-        run_dir = score(benchmark, Path(out), method=label or method,
+        run_dir = score(benchmark, Path(out), method=label or method, name=None if label else name,
+                        method_version=method_version,
                         pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
                         data_root=Path(data_root) if data_root is not None else None, executor=executor,
                         workers=workers, ray_address=ray_address, metrics=metrics, fresh=fresh, interval=interval)

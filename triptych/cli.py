@@ -23,6 +23,9 @@ for _info in sorted(pkgutil.iter_modules(triptych.commands.__path__), key=lambda
 
 
 def main(argv: list[str] | None = None) -> int:
+    from triptych.progress import set_command
+
+    set_command(sys.argv[1:] if argv is None else argv)  # repeated by the line a Ctrl-C prints
     try:
         app(args=argv, prog_name="triptych")
     except TriptychError as exc:

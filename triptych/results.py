@@ -21,6 +21,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -182,11 +183,19 @@ def _age(run: dict[str, Any]) -> tuple[str, str]:
 
 
 def run_folder(results: str | Path, run: str) -> Path:
-    """The folder of run ``run`` (a run id, or a path to a run folder) inside ``results``; anything that
-    resolves outside ``results`` is refused, naming it."""
+    """The folder of run ``run`` (a run id, any unique prefix of one, or a path to a run folder) inside
+    ``results``; an ambiguous prefix is refused naming the runs it matches, and anything that resolves outside
+    ``results`` is refused, naming it."""
     root = Path(results).resolve()
     given = Path(run)
     candidate = (given if given.is_absolute() or given.resolve().parent == root else root / given).resolve()
+    if not candidate.exists() and given.name == run:  # a run id's unique prefix
+        found = sorted(p for p in root.iterdir() if p.name.startswith(run) and (p / RUN_FILE).is_file()) \
+            if root.is_dir() else []
+        if len(found) > 1:
+            raise TriptychError(f"run {run!r} is a prefix of {len(found)} runs in {results}: "
+                                f"{', '.join(p.name for p in found)}", fix="give more of the run id")
+        candidate = found[0] if found else candidate
     if candidate.parent != root:
         raise TriptychError(f"run {run!r} is not a run of the results folder {results} (it resolves to "
                             f"{candidate})", fix="pass the run id as 'triptych runs list --results DIR' shows it, "
@@ -295,8 +304,13 @@ def busy_run(results: str | Path, key: str) -> Path | None:
 
 
 def wait_for(run_dir: Path) -> None:
-    """Block until no process holds the run's lock (its writer finished, failed or was killed)."""
-    with open(run_dir / LOCK_FILE, "a+") as handle:
+    """Block until no process holds the run's lock (its writer finished, failed or was killed, or discarded
+    the run: then there is nothing to wait for)."""
+    try:
+        handle = open(run_dir / LOCK_FILE, "a+")
+    except FileNotFoundError:
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
 
 
@@ -434,6 +448,13 @@ class RunWriter:
         except TriptychError:
             pass  # e.g. the disk is full: the run stays "running", which the same command resumes alike
         finally:
+            self.release()
+
+    def discard(self) -> None:
+        """Remove the run folder of a request that failed before any part was scored (nothing to resume), so a
+        failed request never leaves an empty run behind; under the results folder's lock, as runs are found."""
+        with folder_lock(self.results):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
             self.release()
 
     def finish(self, summary: dict[str, Any] | Callable[[pd.DataFrame], dict[str, Any]]) -> pd.DataFrame:

@@ -21,6 +21,7 @@ import pandas as pd
 
 import triptych
 from triptych.errors import InputError, TriptychError
+from triptych.labels import method_label, method_version_of
 from triptych.executors import ScoreJob, check_executor
 from triptych.executors import run as run_executor
 from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_predictions, hash_files, reading_under,
@@ -28,6 +29,7 @@ from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_pred
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
+from triptych.progress import interrupted_line, sample_progress
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec, load_callable, registry
 from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
 from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
@@ -144,6 +146,11 @@ def load_checked_manifest(spec: BenchmarkSpec, data_root: Path) -> Manifest:
     if data_root.exists() and not data_root.is_dir():
         raise InputError(f"--data-root {data_root}: a file, not a data folder",
                          fix="pass the folder that holds manifests/ and the benchmark's data")
+    if not (data_root / spec.params["manifest"]).parent.is_dir():
+        raise InputError(f"--data-root {data_root}: no {Path(spec.params['manifest']).parent}/ folder there, so it is "
+                         f"not a triptych data folder (benchmark {spec.name!r} reads {spec.params['manifest']})",
+                         fix="pass the folder that holds manifests/ and the benchmark's data (default: the "
+                             "checkout's datasets/; 'triptych doctor' shows where the data roots point)")
     manifest = read_manifest(data_root / spec.params["manifest"])
     if manifest.sha256 != _TRUSTED_MANIFEST.get():
         verify_manifest(manifest, data_root / spec.params["root"])
@@ -313,8 +320,12 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
           benchmark_variant: str | None = None, data_root: Path | None = None, executor: str = "local",
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
           params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False,
-          interval: IntervalSettings | None = None, device: str | None = None) -> Path:
+          interval: IntervalSettings | None = None, device: str | None = None, name: str | None = None,
+          method_version: str | None = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    ``name`` and ``method_version`` label a prediction folder's run (default ``pred-dir``, no version):
+    ``triptych.labels`` checks them; both are part of the request, so two named folders make two runs.
 
     ``device`` (cuda, cpu, ...) is passed to a registered method whose factory takes one; it is part of the
     request, so a run started on one device is never resumed on another.
@@ -360,9 +371,11 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     method_spec = registry().method(method) if method is not None and python_method is None else None
     if method_spec is not None:  # before the run opens: its params, and a --param of how it is invoked
         check_method_keys(method_spec, [k for k in params if k in loader_schema_of(data.spec).invocation])
-    method_label = method if method is not None else "pred-dir"
-    method_version = (str(method_spec.version) if method_spec is not None
-                      else str(getattr(python_method, "version", "")) if python_method is not None else "")
+    label = method_label(method, name, in_process=python_method is not None)
+    given_version = method_version_of(method_version, registered=method_spec is not None)
+    method_version = (str(method_spec.version) if method_spec is not None else given_version
+                      if given_version is not None else str(getattr(python_method, "version", ""))
+                      if python_method is not None else "")
     if method_spec is not None and method_spec.plugin:  # a plugin's rows carry its distribution's version
         method_version += " ({} {})".format(*method_spec.plugin)
     plugins = {f"method {method}": method_spec.plugin} if method_spec is not None and method_spec.plugin else {}
@@ -376,20 +389,21 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                     *(w for m in metrics for w in m.variant.weights)]
     run_weights = [*method_weights, *(describe_weights(name) for name in dict.fromkeys(weight_names))]
     pred_dir = pred_dir.resolve() if pred_dir is not None else None
-    request = {"benchmark": data.spec.name, "benchmark_variant": data.variant, "method": method_label,
+    request = {"benchmark": data.spec.name, "benchmark_variant": data.variant, "method": label,
+               **({"method_version": given_version} if given_version is not None else {}),
                "pred_dir": str(pred_dir) if pred_dir is not None else None,
                "metrics": [(m.spec.name, m.variant.name) for m in metrics], "data_root": str(data.root.resolve()),
                **({"params": params} if params else {}),
                **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {}),
                **({"interval": interval.to_json()} if interval != IntervalSettings() else {}),
                **({"device": device} if device else {})}
-    identity = _identity(data, metrics, run_weights, method_spec, python_method, method_label, method_version,
+    identity = _identity(data, metrics, run_weights, method_spec, python_method, label, method_version,
                          request["pred_dir"])
     meta = {
         "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
         "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
         "benchmark_params": data.variant_params, **({"benchmark_extras": data.extras} if data.extras else {}),
-        "method": method_label, "method_version": method_version, "pred_dir": request["pred_dir"],
+        "method": label, "method_version": method_version, "pred_dir": request["pred_dir"],
         "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root),
                  "subset": data.subset},
         "weights": run_weights, "seed": 0,
@@ -405,7 +419,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         with folder_lock(out):
             busy = None if fresh else busy_run(out, request_key(request))
             if busy is None:
-                writer = _open_run(out, f"{benchmark.replace('/', '-')}-{method_label}", request, meta, identity,
+                writer = _open_run(out, f"{benchmark.replace('/', '-')}-{label}", request, meta, identity,
                                    pred_dir, len(data.samples) + bool(set_metrics), fresh)
                 break
         print(f"another triptych process is scoring the same request into {out} (run {busy.name}): waiting for "
@@ -450,12 +464,12 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
     merge the parts into the run's rows and aggregates."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
-    method_label, method_version = writer.meta["method"], writer.meta["method_version"]
+    run_method, run_version = writer.meta["method"], writer.meta["method_version"]
 
     def rows(measurements: list[tuple[str, str, str, int, float, Any]]) -> list[dict[str, Any]]:
         return [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.benchmark,
-                 "split": data.spec.split, "benchmark_variant": data.variant, "method": method_label,
-                 "method_version": method_version, "sample_id": sample_id, "level": unit[metric][0],
+                 "split": data.spec.split, "benchmark_variant": data.variant, "method": run_method,
+                 "method_version": run_version, "sample_id": sample_id, "level": unit[metric][0],
                  "metric": metric, "metric_variant": variant, "metric_version": version, "value": value,
                  "unit": unit[metric][1]}
                 for sample_id, metric, variant, version, value, _ in measurements]
@@ -470,9 +484,12 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
         return {**identity, PREDICTIONS: read} if pred_dir is not None else identity
 
     try:
-        for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
-            writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
-                            fingerprint=fingerprint(read))
+        with sample_progress(f"{data.spec.name} {run_method}", len(data.samples),
+                             len(data.samples) - len(todo)) as advance:
+            for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
+                writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
+                                fingerprint=fingerprint(read))
+                advance(_sample_label(data.samples[index], index))
         if set_metrics and not writer.has_part(SET_PART):
             with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
                 scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights, device), set_metrics)
@@ -485,10 +502,16 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
                             fingerprint=fingerprint(read))
     except (TriptychError, KeyboardInterrupt) as exc:
         done = len(writer.parts())
-        writer.fail(str(exc))
+        if done:
+            writer.fail(str(exc))
+            kept = f"the {done} sample(s) already scored are kept in {writer.run_dir}; the same command resumes the run"
+        else:
+            writer.discard()
+            kept = "no sample was scored, so no run was kept"
         if isinstance(exc, TriptychError):
-            raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}the {done} sample(s) already "
-                                f"scored are kept in {writer.run_dir}; the same command resumes the run") from exc
+            raise TriptychError(exc.message, fix=f"{exc.fix + '; ' if exc.fix else ''}{kept}") from exc
+        print(interrupted_line(f"{done} of {len(data.samples)} sample(s) saved in {writer.run_dir}" if done
+                               else "no sample was scored, so no run was kept"), file=sys.stderr, flush=True)
         raise
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
@@ -501,6 +524,11 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
 
 
 SET_PART = "part-set"  # sorts after every per-sample part
+
+
+def _sample_label(sample: Any, index: int) -> str:
+    """How the progress display names a sample: its id (or the id prefix of its images)."""
+    return str(getattr(sample, "sample_id", None) or getattr(sample, "sample_prefix", None) or index)
 
 
 def _part(index: int) -> str:

@@ -12,3 +12,10 @@ interval_options = SimpleNamespace(
     resamples=typer.Option(2000, "--ci-resamples", help="bootstrap resamples (and permutations)"),
     seed=typer.Option(0, "--ci-seed", help="seed of the bootstrap (run.json records it)"),
 )
+
+# The progress display of the commands that score samples (score, demo): triptych.progress.
+progress_options = SimpleNamespace(
+    progress=typer.Option(False, "--progress", help="show progress (samples done / total, rate, ETA, current "
+                          "sample) even when stderr is not a terminal: one line per sample"),
+    quiet=typer.Option(False, "--quiet", help="no progress display"),
+)

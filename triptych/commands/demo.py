@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from triptych.commands import progress_options
+
 
 # (benchmark, method) pairs scored by the demo: one simple baseline or more per task.
 DEMO_RUNS = (
@@ -18,9 +20,13 @@ DEMO_RUNS = (
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
-    def demo_command(out: Path = typer.Option(Path("runs/demo"), "--out", help="results folder")) -> None:
+    def demo_command(out: Path = typer.Option(Path("runs/demo"), "--out", help="results folder"),
+                     progress: bool = progress_options.progress, quiet: bool = progress_options.quiet) -> None:
         """Score simple baselines of all three tasks on the embedded sample (runs already complete and up to
-        date in OUT are reused), then show the leaderboard."""
+        date in OUT are reused), then show the leaderboard. Progress is shown on a terminal."""
+        from triptych.progress import set_mode
+
+        set_mode(progress, quiet)
         from triptych.commands.leaderboard import show_command
         from triptych.registry import registry
         from triptych.scoring import score

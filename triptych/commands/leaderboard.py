@@ -39,7 +39,7 @@ def _interval(row) -> str:
 @leaderboard_app.command("show")
 def show_command(
     results: Optional[Path] = typer.Option(None, "--results", help="results folder with scored runs"),
-    task: Optional[str] = typer.Option(None, "--task", help="only this task"),
+    task: Optional[str] = typer.Option(None, "--task", help="only this task: " + ", ".join(TASK_ORDER)),
     all_reported: bool = typer.Option(False, "--all-reported", help="every published method, not only the "
                                       "reference systems (E2FGVI, AMT, PhotoMaker)"),
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="also print the thesis' ablation "
@@ -56,6 +56,10 @@ def show_command(
     from triptych.leaderboard.table import ablation_rows, leaderboard_rows, with_rank_intervals
     from triptych.results import superseded_notes
 
+    if task is not None and task not in TASK_ORDER:
+        from triptych.errors import UnknownNameError
+
+        raise UnknownNameError(f"--task {task!r} is not a task", fix=f"pass one of {', '.join(TASK_ORDER)}")
     rows = leaderboard_rows(results, task, all_reported)
     rows = with_rank_intervals(rows) if "ci_low" in rows else rows.assign(rank="")
     for note in superseded_notes(results):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 
 runs_app = typer.Typer(help="Inspect scored runs (Parquet rows + run JSON).", no_args_is_help=True)
@@ -17,24 +16,30 @@ RESULTS_OPTION = typer.Option(Path("results"), "--results", help="results folder
 
 @runs_app.command("list")
 def list_command(results: Path = RESULTS_OPTION) -> None:
-    """One line per run, newest first; per request, the newest complete run is current (gate and
-    leaderboard read only current runs) and older complete runs show the run that supersedes them."""
+    """One line per run, newest first, with the full run id ('runs show' takes it, or any unique prefix); per
+    request, the newest complete run is current (gate and leaderboard read only current runs) and older
+    complete runs show the run that supersedes them."""
+    from triptych.listings import text_lines
     from triptych.results import current_runs
 
     selection = current_runs(results)
     current = {r["run_id"] for r in selection.current}
-    table = Table("run_id", "status", "current", "task", "benchmark", "method", "metrics", title=f"runs in {results}")
-    for run in selection.runs:
-        metrics = ", ".join(f"{m['metric']}:{m['variant']}" for m in run.get("metrics", []))
-        role = ("yes" if run["run_id"] in current else f"superseded by {selection.superseded[run['run_id']]}"
+
+    def role(run: dict) -> str:
+        return ("yes" if run["run_id"] in current else f"superseded by {selection.superseded[run['run_id']]}"
                 if run["run_id"] in selection.superseded else "no (unfinished)")
-        table.add_row(run["run_id"], run.get("status", "?"), role, run.get("task", ""), run.get("benchmark", ""),
-                      run.get("method", ""), metrics)
-    Console(width=220).print(table)
+
+    columns = [("run_id", lambda r: r["run_id"]), ("status", lambda r: r.get("status", "?")),
+               ("benchmark", lambda r: r.get("benchmark", "")), ("method", lambda r: r.get("method", "")),
+               ("metrics", lambda r: ",".join(f"{m['metric']}:{m['variant']}" for m in r.get("metrics", []))),
+               ("current", role)]
+    typer.echo(f"runs in {results}", err=True)
+    typer.echo("\n".join(text_lines(selection.runs, columns, total=10_000)))  # never cut: ids are used in full
 
 
 @runs_app.command("show")
-def show_command(run: str = typer.Argument(..., help="run id (or the run's folder) in --results"),
+def show_command(run: str = typer.Argument(..., help="run id, any unique prefix of one, or the run's folder, "
+                                                   "in --results"),
                  results: Path = RESULTS_OPTION,
                  as_json: bool = typer.Option(False, "--json", help="print the run JSON")) -> None:
     """The run's provenance and its per-metric aggregates."""

@@ -1,4 +1,4 @@
-"""``triptych score --benchmark B (--method M [--weights FILE] | --pred-dir DIR) --out DIR``"""
+"""``triptych score --benchmark B (--method M [--weights FILE] | --pred-dir DIR [--name NAME]) --out DIR``"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from triptych.commands import interval_options
+from triptych.commands import interval_options, progress_options
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +19,13 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights", help="checkpoint file to run --method on "
                                                "instead of its registered weights (.safetensors or .pth)"),
         pred_dir: Optional[Path] = typer.Option(None, "--pred-dir", help="your method's outputs, in the "
-                                                "benchmark's layout (README: 'Score your method's outputs')"),
+                                                "benchmark's layout (README: 'Score a method on a benchmark'; "
+                                                "docs/score_your_method.md)"),
+        name: Optional[str] = typer.Option(None, "--name", help="the method label of --pred-dir outputs on the "
+                                           "leaderboard, in the gate and the results (default: pred-dir; letters, "
+                                           "digits, . _ -; not a registered method's name)"),
+        method_version: Optional[str] = typer.Option(None, "--method-version", help="the version of the --pred-dir "
+                                                     "method, recorded with its label"),
         benchmark_variant: Optional[str] = typer.Option(None, "--benchmark-variant", help="data preparation variant"),
         data_root: Optional[Path] = typer.Option(None, "--data-root", help="datasets folder (default: the "
                                                  "checkout's datasets/, or TRIPTYCH_DATASETS)"),
@@ -46,8 +52,13 @@ def register(app: typer.Typer) -> None:
         seeds: int = typer.Option(1, "--seeds", help="seed replicates per protocol image (benchmarks with a seed "
                                   "parameter): one run each, with the across-seed spread in every run.json; with "
                                   "--pred-dir, replicate seed S is read from PRED_DIR/seed-S"),
+        progress: bool = progress_options.progress, quiet: bool = progress_options.quiet,
     ) -> None:
-        """Score a method, or a folder of its outputs, on a benchmark; writes one run."""
+        """Score a method, or a folder of its outputs, on a benchmark; writes one run. Progress is shown on a
+        terminal; Ctrl-C keeps the samples scored so far and prints the command that resumes the run."""
+        from triptych.progress import set_mode
+
+        set_mode(progress, quiet)
         from triptych.errors import TriptychError
         from triptych.results import read_run
         from triptych.scoring import score
@@ -66,7 +77,8 @@ def register(app: typer.Typer) -> None:
         interval = IntervalSettings(ci_level, ci_method, ci_resamples, ci_seed)
         if seeds == 1:
             run_dirs = [score(benchmark, out, method, pred_dir, benchmark_variant, data_root, executor, workers,
-                              ray_address, metric or None, params, weights, fresh, interval, device)]
+                              ray_address, metric or None, params, weights, fresh, interval, device, name,
+                              method_version)]
         else:
             from triptych.seeds import score_seeds
 
@@ -74,7 +86,7 @@ def register(app: typer.Typer) -> None:
                                    benchmark_variant=benchmark_variant, method=method, data_root=data_root,
                                    executor=executor, workers=workers, ray_address=ray_address,
                                    metrics=metric or None, weights=weights, interval=interval, fresh=fresh,
-                                   device=device)
+                                   device=device, name=name, method_version=method_version)
         for run_dir in run_dirs:
             run = read_run(run_dir)
             for m in run["metrics"]:
@@ -84,6 +96,9 @@ def register(app: typer.Typer) -> None:
                            f"{float(agg['value']):.6g} {m['unit']}  (n={agg['n']})  "
                            f"{describe_interval(agg.get('interval'))}"
                            + (f"  {describe_spread(spread)}" if spread else ""))
+                for flag, raised in (m.get("flagged") or {}).items():
+                    typer.echo(f"flagged: {m['metric']}:{m['variant']} {flag} on {raised['count']} of {agg['n']} "
+                               "sample(s), scored 0 (run.json: metrics[].flagged)", err=True)
             reduced = (run.get("data") or {}).get("subset")
             if reduced:
                 typer.echo(f"subset {reduced['count']}/{reduced['of']} {reduced['unit']} of split {run['split']!r}: "
