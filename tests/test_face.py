@@ -129,7 +129,7 @@ def test_leave_one_out_names_the_generated_sample_without_a_face(backend):
         def generate(self, reference_images, prompt, seed):
             return [torch.full((3, 64, 64), 0.5)]
 
-    data = load_benchmark("sample-portraits")
+    data = load_benchmark("sample-portraits", params={"no_face": "error"})  # the default scores 0 and flags it
     sample = data.samples[0]
     with pytest.raises(TriptychError, match="generated image newton/loo_0/0: no face found"):
         data.task.measure(sample, data.task.predict(Blank(), sample), resolve_metrics(data.spec))
