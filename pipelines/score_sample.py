@@ -4,6 +4,11 @@ Each pair goes through ``triptych.scoring.score``, the machinery of ``triptych s
 per-sample parts, run JSON with provenance). ``--runs demo`` scores the demo's pairs
 (``triptych.commands.demo.DEMO_RUNS``: the simple baselines of all three tasks on the embedded sample);
 otherwise ``--runs`` lists ``benchmark:method`` pairs separated by commas.
+
+``--scored`` records what was scored and nothing that depends on the machine (no run id, time, value or
+path): per run its benchmark, split, variant, method and version, data manifest sha256, and each metric
+variant and version with its sample count. It is the stage's one output in ``dvc.lock``; the results folder
+(run ids, timings, provenance of this machine) is not, so ``dvc repro`` leaves a fresh clone clean.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import argparse
 from pathlib import Path
 
 from triptych.errors import TriptychError
-from triptych.pipelines.stage_io import run_stage, timed
+from triptych.pipelines.stage_io import run_stage, timed, write_json
+from triptych.results import read_run
 from triptych.scoring import score
 
 
@@ -37,19 +43,33 @@ def parse_runs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def scored_record(run: dict) -> dict:
+    """The machine-independent part of a run JSON (see the module docstring)."""
+    return {"benchmark": run["benchmark"], "split": run.get("split"), "benchmark_variant": run.get("benchmark_variant"),
+            "method": run["method"], "method_version": run.get("method_version"),
+            "manifest_sha256": run.get("data", {}).get("manifest_sha256"), "status": run["status"],
+            "metrics": [{"metric": m["metric"], "variant": m.get("variant"), "version": m.get("version"),
+                         "n": (m.get("aggregate") or {}).get("n")} for m in run.get("metrics", [])]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m triptych.pipelines.score_sample", description=__doc__)
     parser.add_argument("--runs", default="demo")
     parser.add_argument("--data-root", type=Path, default=Path("datasets"), help="folder of samples/ and manifests/")
     parser.add_argument("--out", type=Path, default=Path("datasets/build/results"))
+    parser.add_argument("--scored", type=Path, default=None, help="JSON of what was scored (machine-independent)")
     parser.add_argument("--timing", type=Path, default=None)
     args = parser.parse_args(argv)
+    scored = []
     with timed("score_sample", args.timing) as timing:
         for benchmark, method in parse_runs(args.runs):
             run_dir = score(benchmark, args.out, method=method, data_root=args.data_root)
             print(f"score_sample: {method} on {benchmark}: {run_dir}")
+            scored.append(scored_record(read_run(run_dir)))
             timing.items += 1
         timing.computed = timing.items
+    if args.scored is not None:
+        write_json(args.scored, {"runs": scored})
 
 
 if __name__ == "__main__":
