@@ -50,10 +50,12 @@ class Video:
 
 
 def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """E2FGVI frame resize of a decoded uint8 RGB frame: ``Image.resize(size)``, PIL's default bicubic filter."""
+    """E2FGVI frame resize of a decoded uint8 RGB frame: ``Image.resize(size)``, PIL's default bicubic filter.
+    The result is a writable array, as ``read_rgb``'s is (``np.asarray`` of a PIL image is read-only, and
+    ``torch.from_numpy`` warns on a read-only buffer)."""
     if (image.shape[1], image.shape[0]) == tuple(size):
         return image
-    return np.asarray(Image.fromarray(image).resize(tuple(size), Image.BICUBIC))
+    return np.array(Image.fromarray(image).resize(tuple(size), Image.BICUBIC))
 
 
 def process_frame(path: Path, size: tuple[int, int]) -> np.ndarray:

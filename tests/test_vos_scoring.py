@@ -99,6 +99,20 @@ def test_running_car_static_mask_and_baseline_order(running_car_root, tmp_path):
     assert psnr["telea"] > psnr["mean_fill"] + 2
 
 
+def test_scoring_running_car_raises_no_warning(running_car_root, tmp_path):
+    """running-car's frames are resized to the variant's size (its mp4 is not 432x240): the resized frame
+    reaches torch.from_numpy in the metrics, which warns on a read-only array (once per process, so the
+    check runs in a fresh one, the real CLI, with every warning an error)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-W", "error", "-m", "triptych", "score", "--benchmark", "running-car",
+                             "--method", "mean_fill", "--data-root", str(running_car_root), "--out", str(tmp_path),
+                             "--metric", "ssim:win65", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr
+    assert "ssim" in result.stdout
+
+
 def test_run_summary_pools_frames_and_reports_each_video():
     """E2FGVI pools all frames; DEVIL averages per-video means: both in run.json, hand-computed here."""
     import pandas as pd
