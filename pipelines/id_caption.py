@@ -22,7 +22,7 @@ from triptych.media import read_rgb
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
 from triptych.pipelines.id_tag import class_words
-from triptych.pipelines.stage_io import choose_backend, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
 
 STAGE = "id_caption"
 VERSION = 1
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=BLIP2, help="blip2: its weights registry name")
     parser.add_argument("--tries", type=int, default=5, help="blip2: captions drawn at most per image")
     parser.add_argument("--device", default="cpu", help="blip2: cpu | cuda")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(parser, argv)
     backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)

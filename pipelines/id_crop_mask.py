@@ -30,7 +30,7 @@ import numpy as np
 from triptych.media import read_rgb
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import choose_backend, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
 
 STAGE = "id_crop_mask"
 VERSION = 1
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=MASK2FORMER, help="mask2former: its weights registry name")
     parser.add_argument("--mask-threshold", type=float, default=0.8, help="mask2former: class probability threshold")
     parser.add_argument("--device", default="cpu", help="mask2former: cpu | cuda")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(parser, argv)
     backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)

@@ -25,7 +25,7 @@ from triptych.media import read_rgb
 from triptych.metrics.face import FaceDetector, dlib_backend, face_detector
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import choose_backend, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
 
 STAGE = "id_detect"
 VERSION = 2  # 2: landmarks from dlib's 5-point shape predictor
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-score", type=float, default=0.6, help="retinaface: drop boxes scoring below it")
     parser.add_argument("--max-faces", type=int, default=5, help="retinaface: keep at most this many valid boxes")
     parser.add_argument("--device", default="cpu", help="retinaface: cpu | cuda")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(parser, argv)
     backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)

@@ -85,9 +85,9 @@ def stage_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
 
 
 def compute_all(cache: ImageCache, args: argparse.Namespace,
-                jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]]) -> list[Any]:
-    """A stage's per-image work on the chosen executor, through its cache; values in job order."""
-    return cache.compute_all(jobs, args.executor, args.workers, args.ray_address)
+                jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]], unit: str = "images") -> list[Any]:
+    """A stage's per-image work on the chosen executor, through its cache, with progress; values in job order."""
+    return cache.compute_all(jobs, args.executor, args.workers, args.ray_address, unit)
 
 
 def stage_cache(args: argparse.Namespace, stage: str, version: int, **salt: Any) -> ImageCache:

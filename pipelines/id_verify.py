@@ -31,7 +31,7 @@ from triptych.errors import TriptychError
 from triptych.metrics.face import ARCFACE_RECOGNIZER, ArcFaceBackend, FaceBox, dlib_backend
 from triptych.pipelines.id_table import (Record, Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import choose_backend, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
 
 STAGE = "id_verify"
 VERSION = 1
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recognizer", default=ARCFACE_RECOGNIZER,
                         help="arcface: the weights registry name of the ONNX recognizer (same interface as w600k_r50)")
     parser.add_argument("--device", default="cpu", help="arcface: cpu | cuda")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(parser, argv)
     backend = choose_backend(STAGE, args.backend, HEAVY)
     with timed(STAGE, args.timing) as timing:
         table: Table = load_previous(args.out, STAGE)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                  (image_path(table, r), f["box"], f["score"], f["landmarks"], backend, args.recognizer,
                   args.device))
                 for records in groups.values() for r in records for f in r["faces"]]
-        vectors = iter(compute_all(cache, args, jobs))  # in job order: identity, record, face
+        vectors = iter(compute_all(cache, args, jobs, unit="faces"))  # in job order: identity, record, face
         reports = {}
         for identity, records in groups.items():
             embeddings = [[np.asarray(next(vectors)) for _ in record["faces"]] for record in records]

@@ -1,14 +1,16 @@
-"""Machinery every DVC stage script shares: error reporting, atomic JSON, per-image caches, timing.
+"""Machinery every DVC stage script shares: error reporting, atomic JSON, per-image caches, timing, progress.
 
 conventions.md (DVC): each stage is a small script whose defaults point at the embedded sample, whose
 parameters come from ``params.yaml`` (passed on the command line by ``dvc.yaml``), and which does nothing
 new when run again. Per-image work is cached by the image's content sha256 (``ImageCache``), in a folder
 that ``dvc.yaml`` declares ``persist: true`` so an interrupted stage resumes where it stopped instead of
-redoing finished images.
+redoing finished images. Long stages show progress (``triptych.progress``: on a terminal, ``--progress``,
+``--quiet``); Ctrl-C prints what was saved and the command that resumes (``dvc repro <stage>`` under DVC).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -22,11 +24,12 @@ from typing import Any, Callable, Iterator
 from triptych.atomic import atomic_write_text
 from triptych.executors import ray_map
 from triptych.errors import TriptychError
+from triptych.progress import interrupted_line, sample_progress, set_command, set_mode
 
 
 def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
     """Run a stage's ``main``; a ``TriptychError`` prints ``error:`` / ``fix:`` on stderr and exits 2,
-    as the ``triptych`` CLI does."""
+    as the ``triptych`` CLI does; Ctrl-C exits 130 (the stage printed what it saved)."""
     try:
         main(argv)
     except TriptychError as exc:
@@ -34,7 +37,21 @@ def run_stage(main: Callable[[list[str] | None], None], argv: list[str] | None =
         if exc.fix:
             print(f"  fix: {exc.fix}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     return 0
+
+
+def parse_stage_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args`` with the progress options ``--progress`` / ``--quiet`` added and applied; the
+    stage's command line (``parser.prog`` and its arguments) is what an interruption says resumes it."""
+    parser.add_argument("--progress", action="store_true",
+                        help="show progress even when stderr is not a terminal: one line per item")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    args = parser.parse_args(argv)
+    set_mode(args.progress, args.quiet)
+    set_command(sys.argv[1:] if argv is None else [str(a) for a in argv], program=parser.prog)
+    return args
 
 
 def _jsonable(value: Any) -> Any:
@@ -91,6 +108,7 @@ class ImageCache:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)  # a declared DVC output, even when nothing is computed
         self.salt = digest(salt)[:16]
+        self.stage = str(salt.get("stage", self.folder.name))
         self.hits = 0
         self.misses = 0
 
@@ -99,10 +117,12 @@ class ImageCache:
         return self.folder / self.salt / key[:2] / f"{key}.json"
 
     def compute_all(self, jobs: list[tuple[str, Any, Callable[..., Any], tuple[Any, ...]]], executor: str = "local",
-                    workers: int = 1, address: str | None = None) -> list[Any]:
+                    workers: int = 1, address: str | None = None, unit: str = "images") -> list[Any]:
         """The value of every job (image sha256, extra, module-level function, its arguments), in order:
         cached values are read; the others are computed in this process or as Ray tasks, and each is
-        written as soon as it arrives, so an interrupted stage keeps what it finished."""
+        written as soon as it arrives, so an interrupted stage keeps what it finished. The progress display
+        counts jobs (``unit``) and names the current one by its first argument's file name (the stages pass
+        the image path) or its image sha256."""
         values: list[Any] = [None] * len(jobs)
         missing = []
         for index, (sha, extra, _, _) in enumerate(jobs):
@@ -114,9 +134,18 @@ class ImageCache:
                 self.hits += 1
         calls = [(jobs[i][2], jobs[i][3]) for i in missing]
         results = ray_map(_call, calls, workers, address) if executor == "ray" else enumerate(_call(*c) for c in calls)
-        for position, value in results:
-            sha, extra = jobs[missing[position]][:2]
-            values[missing[position]] = self._write(sha, extra, value)
+        before = self.misses
+        try:
+            with sample_progress(self.stage, len(jobs), len(jobs) - len(missing), unit) as advance:
+                for position, value in results:
+                    sha, extra, _, args = jobs[missing[position]]
+                    values[missing[position]] = self._write(sha, extra, value)
+                    advance(args[0].name if args and isinstance(args[0], Path) else sha[:12])
+        except KeyboardInterrupt:
+            done = len(jobs) - len(missing) + self.misses - before
+            print(interrupted_line(f"{done} of {len(jobs)} {unit} done, each saved in {self.folder}"),
+                  file=sys.stderr, flush=True)
+            raise
         return values
 
     def _read(self, path: Path) -> tuple[Any] | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from triptych.errors import InputError, TriptychError
 from triptych.manifests import build_manifest, write_manifest
-from triptych.pipelines.stage_io import run_stage, timed, write_json
+from triptych.pipelines.stage_io import parse_stage_args, run_stage, timed, write_json
 from triptych.pipelines.vfi_layouts import LAYOUTS, Found, LayoutOptions
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                "missing; the listing records the subset")
     parser.add_argument("--out", type=Path, default=Path("datasets/build/vfi"))
     parser.add_argument("--timing", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = parse_stage_args(parser, argv)
     options = LayoutOptions(args.list, args.video, _centers(args.centers), bool(args.subset))
     with timed("standardize_vfi", args.timing) as timing:
         found = standardize(args.name, args.layout, args.root, options, args.out)

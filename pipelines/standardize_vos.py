@@ -30,6 +30,7 @@ import argparse
 import io
 import json
 import shutil
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from multiprocessing import get_context
@@ -44,7 +45,8 @@ from triptych.atomic import atomic_write_text
 from triptych.benchmarks.vos import process_mask, resize_frame
 from triptych.errors import InputError, TriptychError
 from triptych.manifests import build_manifest, write_manifest
-from triptych.pipelines.stage_io import run_stage, timed, write_json
+from triptych.pipelines.stage_io import parse_stage_args, run_stage, timed, write_json
+from triptych.progress import interrupted_line, sample_progress
 from triptych.pipelines.vos_layouts import (LAYOUTS, E2fgviLayout, FoldersLayout, SourceVideo, open_layout,
                                             read_frame_counts)
 
@@ -164,9 +166,18 @@ def standardize(layout: E2fgviLayout | FoldersLayout, name: str, split_list: Pat
     for root in roots.values():
         shutil.rmtree(root, ignore_errors=True)  # the output holds exactly what the manifest lists
     files: dict[str, list[str]] = {variant: [] for variant in variants}
-    for written in _map_videos(sources, roots, size, dilation, workers):
-        for variant, rel in written.items():
-            files[variant] += rel
+    finished = 0
+    try:
+        with sample_progress(f"standardize_vos {name}", len(sources), 0, "videos") as advance:
+            for video, written in zip(sources, _map_videos(sources, roots, size, dilation, workers)):
+                for variant, rel in written.items():
+                    files[variant] += rel
+                finished += 1
+                advance(video.name)
+    except KeyboardInterrupt:
+        print(interrupted_line(f"{finished} of {len(sources)} videos written under {out / name}, no manifest yet "
+                               "(the stage writes every video again)", resume=False), file=sys.stderr, flush=True)
+        raise
     groups = {video.name: len(video.frame_names) for video in sources}
     for variant, root in roots.items():
         root.mkdir(parents=True, exist_ok=True)
@@ -206,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
                                                      "these (subset mode, recorded in the report); '' = all")
     parser.add_argument("--out", type=Path, default=Path("datasets/build/vos"))
     parser.add_argument("--timing", type=Path, default=None, help="metrics file for the stage's wall time")
-    args = parser.parse_args(argv)
+    args = parse_stage_args(parser, argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:

@@ -17,6 +17,7 @@ from triptych.atomic import atomic_write_text
 from triptych.errors import InputError, TriptychError
 from triptych.folders import contained, visible_entries
 from triptych.media import IMAGE_SUFFIXES, image_size
+from triptych.progress import tracked
 
 MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
@@ -64,8 +65,11 @@ def _entry(root: Path, rel: str) -> ManifestEntry:
 
 
 def build_manifest(name: str, root: str | Path, files: Iterable[str], groups: dict[str, int]) -> Manifest:
+    """The manifest of ``files`` under ``root``: each file hashed, with a progress display
+    (``triptych.progress``: on a terminal, or with ``--progress``)."""
     root = Path(root)
-    return Manifest(name, tuple(_entry(root, rel) for rel in sorted(files)), dict(groups))
+    return Manifest(name, tuple(_entry(root, rel) for rel in tracked(sorted(files), f"manifest {name}", "files")),
+                    dict(groups))
 
 
 def write_manifest(manifest: Manifest, path: str | Path) -> Path:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.aggregate import SampleMean
+from triptych.progress import tracked
 from triptych.registry import MetricSpec, VariantSpec, registry
 from triptych.results import SCHEMA_VERSION, json_safe
 from triptych.weights import describe
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class Measurement:
     aggregate: SampleMean = field(default_factory=SampleMean)
     weights: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def track(self, items: Iterable[Item], name: Callable[[Item], str], unit: str = "samples") -> Iterator[Item]:
+        """``items`` in turn under the progress display of ``triptych measure`` (``triptych.progress``): a
+        kind's loop over its samples (or videos) goes through this, naming each by ``name``."""
+        return tracked(list(items), f"measure {self.metric.name}:{self.variant.name}", unit, name)
 
     def document(self) -> dict[str, Any]:
         """The ``triptych measure --json`` document (conventions.md)."""

@@ -13,7 +13,7 @@ interval_options = SimpleNamespace(
     seed=typer.Option(0, "--ci-seed", help="seed of the bootstrap (run.json records it)"),
 )
 
-# The progress display of the commands that score samples (score, demo): triptych.progress.
+# The progress display of the commands that score samples (score, demo, measure): triptych.progress.
 progress_options = SimpleNamespace(
     progress=typer.Option(False, "--progress", help="show progress (samples done / total, rate, ETA, current "
                           "sample) even when stderr is not a terminal: one line per sample"),

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from triptych.commands import progress_options
 
 
 def _write_run(results: Path, m) -> Path:
@@ -48,12 +49,21 @@ def register(app: typer.Typer) -> None:
         clip_stride: Optional[int] = typer.Option(None, "--clip-stride", help="stride between clip starts"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
         out: Optional[Path] = typer.Option(None, "--out", help="also write a run (Parquet + run JSON) here"),
+        progress: bool = progress_options.progress, quiet: bool = progress_options.quiet,
     ) -> None:
-        """Score your own frames with one named metric variant, exactly as the reference computes it."""
+        """Score your own frames with one named metric variant, exactly as the reference computes it.
+        Progress is shown on a terminal; Ctrl-C prints the command that runs it again."""
         from triptych.measure import MeasureInputs, measure
+        from triptych.progress import interrupted_line, set_mode
 
+        set_mode(progress, quiet)
         inputs = MeasureInputs(pred, gt, mask, weights, flow_dir, clip_len, clip_stride)
-        result = measure(metric, variant, inputs)
+        try:
+            result = measure(metric, variant, inputs)
+        except KeyboardInterrupt:
+            print(interrupted_line("nothing saved (measure writes its result once every sample is scored)",
+                                   resume=False), file=sys.stderr, flush=True)
+            raise
         if out is not None:
             run_dir = _write_run(out, result)
             print(f"run written to {run_dir}", file=sys.stderr)

@@ -55,7 +55,7 @@ def mask_paths(pairs: list[Pair], mask: Path, gt: Path) -> dict[str, Path]:
 def run(m: Any, score: Callable[..., float]) -> None:
     pairs = pair_paths(m.inputs.pred, m.inputs.gt)
     masks = mask_paths(pairs, Path(m.inputs.mask), Path(m.inputs.gt))
-    for pair in pairs:
+    for pair in m.track(pairs, lambda p: p.sample_id):
         gt = read_rgb(pair.gt)
         pred = read_prediction(pair.pred)
         check_same_size(pred, gt, pair)

@@ -11,7 +11,7 @@ OPTIONS: frozenset[str] = frozenset()
 
 
 def run(m: Any, score: Callable[..., float]) -> None:
-    for pair in pair_paths(m.inputs.pred, m.inputs.gt):
+    for pair in m.track(pair_paths(m.inputs.pred, m.inputs.gt), lambda p: p.sample_id):
         gt = read_rgb(pair.gt)
         pred = read_prediction(pair.pred)
         check_same_size(pred, gt, pair)

@@ -93,7 +93,7 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
     per_pair: dict[str, list[float]] = {}
     occluded: dict[str, list[int]] = {}
     flows: dict[str, dict[str, Any]] = {}
-    for video, pairs in videos.items():
+    for video, pairs in m.track(videos.items(), lambda item: item[0], "videos"):
         gt_frames = [read_rgb(p.gt) for p in pairs]
         pred_frames = []
         for pair, gt in zip(pairs, gt_frames):

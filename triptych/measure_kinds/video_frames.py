@@ -56,7 +56,7 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
     state: dict[str, Any] = {}
     m.aggregate = SampleMean(reduction=REDUCTION)
     per_pair: dict[str, list[float]] = {}
-    for video, frames in group_videos(pairs, gt_root).items():
+    for video, frames in m.track(group_videos(pairs, gt_root).items(), lambda item: item[0], "videos"):
         gt_frames, pred_frames = [], []
         for pair in frames:
             gt, pred = read_rgb(pair.gt), read_prediction(pair.pred)
