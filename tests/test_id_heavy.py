@@ -2,6 +2,8 @@
 
 ArcFace: an ONNX model exported from a small torch network with w600k_r50's interface (1x3x112x112 ->
 512) runs through onnxruntime, on crops aligned from 5 landmarks, into the thesis' verification rule.
+Every heavy stage runs end to end under ``dvc exp run`` with tiny same-architecture models in a private cache,
+and the stage commands load each model once per worker process on the local and the Ray executor.
 """
 
 from __future__ import annotations
