@@ -21,7 +21,6 @@ panoptic post-processing). The model is loaded once per worker process; ``--devi
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import cv2
@@ -30,7 +29,7 @@ import numpy as np
 from triptych.media import read_rgb
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, once_per_process, parse_stage_args, run_stage, timed
 
 STAGE = "id_crop_mask"
 VERSION = 1
@@ -124,7 +123,7 @@ def most_overlapping(masks: list[np.ndarray], face: list[float]) -> tuple[np.nda
     return masks[best], hits[best]
 
 
-@functools.lru_cache(maxsize=2)
+@once_per_process
 def heavy_segmenter(model: str, device: str, threshold: float) -> Any:
     """The panoptic Mask2Former, loaded once per process (each Ray worker keeps its own)."""
     from triptych.vision.segmentation import PanopticPersons
@@ -167,7 +166,10 @@ def main(argv: list[str] | None = None) -> None:
             label, weights = "light: GrabCut seeded from the face box (opencv)", []
             params = {"work_size": args.work_size, "grabcut_iterations": args.grabcut_iterations}
         else:
-            model_record = heavy_segmenter(args.model, args.device, args.mask_threshold).record
+            from triptych.vision.hf_folder import model_folder
+            from triptych.vision.segmentation import COMPANIONS
+
+            model_record = model_folder(args.model, COMPANIONS)[1]  # the model loads where the crops are
             weights = [{k: model_record[k] for k in ("name", "sha256")}]
             cache = stage_cache(args, STAGE, VERSION, crop_scale=args.crop_scale, model=weights,
                                 threshold=args.mask_threshold)
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
             elif result["mask_rle"] is None:
                 drop(record, STAGE, "no person mask overlaps the face box")
             timing.items += 1
-        timing.computed, timing.cached = cache.misses, cache.hits
+        timing.count(cache)
         table.log(STAGE, label, {"backend": args.backend, "crop_scale": args.crop_scale,
                                  "min_face_fraction": args.min_face_fraction, **params},
                   **({"weights": weights} if weights else {}))

@@ -18,21 +18,20 @@ Backends (``--backend``):
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from triptych.media import read_rgb
 from triptych.metrics.face import FaceDetector, dlib_backend, face_detector
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, once_per_process, parse_stage_args, run_stage, timed
 
 STAGE = "id_detect"
 VERSION = 2  # 2: landmarks from dlib's 5-point shape predictor
 HEAVY = "retinaface"
 
 
-@functools.lru_cache(maxsize=2)
+@once_per_process
 def heavy_detector(backbone: str, device: str) -> FaceDetector:
     """RetinaFace with its registered checkpoint, loaded once per process (each Ray worker keeps its own)."""
     return face_detector("retinaface", backbone, device=device)
@@ -63,8 +62,12 @@ def main(argv: list[str] | None = None) -> None:
             label = "light: dlib HOG (triptych.metrics.face, variant dlib)"
             weights = [{k: w[k] for k in ("name", "sha256")} for w in dlib_backend().weights]
         else:
-            detector = heavy_detector(args.backbone, args.device)
-            weights = [{k: w[k] for k in ("name", "sha256")} for w in detector.weights]
+            from triptych import weights as registry
+            from triptych.vision.retinaface import backbone_spec
+
+            # the file's record only: the model itself is loaded where the images are (once per worker)
+            weights = [{k: v for k, v in registry.describe(backbone_spec(args.backbone).weights).items()
+                        if k in ("name", "sha256")}]
             cache = stage_cache(args, STAGE, VERSION, detector=f"retinaface-{args.backbone}", weights=weights)
             label = f"retinaface {args.backbone} (triptych.vision.retinaface, reference recipe)"
         kept = table.kept()
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
                 w, h = faces[0]["box"][2] - faces[0]["box"][0], faces[0]["box"][3] - faces[0]["box"][1]
                 drop(record, STAGE, f"largest face {w:.0f}x{h:.0f} < {args.min_face_size}x{args.min_face_size}")
             timing.items += 1
-        timing.computed, timing.cached = cache.misses, cache.hits
+        timing.count(cache)
         params = {"backend": args.backend, "min_face_size": args.min_face_size}
         if backend != "light":
             params.update(backbone=args.backbone, min_score=args.min_score, max_faces=args.max_faces)

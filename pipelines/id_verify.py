@@ -20,7 +20,6 @@ same rule (``verify_group``); only the embedder differs. Embeddings are cached p
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -31,7 +30,7 @@ from triptych.errors import TriptychError
 from triptych.metrics.face import ARCFACE_RECOGNIZER, ArcFaceBackend, FaceBox, dlib_backend
 from triptych.pipelines.id_table import (Record, Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
-from triptych.pipelines.stage_io import choose_backend, parse_stage_args, run_stage, timed
+from triptych.pipelines.stage_io import choose_backend, once_per_process, parse_stage_args, run_stage, timed
 
 STAGE = "id_verify"
 VERSION = 1
@@ -80,7 +79,7 @@ def verify_group(records: list[Record], embeddings: list[list[np.ndarray]], fact
             "factor_can_drop": factor < bound, "dropped": int(sum(z < -factor))}
 
 
-@functools.lru_cache(maxsize=2)
+@once_per_process
 def heavy_embedder(recognizer: str, device: str) -> ArcFaceBackend:
     """The ArcFace recognizer (a weights registry name), loaded once per process (each Ray worker keeps its own)."""
     from triptych import weights
@@ -114,7 +113,9 @@ def main(argv: list[str] | None = None) -> None:
             cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
             label, files = "light: dlib ResNet 128-d (triptych.metrics.face, variant dlib)", dlib_backend().weights
         else:
-            files = heavy_embedder(args.recognizer, args.device).weights
+            from triptych import weights as registry
+
+            files = [registry.describe(args.recognizer)]  # the model loads where the faces are embedded
             label = "arcface: insightface w600k_r50 512-d on 5-point aligned 112x112 crops (onnxruntime)"
             cache = stage_cache(args, STAGE, VERSION, embedder=f"arcface-{args.recognizer}",
                                 weights=[w["sha256"] for w in files])
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             embeddings = [[np.asarray(next(vectors)) for _ in record["faces"]] for record in records]
             timing.items += len(records)
             reports[identity] = verify_group(records, embeddings, args.deviation_factor)
-        timing.computed, timing.cached = cache.misses, cache.hits
+        timing.count(cache)
         weights = [{k: w[k] for k in ("name", "sha256")} for w in files] if cache.misses or groups else []
         table.log(STAGE, label,
                   {"backend": args.backend, "deviation_factor": args.deviation_factor}, groups=reports, weights=weights)

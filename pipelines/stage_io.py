@@ -11,11 +11,15 @@ redoing finished images. Long stages show progress (``triptych.progress``: on a 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import importlib
 import json
 import math
+import os
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +95,37 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    return fn(*args)
+# The heavy models this process has loaded, "<loader>(<arguments>)" -> times (issue 18: once per worker process).
+MODEL_LOADS: Counter[str] = Counter()
+
+
+def once_per_process(loader: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep what ``loader`` returns for the life of the process (each Ray worker or pool process keeps its
+    own), never loading a model once per image; every real load is counted in ``MODEL_LOADS``, which the
+    stage's timing file reports (``model_loads``)."""
+    @functools.lru_cache(maxsize=2)
+    @functools.wraps(loader)
+    def load(*args: Any) -> Any:
+        MODEL_LOADS[f"{loader.__name__}{args!r}"] += 1
+        return loader(*args)
+    return load
+
+
+def importable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as an attribute of its module's import name. A stage run as ``python -m
+    triptych.pipelines.<stage>`` (as DVC runs it) defines its functions in ``__main__``, which a Ray worker
+    cannot import: they, and the per-process model caches they use, are taken from the module imported
+    under its package name instead."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if fn.__module__ != "__main__" or spec is None:
+        return fn
+    return getattr(importlib.import_module(spec.name), fn.__name__)
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, int, dict[str, int]]:
+    """``fn(*args)`` with the process that ran it and the model loads that process has made so far."""
+    return fn(*args), os.getpid(), dict(MODEL_LOADS)
 
 
 class ImageCache:
@@ -111,6 +144,7 @@ class ImageCache:
         self.stage = str(salt.get("stage", self.folder.name))
         self.hits = 0
         self.misses = 0
+        self.loads: dict[int, dict[str, int]] = {}  # process id -> its model loads, as last reported
 
     def _path(self, image_sha256: str, extra: Any) -> Path:
         key = digest(image_sha256, extra)[:32] if extra is not None else image_sha256
@@ -132,13 +166,14 @@ class ImageCache:
             else:
                 values[index] = found[0]
                 self.hits += 1
-        calls = [(jobs[i][2], jobs[i][3]) for i in missing]
+        calls = [(importable(jobs[i][2]) if executor == "ray" else jobs[i][2], jobs[i][3]) for i in missing]
         results = ray_map(_call, calls, workers, address) if executor == "ray" else enumerate(_call(*c) for c in calls)
         before = self.misses
         try:
             with sample_progress(self.stage, len(jobs), len(jobs) - len(missing), unit) as advance:
-                for position, value in results:
+                for position, (value, pid, loads) in results:
                     sha, extra, _, args = jobs[missing[position]]
+                    self.loads[pid] = loads
                     values[missing[position]] = self._write(sha, extra, value)
                     advance(args[0].name if args and isinstance(args[0], Path) else sha[:12])
         except KeyboardInterrupt:
@@ -147,6 +182,15 @@ class ImageCache:
                   file=sys.stderr, flush=True)
             raise
         return values
+
+    def model_loads(self) -> dict[str, int]:
+        """The heavy-model loads of this stage run: the processes that loaded a model (this one included), all
+        their loads, and the most loads of one model in one process (1 when every model is loaded once per
+        worker; a model loaded per image would show the number of images that worker computed)."""
+        processes = {**self.loads, os.getpid(): dict(MODEL_LOADS)}
+        loaded = [counts for counts in processes.values() if counts]
+        return {"processes": len(loaded), "loads": sum(sum(c.values()) for c in loaded),
+                "most_of_one_model_in_one_process": max((max(c.values()) for c in loaded), default=0)}
 
     def _read(self, path: Path) -> tuple[Any] | None:
         if path.is_file():
@@ -180,6 +224,11 @@ class Timing:
     cached: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, cache: ImageCache) -> None:
+        """Take the computed and cached items and the model loads from the stage's cache."""
+        self.computed, self.cached = cache.misses, cache.hits
+        self.extra["model_loads"] = cache.model_loads()
 
     def document(self) -> dict[str, Any]:
         per_item = self.seconds / self.computed if self.computed else None

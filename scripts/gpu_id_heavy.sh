@@ -25,6 +25,7 @@ import json, pathlib, sys
 for stage in ("id_detect", "id_verify", "id_crop_mask", "id_caption", "id_tag"):
     t = json.loads((pathlib.Path(sys.argv[1]) / f"{stage}.json").read_text())
     per = t["seconds_per_computed_item"]
+    loads = t.get("model_loads", {}).get("loads", "-")
     print(f"{stage}: {t['computed']} computed, {t['cached']} cached, "
-          f"{'-' if per is None else f'{per:.3f}'} s per computed image (includes loading the model once)")
+          f"{'-' if per is None else f'{per:.3f}'} s per computed image (includes loading the model; {loads} load(s))")
 PY

@@ -2,6 +2,8 @@
 
 ArcFace: an ONNX model exported from a small torch network with w600k_r50's interface (1x3x112x112 ->
 512) runs through onnxruntime, on crops aligned from 5 landmarks, into the thesis' verification rule.
+Every heavy stage runs end to end under ``dvc exp run`` with tiny same-architecture models in a private cache,
+and the stage commands load each model once per worker process on the local and the Ray executor.
 """
 
 from __future__ import annotations
@@ -259,3 +261,42 @@ def test_a_hugging_face_checkpoint_pins_only_when_it_loads_strictly(tmp_path: Pa
     with pytest.raises(TriptychError, match="does not load strictly") as info:
         architecture_state(str(tmp_path), model, "model.safetensors")
     assert "class_predictor.bias" in info.value.message and "foreign.weight" in info.value.message
+
+
+# --------------------------------------------------------------------------------------------------
+# Heavy models are loaded once per worker process, never once per image, on both executors
+
+HEAVY_STAGES = {"id_detect": ("--min-score", "0.4"), "id_verify": ("--recognizer", "arcface_tiny"),
+                "id_crop_mask": ("--model", "mask2former_tiny"), "id_caption": ("--model", "blip2_tiny")}
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_each_heavy_model_is_loaded_once_per_worker(tmp_path: Path, private_cache: dict, executor: str) -> None:
+    """The real stage commands, each in its own process, on the sample portraits: the timing file counts the
+    model loads of every process that loaded one (``model_loads``). Locally one process loads each model
+    once; under Ray with 2 workers at most 2 processes do (the driver reads only the file's record), each
+    once, while every image is computed."""
+    import os
+    import sys
+
+    if executor == "ray":
+        pytest.importorskip("ray")
+    env = {**os.environ, **private_cache}
+    out, timing = tmp_path / "id", tmp_path / "timing"
+
+    def stage(name: str, *argv: str) -> None:
+        result = subprocess.run([sys.executable, "-m", f"triptych.pipelines.{name}", "--out", str(out), *argv],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+
+    stage("id_collect", "--root", str(PORTRAITS))
+    for name, extra in HEAVY_STAGES.items():
+        stage(name, "--backend", "heavy", "--executor", executor, "--workers", "2", "--timing",
+              str(timing / f"{name}.json"), *extra)
+    for name in HEAVY_STAGES:
+        report = json.loads((timing / f"{name}.json").read_text())
+        loads = report["model_loads"]
+        assert report["cached"] == 0 and report["computed"] >= 4, name  # the 6 kept portraits (faces, for verify)
+        assert loads["most_of_one_model_in_one_process"] == 1, (name, loads)
+        assert loads["loads"] == loads["processes"], (name, loads)
+        assert loads["processes"] == 1 if executor == "local" else 1 <= loads["processes"] <= 2, (name, loads)
