@@ -226,10 +226,12 @@ def composite(pred: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
 def lpips_devil(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, net: str = "alex") -> float:
     """Metric ``lpips_masked``, variant ``devil``: whole-frame LPIPS of DEVIL's composited prediction.
 
-    DEVIL's ``lpips_computer.py`` scores ``LPIPS(gt, C)`` on [0, 1] frames mapped to [-1, 1] with the v0.1
-    AlexNet heads, one value per frame, per-video means, then the mean over videos. Its ``PNetLinAlex``
-    builds the AlexNet trunk with ``pretrained=False`` and loads only ``alex.pth`` (the heads) with
-    ``strict=False``, so its trunk is left at random initialisation; that value cannot be reproduced.
-    This variant uses the ImageNet trunk of ``lpips`` (what LPIPS is defined with).
+    DEVIL @ d339a12 (commit "Fix LPIPS producing random results", which replaced its vendored LPIPS by
+    the ``lpips`` package) scores, in ``lpips_computer.py``, ``lpips.LPIPS(net='alex')(gt, C)``: the
+    ImageNet AlexNet trunk with the v0.1 heads, on ``uint8 / 255`` float32 frames mapped by ``2x - 1``,
+    one value per frame, per-video means, then the mean over videos. This is that value: the frames here
+    are ``uint8 / 127.5 - 1`` (``to_lpips_input``), the same levels to within 2e-7 (tested against the
+    ``lpips`` package fed DEVIL's way). The earlier DEVIL commits built the trunk with
+    ``pretrained=False``, which d339a12 fixed.
     """
     return lpips_value(lpips_network(net), composite(pred, gt, mask), gt)
