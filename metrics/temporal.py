@@ -44,6 +44,7 @@ the mean per video, then over videos.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,9 +98,9 @@ def tlp_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_frames: 
 
 
 def tlp(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], cut: int = 2, crop: bool = True,
-        net: str = "alex") -> list[float]:
-    """Metric ``tlp`` with the registered LPIPS weights (see the module docstring)."""
-    return tlp_values(lpips_network(net), pred_frames, gt_frames, cut, crop)
+        net: str = "alex", trunk: Path | None = None) -> list[float]:
+    """Metric ``tlp`` with the registered LPIPS weights (``trunk``: a user's trunk file instead)."""
+    return tlp_values(lpips_network(net, trunk), pred_frames, gt_frames, cut, crop)
 
 
 # --- FloLPIPS ----------------------------------------------------------------------------------------------
@@ -143,13 +144,14 @@ def flolpips_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_fra
 
 
 def flolpips(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], flow: str = "dis",
-             net: str = "alex") -> list[float]:
-    """Metric ``flolpips`` with the registered LPIPS weights and the named flow backend."""
+             net: str = "alex", trunk: Path | None = None) -> list[float]:
+    """Metric ``flolpips`` with the registered LPIPS weights (``trunk``: a user's trunk file instead) and
+    the named flow backend."""
     from triptych.metrics.flow import dis_flow
 
     if flow != "dis":
         raise InputError(f"unknown FloLPIPS flow backend {flow!r}", fix="use flow: dis")
-    return flolpips_values(lpips_network(net), pred_frames, gt_frames, dis_flow)
+    return flolpips_values(lpips_network(net, trunk), pred_frames, gt_frames, dis_flow)
 
 
 # --- DEVIL patch consistency -------------------------------------------------------------------------------

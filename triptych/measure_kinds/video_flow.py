@@ -110,7 +110,7 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         kwargs = {}
         if flow_dir is not None:
             kwargs["flow_dir"] = video_flow_dir(Path(flow_dir), video, single=len(videos) == 1)
-        result = fn(pred_frames, gt_frames, **kwargs, **m.variant.params)
+        result = fn(pred_frames, gt_frames, **kwargs, **m.params)
         m.aggregate.update(result.value)
         m.per_sample.append((video, result.value))
         per_pair[video] = result.per_pair
