@@ -97,8 +97,11 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
     takes_trunk = "--weights" in given and "--weights" not in kind.OPTIONS
     if takes_trunk:
         if "trunk" not in inspect.signature(fn).parameters:
-            raise InputError(f"metric {metric}:{chosen.name} has no network, so --weights has nothing to replace",
-                             fix="drop --weights; it replaces the trunk of a learned metric (lpips, dists, fid, ...)")
+            what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
+                    f"does not take a user file for its weights ({', '.join(chosen.weights)})")
+            raise InputError(f"metric {metric}:{chosen.name} {what}",
+                             fix="drop --weights; it replaces the trunk of lpips, lpips_masked, dists, fid, kid, "
+                                 "frame_fid, tlp, flolpips, vfid and face_div")
         given.discard("--weights")
     unused = sorted(given - kind.OPTIONS)
     if unused:
