@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torchvision
@@ -74,7 +75,6 @@ def test_lpips_with_a_user_trunk_is_the_lpips_package_on_it_and_never_pairs(tmp_
         sha, True, False, "lpips_backbone_alex")
     assert heads["name"] == "lpips_lin_alex_v0_1" and heads["registered"] is True
     # the written run's rows carry the suffixed variant, which no published row or registry variant has
-    import pandas as pd
     from triptych.registry import registry
 
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -182,3 +182,24 @@ def test_frame_fid_devil_is_pytorch_fids_inceptionv3_on_every_frame(tmp_path, ru
     assert doc["aggregate"]["value"] == pytest.approx(want, rel=1e-4) and want > 0
     assert doc["extras"]["n_generated"] == doc["extras"]["n_real"] == 4
     assert doc["metric_variant"].startswith("devil+user-")
+
+
+@pytest.mark.parametrize("metric", ["vfid", "face_div"])
+def test_a_user_trunk_row_never_pairs_with_the_published_row(metric):
+    """The leaderboard's pairing (leaderboard/sitedata.py pair_with): a reproduced row of an eligible run
+    pairs with the published row of its (benchmark, split, metric, variant); the same row with a user
+    trunk's ``+user-<sha8>`` variant finds no published row."""
+    from triptych.leaderboard.reported import load_reported
+    from triptych.leaderboard.sitedata import pair_with
+    from triptych.published import Pairing
+
+    reported = load_reported()
+    rep = reported[reported["metric"] == metric].iloc[0]
+    row = {"benchmark": rep["benchmark"], "split": rep["split"], "metric": metric,
+           "metric_variant": rep["metric_variant"], "benchmark_variant": "",
+           "pairing": Pairing(rep["method"], {str(rep["table"]): ""})}
+    index, reason = pair_with(pd.Series(row), reported)
+    assert index is not None and reason == ""
+    user = pd.Series({**row, "metric_variant": f"{rep['metric_variant']}+user-1a2b3c4d"})
+    index, reason = pair_with(user, reported)
+    assert index is None and f"{metric}:{rep['metric_variant']}+user-1a2b3c4d" in reason
