@@ -23,6 +23,7 @@ the ``DISTS-pytorch`` wheel. Lower is more similar; identical images give 0 up t
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -99,12 +100,13 @@ class DistsNet(nn.Module):
         return 1 - (structure + texture).flatten()
 
 
-@functools.lru_cache(maxsize=1)
-def dists_network() -> DistsNet:
-    """The registered DISTS network, loaded once (a missing VGG16 file raises the weights manager's error)."""
+@functools.lru_cache(maxsize=2)
+def dists_network(trunk: Path | None = None) -> DistsNet:
+    """The registered DISTS network, loaded once (a missing VGG16 file raises the weights manager's error);
+    ``trunk`` a user's VGG16 file in place of the registry's (``measure --weights``)."""
     from triptych import weights
 
-    return DistsNet(weights.load(BACKBONE_WEIGHTS), weights.load(ALPHA_BETA_WEIGHTS)).to(device())
+    return DistsNet(weights.load_trunk(BACKBONE_WEIGHTS, trunk), weights.load(ALPHA_BETA_WEIGHTS)).to(device())
 
 
 def to_unit_tensor(image: np.ndarray, name: str) -> torch.Tensor:
@@ -132,6 +134,6 @@ def dists_value(network: DistsNet, pred: np.ndarray, gt: np.ndarray) -> float:
         return float(network(x, y)[0].double())
 
 
-def dists(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Metric ``dists``, variant ``ding2020``: DISTS with the registered weights."""
-    return dists_value(dists_network(), pred, gt)
+def dists(pred: np.ndarray, gt: np.ndarray, trunk: Path | None = None) -> float:
+    """Metric ``dists``, variant ``ding2020``: DISTS with the registered weights (``trunk``: a user's VGG16)."""
+    return dists_value(dists_network(trunk), pred, gt)

@@ -21,6 +21,7 @@ and every variant (``ewarp_files``, ``ewarp_dis``, ``ewarp_raft``) names its flo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -161,12 +162,14 @@ def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 # Errors
 
 
-def masked_error(warped: np.ndarray, frame_t: np.ndarray, occluded: np.ndarray) -> PairError:
+def masked_error(warped: np.ndarray, frame_t: np.ndarray, occluded: np.ndarray,
+                 empty: float | None = None) -> PairError:
     """Mean squared error of ``warped`` against ``frame_t`` over the non-occluded pixels and 3 channels.
 
     ``sse`` is the sum of the squared differences over the non-occluded pixels (accumulated in float64).
     ``n`` is 3 x the number of non-occluded pixels, or H x W x 3 if every pixel is occluded
-    (evaluate_WarpError.py). ``frame_t`` is uint8 (read as uint8 / 255 float32) or float in [0, 1].
+    (evaluate_WarpError.py); with ``empty`` given, that case's value is ``empty`` instead (DEVIL's NaN).
+    ``frame_t`` is uint8 (read as uint8 / 255 float32) or float in [0, 1].
     """
     it = to_unit_float32(frame_t)
     warped = np.asarray(warped, dtype=np.float32)
@@ -179,7 +182,8 @@ def masked_error(warped: np.ndarray, frame_t: np.ndarray, occluded: np.ndarray) 
     sse = float(np.sum(np.square(warped[visible] - it[visible]), dtype=np.float64))
     count = int(visible.sum())
     n = 3 * count if count > 0 else it.shape[0] * it.shape[1] * 3
-    return PairError(sse / n, sse, n, int(occluded.size - count))
+    value = empty if count == 0 and empty is not None else sse / n
+    return PairError(value, sse, n, int(occluded.size - count))
 
 
 def pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
@@ -207,25 +211,57 @@ def mean_float32(values: Sequence[float]) -> float:
     return float(total / np.float32(len(values)))
 
 
-def video_ewarp(frames: Sequence[np.ndarray], flows: Iterable[FlowPair],
-                flow_provenance: dict[str, Any] | None = None) -> VideoEwarp:
-    """E_warp of one video: frames 0..T-1 with the flows of pairs 0..T-2 (from the ground truth)."""
+def checked_flows(frames: Sequence[np.ndarray], flows: Iterable[FlowPair]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (forward, backward) flows of pairs 0..T-2, each checked against its frame's size; exactly one
+    pair of flows per frame pair."""
     if len(frames) < 2:
         raise InputError(f"a video of {len(frames)} frame(s) has no frame pair",
                          fix="E_warp needs at least 2 frames per video")
-    pairs = []
+    out = []
     for t, pair in enumerate(flows):
         if t >= len(frames) - 1:
             raise InputError(f"more flow pairs than the {len(frames) - 1} frame pairs of the video",
                              fix="compute the flows on the frames that are scored")
         shape = np.asarray(frames[t]).shape[:2]
-        forward = flowlib.check_flow(pair.forward, f"forward flow of pair {t}", shape)
-        backward = flowlib.check_flow(pair.backward, f"backward flow of pair {t}", shape)
-        pairs.append(pair_error(frames[t], frames[t + 1], forward, occlusion_mask(forward, backward)))
-    if len(pairs) != len(frames) - 1:
-        raise InputError(f"{len(pairs)} flow pair(s) for the {len(frames) - 1} frame pairs of the video",
+        out.append((flowlib.check_flow(pair.forward, f"forward flow of pair {t}", shape),
+                    flowlib.check_flow(pair.backward, f"backward flow of pair {t}", shape)))
+    if len(out) != len(frames) - 1:
+        raise InputError(f"{len(out)} flow pair(s) for the {len(frames) - 1} frame pairs of the video",
                          fix="give one forward and one backward flow per pair t = 0..T-2")
+    return out
+
+
+def video_ewarp(frames: Sequence[np.ndarray], flows: Iterable[FlowPair],
+                flow_provenance: dict[str, Any] | None = None) -> VideoEwarp:
+    """E_warp of one video: frames 0..T-1 with the flows of pairs 0..T-2 (from the ground truth)."""
+    pairs = [pair_error(frames[t], frames[t + 1], forward, occlusion_mask(forward, backward))
+             for t, (forward, backward) in enumerate(checked_flows(frames, flows))]
     return VideoEwarp(mean_float32([p.value for p in pairs]), tuple(pairs), dict(flow_provenance or {}))
+
+
+def hole_pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray, occluded: np.ndarray,
+                    hole_t: np.ndarray, hole_next: np.ndarray) -> PairError:
+    """DEVIL's masked warping error of pair t (``warp_error_mask_computer.py``): frame t+1 warped into frame
+    t's grid, the squared error averaged over the non-occluded pixels whose flow touches a hole: frame t's
+    hole, or frame t+1's hole indicator (1 in the hole) warped by the same flow > 0. ``value`` is NaN when
+    no pixel qualifies (DEVIL's ``nanmean`` then skips the pair)."""
+    hole_t = np.asarray(hole_t) > 0
+    touched = hole_t | (warp_backward((np.asarray(hole_next) > 0).astype(np.float32)[..., None], forward)[..., 0] > 0)
+    return masked_error(warp_backward(to_unit_float32(frame_next), forward), frame_t, occluded | ~touched,
+                        empty=math.nan)
+
+
+def video_ewarp_masked(frames: Sequence[np.ndarray], holes: Sequence[np.ndarray], flows: Iterable[FlowPair],
+                       flow_provenance: dict[str, Any] | None = None) -> VideoEwarp:
+    """DEVIL's masked E_warp of one (composited) video: ``np.nanmean`` over its pairs' ``hole_pair_error``."""
+    pairs = [hole_pair_error(frames[t], frames[t + 1], forward, occlusion_mask(forward, backward), holes[t],
+                             holes[t + 1])
+             for t, (forward, backward) in enumerate(checked_flows(frames, flows))]
+    values = np.array([p.value for p in pairs], dtype=np.float64)
+    if np.isnan(values).all():
+        raise InputError("no visible pixel touches a hole in any frame pair, so the masked warping error is "
+                         "undefined", fix="check the masks (> 0 = hole), or score with ewarp")
+    return VideoEwarp(float(np.nanmean(values)), tuple(pairs), dict(flow_provenance or {}))
 
 
 def dataset_ewarp(values: Sequence[float]) -> float:
@@ -270,3 +306,30 @@ def ewarp_raft(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray
     """Variant ``raft``: E_warp of the prediction with torchvision RAFT-Large flows of the ground truth."""
     _check_video(pred_frames, gt_frames)
     return video_ewarp(pred_frames, flowlib.raft_flow_pairs(gt_frames), flowlib.raft_provenance())
+
+
+def _composited(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+                masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """DEVIL's ``get_comp_frame`` of every frame (the prediction in the hole, the ground truth elsewhere)."""
+    from triptych.metrics.perceptual import composite
+
+    if len(masks) != len(gt_frames):
+        raise InputError(f"{len(masks)} masks for {len(gt_frames)} frames", fix="give one mask per frame")
+    return [composite(p, g, m) for p, g, m in zip(pred_frames, gt_frames, masks)]
+
+
+def ewarp_masked_files(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+                       masks: Sequence[np.ndarray], flow_dir: Path) -> VideoEwarp:
+    """Metric ``ewarp_masked``, variant ``files``: DEVIL's masked E_warp with stored ground-truth flows."""
+    shape = _check_video(pred_frames, gt_frames)
+    frames = _composited(pred_frames, gt_frames, masks)
+    return video_ewarp_masked(frames, masks, flowlib.file_flow_pairs(flow_dir, len(gt_frames), shape),
+                              flowlib.files_provenance(flow_dir, len(gt_frames)))
+
+
+def ewarp_masked_dis(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+                     masks: Sequence[np.ndarray]) -> VideoEwarp:
+    """Metric ``ewarp_masked``, variant ``dis``: DEVIL's masked E_warp with OpenCV DIS flows of the ground truth."""
+    _check_video(pred_frames, gt_frames)
+    frames = _composited(pred_frames, gt_frames, masks)
+    return video_ewarp_masked(frames, masks, flowlib.dis_flow_pairs(gt_frames), flowlib.dis_provenance())

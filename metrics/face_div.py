@@ -37,7 +37,7 @@ import numpy as np
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.face import ImageLike, NoFaceError, face_backend, face_crops
 from triptych.metrics.fid import SetResult
-from triptych.metrics.perceptual import TRUNKS, LpipsNet, device, lpips_network, lpips_value
+from triptych.metrics.perceptual import TRUNKS, LpipsNet, lpips_network, lpips_value
 
 Crop = Callable[[ImageLike, str], np.ndarray]
 
@@ -121,10 +121,9 @@ def lpips_network_for(net: str, trunk: Path | None) -> tuple[LpipsNet, dict[str,
     if net not in TRUNKS:
         raise TriptychError(f"unknown LPIPS trunk {net!r}", fix=f"use one of: {', '.join(TRUNKS)}")
     spec = TRUNKS[net]
-    if trunk is None:
-        return lpips_network(net), weights.describe(spec.backbone_weights)
-    record = {**weights.describe_user_file(trunk), "replaces": spec.backbone_weights}
-    return LpipsNet(net, weights.load_state_dict(trunk), weights.load(spec.head_weights)).to(device()), record
+    record = (weights.describe(spec.backbone_weights) if trunk is None
+              else {**weights.describe_user_file(trunk), "replaces": spec.backbone_weights})
+    return lpips_network(net, trunk), record
 
 
 def face_div_lpips(groups: Mapping[str, Sequence[ImageLike]], *, name: str | None = None, net: str = "alex",

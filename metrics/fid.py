@@ -15,9 +15,11 @@ Variant ``clean`` (version 1):
   bicubic to 299x299, clipped to [0, 255], no re-quantisation; then divided by 255.
 - Distance: ``triptych.metrics.frechet.frechet_distance`` on the float32 features: the pytorch-fid /
   clean-fid formula (means, ``np.cov`` covariances) with tr sqrt(S1 S2) from a symmetric eigen-decomposition,
-  defined even when fewer images than 2048 make the covariances singular (equal to the scipy-sqrtm value
-  that clean-fid computes within 1e-6 where that succeeds; scipy's own is not computed: minutes at 2048
-  dimensions); the exact low-rank value and the covariance ranks go in ``extras``.
+  defined even when fewer images than 2048 make the covariances singular. It is not always within 1e-6 of
+  the scipy-sqrtm value clean-fid computes: on full-rank covariances it is, but where scipy succeeds on a
+  singular product the two can differ by more (2.8e-6 relative on 16 vs 16 images, ranks 15), and the
+  eigen-decomposition value is the closer one to the exact low-rank value. scipy's own is not computed
+  (minutes at 2048 dimensions); the exact low-rank value and the covariance ranks go in ``extras``.
 
 Each image is one forward pass (batch size 1), so no batch size can change a feature.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -52,6 +55,23 @@ def clean_resize(image: np.ndarray, size: int = FID_SIZE) -> np.ndarray:
         plane = Image.fromarray(np.ascontiguousarray(image[:, :, c], dtype=np.float32))  # mode F
         channels.append(np.asarray(plane.resize((size, size), resample=Image.Resampling.BICUBIC)).clip(0, 255))
     return np.stack(channels, axis=2).astype(np.float32)
+
+
+def clean_input(image: np.ndarray) -> torch.Tensor:
+    """(1, 3, 299, 299) float32 in [0, 1]: ``clean_resize``, then / 255 (clean-fid's 'clean' mode)."""
+    return torch.from_numpy(clean_resize(image) / np.float32(255.0)).permute(2, 0, 1).unsqueeze(0)
+
+
+def bilinear_input(image: np.ndarray) -> torch.Tensor:
+    """(1, 3, 299, 299) float32 in [0, 1]: uint8 / 255, then bilinear to 299x299, align_corners False
+    (pytorch-fid's ``InceptionV3(resize_input=True)``, as DEVIL @ d339a12 ``src/fid`` vendors it)."""
+    x = torch.from_numpy(image.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1).unsqueeze(0)
+    return torch.nn.functional.interpolate(x, size=(FID_SIZE, FID_SIZE), mode="bilinear", align_corners=False)
+
+
+RESIZES = {"clean": clean_input, "bilinear": bilinear_input}
+RESIZE_NOTES = {"clean": "clean-fid PIL bicubic 299 per channel, float, no quantisation",
+                "bilinear": "uint8 / 255, torch bilinear 299 (align_corners False), pytorch-fid resize_input"}
 
 
 class FidInception(torch.nn.Module):
@@ -93,31 +113,33 @@ class FidNetwork:
     weights: dict[str, Any]
 
     @torch.no_grad()
-    def features(self, image: np.ndarray) -> np.ndarray:
-        """uint8 (H, W, 3) -> float32 (2048,) after the clean resize."""
-        x = torch.from_numpy(clean_resize(image) / np.float32(255.0)).permute(2, 0, 1).unsqueeze(0)
-        return self.model(x)[0].numpy()
+    def features(self, image: np.ndarray, resize: str = "clean") -> np.ndarray:
+        """uint8 (H, W, 3) -> float32 (2048,) after the ``resize`` of ``RESIZES``."""
+        return self.model(RESIZES[resize](image))[0].numpy()
 
 
-@functools.lru_cache(maxsize=1)
-def fid_network() -> FidNetwork:
-    """The registry's FID Inception (``inception_fid``), loaded strictly once per process."""
+@functools.lru_cache(maxsize=2)
+def fid_network(trunk: Path | None = None) -> FidNetwork:
+    """The registry's FID Inception (``inception_fid``), loaded strictly once per process; ``trunk`` a
+    user's file of the same architecture in its place (``measure --weights``), recorded as user-supplied."""
     from triptych import weights
 
-    record = weights.describe(FID_WEIGHTS)
+    record = (weights.describe(FID_WEIGHTS) if trunk is None
+              else {**weights.describe_user_file(trunk), "replaces": FID_WEIGHTS})
     model = FidInception()
-    model.net.load_state_dict(weights.load(FID_WEIGHTS), strict=True)
+    model.net.load_state_dict(weights.load_trunk(FID_WEIGHTS, trunk), strict=True)
     return FidNetwork(model.eval(), record)
 
 
 def inception_features(images: Sequence[ImageLike], network: FidNetwork | None = None,
-                       names: Sequence[str] | None = None) -> np.ndarray:
-    """(N, 2048) float32 clean-resized Inception features of ``images`` (paths, uint8 HWC or float CHW)."""
+                       names: Sequence[str] | None = None, resize: str = "clean") -> np.ndarray:
+    """(N, 2048) float32 Inception features of ``images`` (paths, uint8 HWC or float CHW), resized by
+    ``RESIZES[resize]``."""
     network = network or fid_network()
     rows = []
     for i, image in enumerate(images):
         array, _ = load_image(image, names[i] if names is not None else None)
-        rows.append(network.features(array))
+        rows.append(network.features(array, resize))
     if not rows:
         raise InputError("no images to extract Inception features from", fix="pass at least two images per set")
     return np.stack(rows)
@@ -150,20 +172,42 @@ def fid_value(real: np.ndarray, fake: np.ndarray) -> float:
     return float(frechet_distance(real, fake, with_reference=False).value)
 
 
-def fid_from_features(real: np.ndarray, fake: np.ndarray, weights: dict[str, Any]) -> SetResult:
+def fid_from_features(real: np.ndarray, fake: np.ndarray, weights: dict[str, Any],
+                      resize: str = "clean") -> SetResult:
     """FID of two feature matrices (``frechet_distance``); extras carry the exact low-rank value and the ranks.
-    scipy's sqrtm is skipped: at 2048 dimensions it takes minutes, and the eigen-decomposition value equals it
-    within 1e-6 where it succeeds (``metrics/frechet.py``)."""
+    scipy's sqrtm is skipped: at 2048 dimensions it takes minutes; the eigen-decomposition value is within
+    1e-6 of it on full-rank covariances and closer than it to the exact low-rank value on singular ones
+    (module docstring, ``metrics/frechet.py``)."""
     result = frechet_distance(real, fake, with_reference=False)
     if not np.isfinite(result.value):
         raise TriptychError("FID is not finite", fix="check the images")
     return SetResult(result.value, result.n_fake, f"frechet distance, {result.n_fake} generated vs "
-                     f"{result.n_real} real images (clean resize 299, pytorch-fid Inception pool3)", weights,
-                     {**result.extras(), "resize": "clean-fid PIL bicubic 299 per channel, float, no quantisation"})
+                     f"{result.n_real} real images ({resize} resize 299, pytorch-fid Inception pool3)", weights,
+                     {**result.extras(), "resize": RESIZE_NOTES[resize]})
 
 
-def fid_clean(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, network: FidNetwork | None = None) -> SetResult:
-    """Metric ``fid``, variant ``clean``: FID between real and generated image sets (each >= 2 images)."""
-    network = network or fid_network()
+def fid_clean(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, network: FidNetwork | None = None,
+              trunk: Path | None = None) -> SetResult:
+    """Metric ``fid``, variant ``clean``: FID between real and generated image sets (each >= 2 images);
+    ``trunk`` a user's Inception file instead of the registry's."""
+    network = network or fid_network(trunk)
     real_f, fake_f = inception_features(real, network), inception_features(generated, network)
     return fid_from_features(real_f, fake_f, network.weights).with_features(real_f, fake_f, fid_value)
+
+
+def frame_fid_devil(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, network: FidNetwork | None = None,
+                    trunk: Path | None = None) -> SetResult:
+    """Metric ``frame_fid``, variant ``devil``: FID over the frames of the videos, each frame one sample.
+
+    DEVIL @ d339a12 ``fid_computer.py`` + ``src/fid/util.py extract_video_frame_features``: every ground-truth
+    frame and every composited frame (``get_comp_frame``) of every video, ``uint8 / 255`` float32, through
+    its vendored pytorch-fid ``InceptionV3([block 2048])`` (``resize_input``: bilinear to 299,
+    ``normalize_input``: 2x - 1, the FID Inception weights), the 2048-d pool; ``np.cov`` of each set and
+    the pytorch-fid Fréchet formula. Here the distance is ``frechet_distance``'s (as ``fid_clean``: the
+    eigen-decomposition trace, never the scipy-sqrtm crash on singular covariances). The frames are the
+    image files of ``--pred`` / ``--gt`` (a folder of video folders): pass composited predictions.
+    """
+    network = network or fid_network(trunk)
+    real_f = inception_features(real, network, resize="bilinear")
+    fake_f = inception_features(generated, network, resize="bilinear")
+    return fid_from_features(real_f, fake_f, network.weights, "bilinear").with_features(real_f, fake_f, fid_value)

@@ -38,8 +38,9 @@ def ie_amt(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def pil_levels(image: np.ndarray) -> np.ndarray:
     """A prediction as VFIBenchmark writes it to PNG before scoring: uint8 stays as is; a float image is
-    clamped to [0, 1] (the ``infer`` wrappers of ``build_models.py`` clamp every method's output but
-    VFIformer's and PerVFI's), then ``TF.to_pil_image``: ``(x * 255).astype(uint8)`` in float32, i.e.
+    clamped to [0, 1] (VFIBenchmark's outputs always are: the ``infer`` wrappers of ``build_models.py``
+    clamp each method's output, VFIformer's and PerVFI's inside their networks, ``VFIformer_arch.py`` and
+    ``models/pervfi/pipeline.py`` ``torch.clamp(pred, 0, 1)``), then ``TF.to_pil_image``: ``(x * 255).astype(uint8)`` in float32, i.e.
     TRUNCATED to the level below, not rounded (torchvision 0.29; older releases spell it
     ``x.mul(255).byte()``, the same truncation).
 

@@ -15,6 +15,7 @@ arithmetic is float64. Features: ``triptych.metrics.fid.inception_features`` (va
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -86,9 +87,10 @@ def kid_from_features(real: Any, fake: Any, *, subsets: int = SUBSETS, subset_si
 
 
 def kid_clean(real: Sequence[ImageLike], generated: Sequence[ImageLike], *, subsets: int = SUBSETS,
-              subset_size: int = SUBSET_SIZE, seed: int = 0, network: FidNetwork | None = None) -> SetResult:
+              subset_size: int = SUBSET_SIZE, seed: int = 0, network: FidNetwork | None = None,
+              trunk: Path | None = None) -> SetResult:
     """Metric ``kid``, variant ``clean``: KID between real and generated images on FID ``clean`` features."""
-    network = network or fid_network()
+    network = network or fid_network(trunk)
     real_f, fake_f = inception_features(real, network), inception_features(generated, network)
     result = kid_from_features(real_f, fake_f, subsets=subsets, subset_size=subset_size, seed=seed,
                                weights=network.weights)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -134,15 +135,17 @@ def device() -> torch.device:
 
 
 @functools.lru_cache(maxsize=4)
-def lpips_network(net: str) -> LpipsNet:
+def lpips_network(net: str, trunk: Path | None = None) -> LpipsNet:
     """The registered LPIPS network of a trunk, loaded once through the weights manager (missing trunk
-    weights raise its ``MissingWeightsError``, naming the file, its URL and the import command)."""
+    weights raise its ``MissingWeightsError``, naming the file, its URL and the import command); ``trunk``
+    a user's file in place of the registry's trunk (``measure --weights``), the v0.1 heads still the
+    registry's."""
     from triptych import weights
 
     if net not in TRUNKS:
         raise TriptychError(f"unknown LPIPS trunk {net!r}", fix=f"use one of: {', '.join(TRUNKS)}")
-    trunk = TRUNKS[net]
-    return LpipsNet(net, weights.load(trunk.backbone_weights), weights.load(trunk.head_weights)).to(device())
+    spec = TRUNKS[net]
+    return LpipsNet(net, weights.load_trunk(spec.backbone_weights, trunk), weights.load(spec.head_weights)).to(device())
 
 
 def to_lpips_input(image: np.ndarray, name: str = "image") -> torch.Tensor:
@@ -181,9 +184,10 @@ def lpips_map(network: LpipsNet, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return network.distance_map(x0, x1)[0, 0].double().cpu().numpy()
 
 
-def lpips(pred: np.ndarray, gt: np.ndarray, net: str = "alex") -> float:
-    """Metric ``lpips`` (variants ``alex`` and ``vgg``): whole-frame LPIPS v0.1 with the registered weights."""
-    return lpips_value(lpips_network(net), pred, gt)
+def lpips(pred: np.ndarray, gt: np.ndarray, net: str = "alex", trunk: Path | None = None) -> float:
+    """Metric ``lpips`` (variants ``alex`` and ``vgg``): whole-frame LPIPS v0.1 with the registered weights
+    (``trunk``: a user's trunk file instead of the registry's, as for every ``trunk`` parameter here)."""
+    return lpips_value(lpips_network(net, trunk), pred, gt)
 
 
 def lpips_region_value(network: LpipsNet, pred: np.ndarray, gt: np.ndarray, hole: np.ndarray, region: str) -> float:
@@ -200,7 +204,8 @@ def lpips_region_value(network: LpipsNet, pred: np.ndarray, gt: np.ndarray, hole
     return float(lpips_map(network, pred, gt)[sel].mean(dtype=np.float64))
 
 
-def lpips_region(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, region: str = "hole", net: str = "alex") -> float:
+def lpips_region(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, region: str = "hole", net: str = "alex",
+                 trunk: Path | None = None) -> float:
     """Metric ``lpips_masked``, variants ``hole`` / ``valid``: triptych's region LPIPS.
 
     DEVIL (MichiganCOG/video-inpainting-evaluation @ d339a12) has no hole-only LPIPS. Here it is the mean,
@@ -208,7 +213,7 @@ def lpips_region(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, region: str
     distance map (``LpipsNet.distance_map``). The trunk's receptive field still sees the pixels around
     the region, as any windowed metric does; the region only chooses which map pixels are averaged.
     """
-    return lpips_region_value(lpips_network(net), pred, gt, mask, region)
+    return lpips_region_value(lpips_network(net, trunk), pred, gt, mask, region)
 
 
 def composite(pred: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -223,13 +228,16 @@ def composite(pred: np.ndarray, gt: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.where(sel[..., None], pred, base).astype(pred.dtype, copy=False)
 
 
-def lpips_devil(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, net: str = "alex") -> float:
+def lpips_devil(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, net: str = "alex",
+                trunk: Path | None = None) -> float:
     """Metric ``lpips_masked``, variant ``devil``: whole-frame LPIPS of DEVIL's composited prediction.
 
-    DEVIL's ``lpips_computer.py`` scores ``LPIPS(gt, C)`` on [0, 1] frames mapped to [-1, 1] with the v0.1
-    AlexNet heads, one value per frame, per-video means, then the mean over videos. Its ``PNetLinAlex``
-    builds the AlexNet trunk with ``pretrained=False`` and loads only ``alex.pth`` (the heads) with
-    ``strict=False``, so its trunk is left at random initialisation; that value cannot be reproduced.
-    This variant uses the ImageNet trunk of ``lpips`` (what LPIPS is defined with).
+    DEVIL @ d339a12 (commit "Fix LPIPS producing random results", which replaced its vendored LPIPS by
+    the ``lpips`` package) scores, in ``lpips_computer.py``, ``lpips.LPIPS(net='alex')(gt, C)``: the
+    ImageNet AlexNet trunk with the v0.1 heads, on ``uint8 / 255`` float32 frames mapped by ``2x - 1``,
+    one value per frame, per-video means, then the mean over videos. This is that value: the frames here
+    are ``uint8 / 127.5 - 1`` (``to_lpips_input``), the same levels to within 2e-7 (tested against the
+    ``lpips`` package fed DEVIL's way). The earlier DEVIL commits built the trunk with
+    ``pretrained=False``, which d339a12 fixed.
     """
-    return lpips_value(lpips_network(net), composite(pred, gt, mask), gt)
+    return lpips_value(lpips_network(net, trunk), composite(pred, gt, mask), gt)

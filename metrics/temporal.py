@@ -11,11 +11,14 @@ the mean per video, then over videos.
   and centre-crops each frame with ``crop_8x8`` (sides rounded down to a multiple of 32, then 32 less
   while within 16 px of the side). Stored raw; TecoGAN prints it x100.
 - ``flolpips`` (Danier, Zhang and Bull, "FloLPIPS: A Bespoke Video Quality Metric for Frame
-  Interpolation", PCS 2022; danier97/flolpips @ 26ea00f ``flolpips.py``): for t = 0..T-2, LPIPS AlexNet
-  v0.1 between gt_t and pred_t where each tap's distance map is averaged with the weights
-  ``|F_gt(t->t+1) - F_pred(t->t+1)|`` (the flow-difference magnitude, resized bilinearly, align_corners
-  False, to the tap's size, normalised to sum 1), summed over taps. The reference uses PWC-Net flows,
-  whose weights are not registered here, and reads frames through an ffmpeg yuv420p round trip; variant
+  Interpolation", PCS 2022), the arithmetic of VFIBenchmark (PerVFI) @ 40a05ec
+  ``metrics/flolpips/__init__.py`` ``FloLPIPS.forward(ref, dis, flow_ref - flow_dis, normalize=True)``:
+  for t = 0..T-2, LPIPS AlexNet v0.1 between gt_t and pred_t where each tap's distance map is averaged with
+  the weights ``|F_gt(t->t+1) - F_pred(t->t+1)|`` (the flow-difference magnitude, resized bilinearly,
+  align_corners False, to the tap's size, normalised to sum 1 over each frame pair: ``mw_spatial_average``
+  sums over dims 1, 2, 3), summed over taps. danier97/flolpips @ 26ea00f normalises by the sum over the
+  whole batch instead, so its value depends on the batch; it is not followed. The reference uses PWC-Net
+  flows, whose weights are not registered here, and reads frames through a yuv420p round trip; variant
   ``dis`` uses OpenCV DIS flows (``triptych.metrics.flow.dis_flow``, float predictions rounded to uint8
   for the flow only) on the RGB frames as given. Where the two flows agree exactly the weights are
   undefined (the reference divides by 0); the value is then 0 if the LPIPS maps are all 0 (identical
@@ -32,11 +35,16 @@ the mean per video, then over videos.
   ``numpy.random.default_rng(1234)`` shared by all videos in sorted order, as DEVIL does (so a video's
   value depends on the videos scored before it); variant ``devil-hole`` places the patch at
   ``floor(centroid of frame t-1's hole - 25)``, clipped into the frame.
+- ``pcons_ssim`` (DEVIL @ d339a12 ``pcons_ssim_computer.py``): the same random placement (its own RNG,
+  seed 1234) with SSIM in place of PSNR: scikit-image 0.17.2 ``structural_similarity(patch_a, patch_b,
+  multichannel=True)`` on float32 [0, 1] patches, i.e. ``ssim:devil``'s formula (data range 2), the
+  highest-SSIM match kept and its SSIM the pair's value.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -90,9 +98,9 @@ def tlp_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_frames: 
 
 
 def tlp(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], cut: int = 2, crop: bool = True,
-        net: str = "alex") -> list[float]:
-    """Metric ``tlp`` with the registered LPIPS weights (see the module docstring)."""
-    return tlp_values(lpips_network(net), pred_frames, gt_frames, cut, crop)
+        net: str = "alex", trunk: Path | None = None) -> list[float]:
+    """Metric ``tlp`` with the registered LPIPS weights (``trunk``: a user's trunk file instead)."""
+    return tlp_values(lpips_network(net, trunk), pred_frames, gt_frames, cut, crop)
 
 
 # --- FloLPIPS ----------------------------------------------------------------------------------------------
@@ -136,13 +144,14 @@ def flolpips_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_fra
 
 
 def flolpips(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], flow: str = "dis",
-             net: str = "alex") -> list[float]:
-    """Metric ``flolpips`` with the registered LPIPS weights and the named flow backend."""
+             net: str = "alex", trunk: Path | None = None) -> list[float]:
+    """Metric ``flolpips`` with the registered LPIPS weights (``trunk``: a user's trunk file instead) and
+    the named flow backend."""
     from triptych.metrics.flow import dis_flow
 
     if flow != "dis":
         raise InputError(f"unknown FloLPIPS flow backend {flow!r}", fix="use flow: dis")
-    return flolpips_values(lpips_network(net), pred_frames, gt_frames, dis_flow)
+    return flolpips_values(lpips_network(net, trunk), pred_frames, gt_frames, dis_flow)
 
 
 # --- DEVIL patch consistency -------------------------------------------------------------------------------
@@ -160,13 +169,19 @@ def patch_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
 
 
-def best_patch_psnr(frame_a: np.ndarray, frame_b: np.ndarray, y: int, x: int, patch: int, search: int) -> float:
-    """PSNR of the patch of ``frame_a`` at (y, x) against its best match in ``frame_b``, top-left corners
-    y + [-search, search) by x + [-search, search) that lie inside the frame (DEVIL's search loop)."""
+def _candidates(frame_b: np.ndarray, y: int, x: int, patch: int, search: int) -> tuple[range, range]:
+    """Top-left rows and columns of DEVIL's search: y + [-search, search) by x + [-search, search), those
+    whose patch lies inside ``frame_b``."""
     h, w = frame_b.shape[:2]
+    return (range(max(y - search, 0), min(y + search, h - patch + 1)),
+            range(max(x - search, 0), min(x + search, w - patch + 1)))
+
+
+def best_patch_psnr(frame_a: np.ndarray, frame_b: np.ndarray, y: int, x: int, patch: int, search: int) -> float:
+    """PSNR of the patch of ``frame_a`` at (y, x) against its best match in ``frame_b`` (DEVIL's search loop,
+    ``_candidates``)."""
     source = frame_a[y:y + patch, x:x + patch]
-    ys = range(max(y - search, 0), min(y + search, h - patch + 1))
-    xs = range(max(x - search, 0), min(x + search, w - patch + 1))
+    ys, xs = _candidates(frame_b, y, x, patch, search)
     windows = np.lib.stride_tricks.sliding_window_view(frame_b, (patch, patch), axis=(0, 1))
     block = windows[ys.start:ys.stop, xs.start:xs.stop].transpose(0, 1, 3, 4, 2)  # (ny, nx, p, p, 3)
     mse = np.mean(np.square(block - source), axis=(2, 3, 4), dtype=np.float64)
@@ -174,10 +189,28 @@ def best_patch_psnr(frame_a: np.ndarray, frame_b: np.ndarray, y: int, x: int, pa
     return patch_psnr(source, frame_b[ys.start + iy:ys.start + iy + patch, xs.start + ix:xs.start + ix + patch])
 
 
-def pcons_psnr(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
-               masks: Sequence[np.ndarray] | None = None, state: dict[str, Any] | None = None,
-               placement: str = "random", patch: int = 50, search: int = 20, seed: int = 1234) -> list[float]:
-    """Metric ``pcons_psnr``: DEVIL's patch consistency of each pair (t-1, t), t = 1..T-1 (module docstring)."""
+def best_patch_ssim(frame_a: np.ndarray, frame_b: np.ndarray, y: int, x: int, patch: int, search: int) -> float:
+    """DEVIL's ``pcons_ssim_computer.py`` search: the highest SSIM (``ssim:devil``'s formula, the patch of
+    ``frame_a`` as skimage's first image) over the candidates in raster order, the first one kept on ties;
+    DEVIL starts from 0 with a strict ``>``, so a pair whose every candidate scores <= 0 has no best patch
+    (DEVIL then crashes): refused here."""
+    from triptych.metrics.ssim import ssim_devil
+
+    source = frame_a[y:y + patch, x:x + patch]
+    ys, xs = _candidates(frame_b, y, x, patch, search)
+    best = max(ssim_devil(frame_b[by:by + patch, bx:bx + patch], source) for by in ys for bx in xs)
+    if not best > 0.0:
+        raise InputError(f"no patch of the next frame within {search} px has a positive SSIM with the "
+                         f"{patch}x{patch} patch at ({y}, {x}), so DEVIL's PCons-SSIM is undefined",
+                         fix="check that the frames belong to one video")
+    return best
+
+
+def _patch_consistency(best: Any, pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+                       masks: Sequence[np.ndarray] | None, state: dict[str, Any] | None, placement: str,
+                       patch: int, search: int, seed: int) -> list[float]:
+    """DEVIL's patch consistency of each pair (t-1, t), t = 1..T-1, with ``best(frame_a, frame_b, y, x,
+    patch, search)`` scoring the placed patch against its best match (module docstring)."""
     _check_video(pred_frames, gt_frames)
     if masks is not None and len(masks) != len(gt_frames):
         raise InputError(f"{len(masks)} masks for {len(gt_frames)} frames", fix="give one mask per frame")
@@ -202,8 +235,23 @@ def pcons_psnr(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray
             x = int(np.clip(math.floor(cols.mean() - patch / 2), 0, w - patch))
         else:
             raise InputError(f"unknown patch placement {placement!r}", fix="use random or hole")
-        values.append(best_patch_psnr(frames[t - 1], frames[t], y, x, patch, search))
+        values.append(best(frames[t - 1], frames[t], y, x, patch, search))
     return values
+
+
+def pcons_psnr(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+               masks: Sequence[np.ndarray] | None = None, state: dict[str, Any] | None = None,
+               placement: str = "random", patch: int = 50, search: int = 20, seed: int = 1234) -> list[float]:
+    """Metric ``pcons_psnr``: DEVIL's patch consistency of each pair (t-1, t), t = 1..T-1 (module docstring)."""
+    return _patch_consistency(best_patch_psnr, pred_frames, gt_frames, masks, state, placement, patch, search, seed)
+
+
+def pcons_ssim(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+               masks: Sequence[np.ndarray] | None = None, state: dict[str, Any] | None = None,
+               patch: int = 50, search: int = 20, seed: int = 1234) -> list[float]:
+    """Metric ``pcons_ssim``: DEVIL's ``pcons_ssim_computer.py``, as ``pcons_psnr`` (random placement, its own
+    ``default_rng(1234)`` shared across videos) with the best match and the value by ``ssim:devil``'s SSIM."""
+    return _patch_consistency(best_patch_ssim, pred_frames, gt_frames, masks, state, "random", patch, search, seed)
 
 
 def pcons_psnr_hole(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],

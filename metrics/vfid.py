@@ -7,8 +7,11 @@ Fréchet distance of the set of ground-truth features (real) and the set of pred
 (``metrics/frechet.py``). One value per set (``level: set``), lower is better.
 
 Variants (``metrics/specs/vfid.yaml``): ``e2fgvi`` (BatchNorm with each clip's own statistics, as the
-reference's never-``eval()``-ed model) and ``eval-bn`` (stored running statistics: a diagnostic that gives
-very different numbers). The pretrained weights are the registry's ``i3d_rgb_imagenet``, or a file passed
+reference's never-``eval()``-ed model) and ``eval-bn`` (stored running statistics: very different numbers
+from E2FGVI's, and DEVIL's VFID: MichiganCOG/video-inpainting-evaluation @ d339a12 ``vfid_computer.py`` runs
+the same InceptionI3d in ``eval()`` on each composited video in [0, 1], and its
+``extract_features(target_endpoints='Logits')`` returns ``x.mean(4).mean(3).mean(2)`` of Mixed_5c, this
+feature; ``vfid_clips_computer.py`` is the same over 10-frame windows, stride 1). The pretrained weights are the registry's ``i3d_rgb_imagenet``, or a file passed
 with ``--weights`` (recorded as user-supplied unless its sha256 matches a registry pin).
 """
 

@@ -422,3 +422,76 @@ def test_dis_backend_gives_a_plausible_ewarp(expected, videos):
         # plausible: the method that made the stored flows, maybe another OpenCV build (5.0.0: distance 1e-7)
         assert distance < 0.5, (f"E_warp {video}: dis {result.value:.9g}, stored flows {want['E_warp']:.9g} "
                                 f"(OpenCV {result.flow['opencv']})")
+
+
+def _devil_masked_pair(a, b, hole_a, hole_b, forward, occluded):
+    """DEVIL @ d339a12 warp_error_mask_computer.py for one pair, written out: Resample2d (grid_sample,
+    align_corners=True, border) of frame b and of b's hole indicator, NaN outside the non-occluded pixels
+    that touch a hole, np.nanmean of the squared difference."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = a.shape[:2]
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    grid = np.stack([(xs + forward[..., 0]) / (w - 1) * 2 - 1, (ys + forward[..., 1]) / (h - 1) * 2 - 1], -1)
+    warp = lambda img: F.grid_sample(torch.from_numpy(img.transpose(2, 0, 1))[None], torch.from_numpy(grid)[None],  # noqa: E731
+                                     mode="bilinear", padding_mode="border", align_corners=True)[0].numpy().transpose(1, 2, 0)
+    warped = warp(b)
+    warped_hole = warp(hole_b.astype(np.float32)[..., None])[..., 0]
+    region = np.where((hole_a.astype(np.float32) + warped_hole) > 0, 1.0, np.nan)[..., None]
+    no_occ = np.where(~occluded, 1.0, np.nan)[..., None]
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(np.square((warped - a) * no_occ * region))
+
+
+def test_ewarp_masked_equals_devils_formula_end_to_end(tmp_path, run_cli):
+    import json
+    import warnings
+
+    from PIL import Image
+
+    rng = np.random.default_rng(21)
+    h, w, n = 40, 48, 3
+    gt = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+    pred = [np.clip(f.astype(int) + rng.integers(-40, 41, f.shape), 0, 255).astype(np.uint8) for f in gt]
+    holes = [np.zeros((h, w), bool) for _ in range(n)]
+    holes[0][5:20, 10:30] = True
+    holes[1][8:22, 12:34] = True
+    holes[2][30:38, 2:9] = True
+    for side in ("gt", "pred", "masks", "flows"):
+        (tmp_path / side).mkdir()
+    flows = []
+    for t in range(n - 1):
+        # a smooth flow (no motion boundary) with a patch whose backward flow disagrees (occluded there)
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        fw = np.stack([1.3 + 0.02 * xs, -0.6 + 0.015 * ys], -1).astype(np.float32)
+        bw = -fw.copy()
+        bw[25:35, 30:40] += 4.0
+        np.save(tmp_path / "flows" / f"fw_{t:05d}.npy", fw)
+        np.save(tmp_path / "flows" / f"bw_{t:05d}.npy", bw)
+        flows.append((fw, bw))
+    for t in range(n):
+        Image.fromarray(gt[t]).save(tmp_path / "gt" / f"{t:05d}.png")
+        Image.fromarray(pred[t]).save(tmp_path / "pred" / f"{t:05d}.png")
+        Image.fromarray(holes[t].astype(np.uint8) * 255).save(tmp_path / "masks" / f"{t:05d}.png")
+    comp = [np.where(holes[t][..., None], pred[t], gt[t]).astype(np.float32) / 255 for t in range(n)]
+    per_pair = [_devil_masked_pair(comp[t], comp[t + 1], holes[t], holes[t + 1], flows[t][0],
+                                   ewarp.occlusion_mask(*flows[t])) for t in range(n - 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = float(np.nanmean(per_pair))
+    assert want > 1e-3
+    code, out, err = run_cli("measure", "ewarp_masked", "--variant", "files", "--pred", tmp_path / "pred", "--gt",
+                             tmp_path / "gt", "--mask", tmp_path / "masks", "--flow-dir", tmp_path / "flows", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["aggregate"]["value"] == pytest.approx(want, rel=1e-5)
+    (values,) = doc["extras"]["per_pair"].values()
+    assert values == pytest.approx(per_pair, rel=1e-5)
+    assert 0 < sum(doc["extras"]["occluded_pixels"][next(iter(doc["extras"]["occluded_pixels"]))]) < h * w * (n - 1)
+    code, _, err = run_cli("measure", "ewarp_masked", "--variant", "files", "--pred", tmp_path / "pred", "--gt",
+                           tmp_path / "gt", "--flow-dir", tmp_path / "flows")
+    assert code == 2 and "needs the hole masks" in err
+    code, _, err = run_cli("measure", "ewarp", "--variant", "files", "--pred", tmp_path / "pred", "--gt",
+                           tmp_path / "gt", "--mask", tmp_path / "masks", "--flow-dir", tmp_path / "flows")
+    assert code == 2 and "does not use masks" in err

@@ -163,6 +163,7 @@ def test_measure_cli_json(trunk, network, tmp_path, run_cli):
     names = [w["name"] for w in doc["weights"]]
     assert names == [None, "lpips_lin_alex_v0_1", "dlib_shape_predictor_5", "dlib_face_recognition_resnet_v1"]
     assert doc["weights"][0]["user_supplied"] and doc["weights"][0]["replaces"] == "lpips_backbone_alex"
+    assert doc["metric_variant"] == f"lpips+user-{doc['weights'][0]['sha256'][:8]}"
     code, _, err = run_cli("measure", "face_div", "--variant", "lpips", "--pred", pred, "--gt", pred, "--json")
     assert code != 0 and "does not use --gt" in err
     code, _, err = run_cli("measure", "face_div", "--variant", "lpips", "--pred", pred / "scarlett/01_b", "--json")

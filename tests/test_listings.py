@@ -88,3 +88,18 @@ def test_runs_list_shows_full_ids_and_show_takes_a_unique_prefix(tmp_path, run_c
     assert "is a prefix of 2 runs" in err and ids[0] in err and ids[1] in err and "give more of the run id" in err
     code, out, err = run_cli("runs", "show", "2027", "--results", tmp_path)
     assert (code, out) == (2, "") and "no run '2027'" in err
+
+
+def test_list_metrics_shows_each_variants_source(run_cli, monkeypatch):
+    """The text listing's last column is the source a variant follows (issue 22): the new toolkit variants
+    are listed with the repository and commit they reproduce."""
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = run_cli("list", "metrics")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    for name, source in (("ssim:pytorch_msssim", "VFIBenchmark (PerVFI) @ 40a05ec"),
+                         ("ms_ssim:pytorch_msssim", "VFIBenchmark (PerVFI) @ 40a05ec"),
+                         ("flolpips:dis", "VFIBenchmark (PerVFI) @ 40a05ec"),
+                         ("pcons_ssim:devil", "DEVIL @ d339a12"), ("ewarp_masked:files", "DEVIL @ d339a12"),
+                         ("frame_fid:devil", "DEVIL @ d339a12"), ("lpips_masked:devil", "DEVIL / video-inpainting-evaluation @ d")):
+        assert source in lines[name], lines[name]

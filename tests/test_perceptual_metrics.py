@@ -182,3 +182,22 @@ def test_dists_known_answer_on_flat_images(backbones):
     x = np.full((*SIZE, 3), 0.2, np.float32)
     y = np.full((*SIZE, 3), 0.6, np.float32)
     assert dists_value(net, y, x) == pytest.approx(1 - 0.240001 / 0.400001, abs=1e-6)
+
+
+def test_lpips_devil_equals_devils_lpips_call(backbones):
+    """DEVIL @ d339a12 lpips_computer.py: ``lpips.LPIPS(net='alex')(gt, comp)`` on ``uint8 / 255`` float32
+    frames mapped by ``2x - 1``, ``comp`` = get_comp_frame (the prediction inside the hole); same trunk on
+    both sides (the released trunk is ImageNet's, not random, since that commit)."""
+    from triptych.metrics import perceptual
+
+    ref = _reference_lpips("alex", backbones["alex"])
+    mine = _network("alex", backbones)
+    a, b = _images(7)
+    hole = np.zeros(SIZE, np.uint8)
+    hole[5:50, 10:60] = 255
+    comp = np.where(hole[..., None] > 0, b, a)  # DEVIL: C = M * G + (1 - M) * P, M = 1 on known pixels
+    devil_in = lambda im: torch.from_numpy(im.astype(np.float32).transpose(2, 0, 1)[None] / 255) * 2.0 - 1  # noqa: E731
+    with torch.no_grad():
+        want = ref(devil_in(a), devil_in(comp)).item()
+    assert want > 0.01
+    assert perceptual.lpips_value(mine, perceptual.composite(b, a, hole), a) == pytest.approx(want, abs=ABS)

@@ -175,3 +175,93 @@ def test_measure_pcons_end_to_end(tmp_path, run_cli):
     code, _, err = run_cli("measure", "pcons_psnr", "--variant", "devil-hole", "--pred", tmp_path / "pred",
                            "--gt", tmp_path / "gt")
     assert code != 0 and "--mask" in err
+
+
+def test_flolpips_equals_vfibenchmarks_forward_per_pair_of_a_batch(alex):
+    """VFIBenchmark @ 40a05ec ``FloLPIPS.forward(ref, dis, flow_ref - flow_dis, normalize=True)`` written
+    out on the ``lpips`` package's layers (same trunk): each head map summed under the flow-error
+    magnitude normalised over dims 1, 2, 3 (``mw_spatial_average``), so per pair of a batch of two; the
+    metric scores each pair alone and must give each batch element's value."""
+    import torch.nn.functional as F
+
+    lpips_ref = pytest.importorskip("lpips")
+    ref = lpips_ref.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    slices = [ref.net.slice1, ref.net.slice2, ref.net.slice3, ref.net.slice4, ref.net.slice5]
+    trunk = rule_state_dict(_Features(), 0, 1.0)
+    state = {}
+    for key, value in trunk.items():
+        index, rest = key.split(".", 2)[1:]
+        owner = next(i for i, s in enumerate(slices, 1) if index in s._modules)
+        state[f"slice{owner}.{index}.{rest}"] = value
+    ref.net.load_state_dict(state, strict=True)
+    ref.eval()
+    rng = np.random.default_rng(12)
+    gts = [_video(13, 1)[0], _video(14, 1)[0]]
+    preds = [np.clip(g.astype(int) + rng.integers(-50, 51, g.shape), 0, 255).astype(np.uint8) for g in gts]
+    errors = [rng.normal(0, 2, g.shape[:2] + (2,)).astype(np.float32) * s for g, s in zip(gts, (1.0, 5.0))]
+    unit = lambda frames: torch.from_numpy(np.stack(frames).astype(np.float32).transpose(0, 3, 1, 2) / 255)  # noqa: E731
+    in0, in1 = 2 * unit(gts) - 1, 2 * unit(preds) - 1  # normalize=True
+    flow = torch.from_numpy(np.stack(errors).transpose(0, 3, 1, 2))
+    with torch.no_grad():
+        outs0, outs1 = ref.net(ref.scaling_layer(in0)), ref.net(ref.scaling_layer(in1))
+        want = 0
+        for kk in range(5):
+            diff = (lpips_ref.normalize_tensor(outs0[kk]) - lpips_ref.normalize_tensor(outs1[kk])) ** 2
+            layer = ref.lins[kk](diff)
+            resized = F.interpolate(flow, layer.shape[-2:], align_corners=False, mode="bilinear")
+            mag = torch.sqrt(resized[:, 0:1] ** 2 + resized[:, 1:2] ** 2)
+            want = want + torch.sum(layer * (mag / torch.sum(mag, dim=[1, 2, 3], keepdim=True)), dim=[1, 2, 3])
+    for i in range(2):
+        assert want[i].item() > 0.01
+        assert temporal.flow_weighted_lpips(alex, preds[i], gts[i], errors[i]) == pytest.approx(want[i].item(),
+                                                                                               abs=ABS)
+
+
+def _devil_pcons_ssim_pair(a: np.ndarray, b: np.ndarray, y: int, x: int, ps: int, sw: int) -> float:
+    """DEVIL's pcons_ssim_computer.py loop with skimage's SSIM as scikit-image 0.17.2 computes
+    structural_similarity(a, b, multichannel=True) on float32 [0, 1] patches (float64, data range 2)."""
+    from skimage.metrics import structural_similarity
+
+    ssim = lambda p, q: structural_similarity(p.astype(np.float64), q.astype(np.float64),  # noqa: E731
+                                              channel_axis=-1, data_range=2.0)
+    src = a[y:y + ps, x:x + ps]
+    best, by, bx = 0.0, None, None
+    for yy in range(y - sw, y + sw):
+        for xx in range(x - sw, x + sw):
+            cand = b[yy:yy + ps, xx:xx + ps]
+            if cand.shape != src.shape:
+                continue
+            value = ssim(src, cand)
+            if value > best:
+                best, by, bx = value, yy, xx
+    return ssim(src, b[by:by + ps, bx:bx + ps])
+
+
+def test_pcons_ssim_equals_devils_loop_with_one_rng_across_videos():
+    rng = np.random.default_rng(15)
+    videos = [[rng.random((36, 40, 3), dtype=np.float32) for _ in range(3)] for _ in range(2)]
+    preds = [[np.clip(f + rng.normal(0, 0.05, f.shape).astype(np.float32), 0, 1) for f in v] for v in videos]
+    state: dict = {}
+    got = [temporal.pcons_ssim(p, v, state=state, patch=14, search=4) for p, v in zip(preds, videos)]
+    draws = np.random.default_rng(1234)
+    for pred, values in zip(preds, got):
+        for t in (1, 2):
+            y, x = int(draws.integers(36 - 14)), int(draws.integers(40 - 14))
+            want = _devil_pcons_ssim_pair(pred[t - 1], pred[t], y, x, 14, 4)
+            assert values[t - 1] == pytest.approx(want, abs=1e-9)
+    # a pan of 2 px per frame is found exactly by the search: SSIM 1
+    video = _video(16, 3, size=(70, 80))
+    assert temporal.pcons_ssim(video, video) == [pytest.approx(1.0, abs=1e-12)] * 2
+
+
+def test_measure_pcons_ssim_end_to_end(tmp_path, run_cli):
+    gt = _video(17, 3, size=(60, 70))
+    for t, frame in enumerate(gt):
+        for root in ("gt", "pred"):
+            (tmp_path / root).mkdir(exist_ok=True)
+        Image.fromarray(frame).save(tmp_path / "gt" / f"{t:05d}.png")
+        Image.fromarray(frame).save(tmp_path / "pred" / f"{t:05d}.png")
+    code, out, err = run_cli("measure", "pcons_ssim", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["metric_variant"] == "devil" and doc["aggregate"]["value"] == pytest.approx(1.0, abs=1e-12)

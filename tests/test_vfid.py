@@ -266,7 +266,9 @@ def test_measure_vfid_cli_with_user_weights(run_cli, tennis, rule_files, empty_h
     doc = json.loads(out)
     want = inpainting_expected["vfid"]["clips6_nonoverlap"]
     rel = inpainting_expected["tolerances"]["vfid_rel"]
-    assert (doc["metric"], doc["metric_variant"], doc["metric_version"]) == ("vfid", "e2fgvi", 2)
+    sha8 = hashlib.sha256(rule_files["safetensors"].read_bytes()).hexdigest()[:8]
+    # a user's I3D never pairs with published rows: its variant carries the file's sha256 prefix
+    assert (doc["metric"], doc["metric_variant"], doc["metric_version"]) == ("vfid", f"e2fgvi+user-{sha8}", 2)
     assert doc["aggregate"]["value"] == pytest.approx(want["reference_calculate_vfid"]["value"], rel=rel)
     n = len(want["clips"])
     assert doc["aggregate"]["n"] == n and doc["aggregate"]["reduction"].startswith(f"frechet distance over {n} videos")

@@ -59,7 +59,7 @@ KINDS: dict[str, tuple[Callable[[], list[dict[str, Any]]], list[Column]]] = {
     "metrics": (metric_records, [("metric:variant", lambda r: f"{r['name']}:{r['variant']}"),
                                  ("ver", lambda r: f"v{r['version']}"), ("level", lambda r: r["level"]),
                                  ("better", lambda r: r["direction"]), ("tasks", lambda r: _tasks(r["tasks"])),
-                                 ("description", lambda r: r["description"])]),
+                                 ("source", lambda r: r["protocol"])]),
     "benchmarks": (benchmark_records, [("benchmark", lambda r: r["name"]), ("task", lambda r: _tasks([r["task"]])),
                                        ("ver", lambda r: f"v{r['version']}"),
                                        ("variants", lambda r: ",".join(r["variants"])),

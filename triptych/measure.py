@@ -2,11 +2,21 @@
 
 The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one module
 of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``conventions.md``.
+
+User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (LPIPS, DISTS,
+FID, KID, tLP, FloLPIPS, ...) gets the file in place of its first registry weights entry, the trunk; the
+other entries (heads, learned weights) stay the registry's. The file is recorded with its sha256
+(``weights.describe_user_file``, ``replaces`` naming that entry). Unless its sha256 is the entry's own,
+the rows' variant is ``VARIANT+user-<sha8>`` (e.g. ``alex+user-1a2b3c4d``), a name no published row or
+registry variant carries, so it never pairs with published numbers (the leaderboard pairs on
+``metric_variant``, ``leaderboard/sitedata.py``). Kinds that take ``--weights`` themselves (VFID's
+``video_set``, face diversity's ``image_groups``) keep their own handling.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -16,7 +26,7 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.progress import tracked
 from triptych.registry import MetricSpec, VariantSpec, registry
 from triptych.results import SCHEMA_VERSION, json_safe
-from triptych.weights import describe
+from triptych.weights import describe, describe_user_file
 
 Item = TypeVar("Item")
 
@@ -46,6 +56,20 @@ class Measurement:
     aggregate: SampleMean = field(default_factory=SampleMean)
     weights: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    user_trunk: dict[str, Any] | None = None  # the --weights record when it replaces the variant's trunk
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The variant's parameters, with ``trunk`` = the ``--weights`` file when it replaces the trunk."""
+        return {**self.variant.params, **({"trunk": self.inputs.weights} if self.user_trunk else {})}
+
+    @property
+    def variant_label(self) -> str:
+        """The rows' ``metric_variant``: the variant's name, ``+user-<sha8>`` with a trunk not the registry's."""
+        record = self.user_trunk
+        if record is None or record.get("name") == record.get("replaces"):
+            return self.variant.name
+        return f"{self.variant.name}+user-{record['sha256'][:8]}"
 
     def track(self, items: Iterable[Item], name: Callable[[Item], str], unit: str = "samples") -> Iterator[Item]:
         """``items`` in turn under the progress display of ``triptych measure`` (``triptych.progress``): a
@@ -57,7 +81,7 @@ class Measurement:
         return json_safe({
             "schema_version": SCHEMA_VERSION,
             "metric": self.metric.name,
-            "metric_variant": self.variant.name,
+            "metric_variant": self.variant_label,
             "metric_version": self.variant.version,
             "weights": self.weights,
             "inputs": {"pred": str(self.inputs.pred), "gt": None if self.inputs.gt is None else str(self.inputs.gt),
@@ -76,7 +100,18 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
         kind = importlib.import_module(f"triptych.measure_kinds.{spec.kind}")
     except ModuleNotFoundError as exc:
         raise TriptychError(f"metric {metric!r} has kind {spec.kind!r}, which 'measure' cannot run") from exc
-    unused = sorted(set(inputs.given_options()) - kind.OPTIONS)
+    fn = chosen.load()
+    given = set(inputs.given_options())
+    takes_trunk = "--weights" in given and "--weights" not in kind.OPTIONS
+    if takes_trunk:
+        if "trunk" not in inspect.signature(fn).parameters:
+            what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
+                    f"does not take a user file for its weights ({', '.join(chosen.weights)})")
+            raise InputError(f"metric {metric}:{chosen.name} {what}",
+                             fix="drop --weights; it replaces the trunk of lpips, lpips_masked, dists, fid, kid, "
+                                 "frame_fid, tlp, flolpips, vfid and face_div")
+        given.discard("--weights")
+    unused = sorted(given - kind.OPTIONS)
     if unused:
         raise InputError(f"metric {metric!r} does not use {', '.join(unused)}",
                          fix=f"drop {', '.join(unused)}; masked variants are separate metrics")
@@ -85,10 +120,12 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
         raise InputError(f"metric {metric!r} " + ("does not use --gt" if given else "needs --gt"),
                          fix="drop --gt" if given else "pass the ground truth (or the references) with --gt")
     result = Measurement(spec, chosen, inputs)
-    fn = chosen.load()
     if hasattr(kind, "check"):  # a kind's own option rules come before any weights lookup
         kind.check(result, fn)
-    if chosen.weights and inputs.weights is None:  # with --weights, the kind records the user's file
+    if takes_trunk:  # the user's file stands in for the trunk, the variant's first weights entry
+        result.user_trunk = {**describe_user_file(inputs.weights), "replaces": chosen.weights[0]}
+        result.weights = [result.user_trunk, *(describe(name) for name in chosen.weights[1:])]
+    elif chosen.weights and inputs.weights is None:  # a kind that takes --weights records the user's file
         result.weights = [describe(name) for name in chosen.weights]
     kind.run(result, fn)
     return result

@@ -370,6 +370,14 @@ def _sha_text(spec: WeightSpec) -> str:
     return f"{expected} ({origin})"
 
 
+def _user_hint(spec: WeightSpec) -> str:
+    """The way to a file of the user's own, for a refusal of a state dict that is not the published one."""
+    if spec.format not in STATE_DICT_FORMATS:
+        return ""
+    return (f"; to score with a file of your own (e.g. a fine-tuned trunk), import it with 'triptych weights "
+            f"import {spec.name} PATH --user' (its rows are labelled VARIANT+user-<sha8>)")
+
+
 def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -> tuple[str, bool]:
     """Check a file against the entry; return (sha256, needs_first_use_pin). Raise on any mismatch."""
     size = path.stat().st_size
@@ -377,7 +385,7 @@ def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -
         raise ChecksumMismatchError(
             f"weights {spec.name!r}: {what} has {size} bytes, expected {spec.size} (registry)",
             fix=f"the file is truncated or a different file; get it again from {spec.urls[0]} and run "
-                f"'triptych weights import {spec.name} PATH'")
+                f"'triptych weights import {spec.name} PATH'{_user_hint(spec)}")
     problem = _format_problem(spec.format, path)
     if problem:
         raise ChecksumMismatchError(
@@ -395,7 +403,7 @@ def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -
         return actual, True
     if actual != expected:
         fix = (f"delete it and run 'triptych weights fetch {spec.name}', or import the right file with "
-               f"'triptych weights import {spec.name} PATH'")
+               f"'triptych weights import {spec.name} PATH'{_user_hint(spec)}")
         if spec.sha256 is None:
             fix += (f"; if this new file is the right one, run 'triptych weights unpin {spec.name}' first "
                     "(trust on first use pinned a different file)")
@@ -672,6 +680,30 @@ def import_file(name: str, path: str | Path, registry: Registry | None = None) -
     return dest
 
 
+def user_files_dir() -> Path:
+    """Where ``weights import --user`` keeps users' own files, apart from the verified cache."""
+    return weights_dir() / "user"
+
+
+def import_user_file(name: str, path: str | Path, registry: Registry | None = None) -> dict[str, Any]:
+    """Accept a user's own file for entry ``name`` (e.g. a fine-tuned trunk for a pinned entry): it must read
+    as a state dict (``load_state_dict``, no pickled code); it is copied to
+    ``user_files_dir()/NAME/<sha256[:16]><suffix>``, never to the entry's cache path, so the registry's file
+    and its pin stay as they are. Returns its record (``describe_user_file`` with ``replaces``); scoring with
+    it goes through ``measure --weights`` (rows labelled ``VARIANT+user-<sha8>``, ``triptych/measure.py``)."""
+    spec = get_spec(name, registry)
+    source = Path(path).expanduser()
+    if spec.format not in STATE_DICT_FORMATS:
+        raise TriptychError(f"weights {spec.name!r} are a {spec.format} file, not a state dict: a user file cannot "
+                            "stand in for it", fix=f"import the published file with 'triptych weights import {spec.name} PATH'")
+    load_state_dict(source)  # refuses a missing file, pickled code, or anything but a state dict, naming it
+    sha = sha256_file(source)
+    dest = user_files_dir() / spec.name / f"{sha[:16]}{source.suffix.lower()}"
+    if not dest.is_file():
+        atomic_write(dest, lambda tmp: shutil.copyfile(source, tmp))
+    return {**describe_user_file(dest, registry), "replaces": spec.name}
+
+
 # --- verification and provenance ---------------------------------------------------------------------------------
 
 def verify(name: str, registry: Registry | None = None) -> dict[str, Any]:
@@ -792,6 +824,12 @@ def load_state_dict(path: str | Path, container_key: str | None = None, fmt: str
         hint = "" if container_key else "; is it wrapped in a container key such as 'state_dict'?"
         raise TriptychError(f"{path}: entries that are not tensors: {', '.join(bad[:5])}{hint}")
     return dict(obj)
+
+
+def load_trunk(name: str, user_file: str | Path | None = None) -> dict[str, Any]:
+    """The state dict of registry entry ``name``, or of ``user_file`` (``measure --weights``) standing in
+    for it; the caller records the user file with ``describe_user_file``."""
+    return load(name) if user_file is None else load_state_dict(user_file)
 
 
 def load(name: str, registry: Registry | None = None) -> dict[str, Any]:

@@ -114,6 +114,8 @@ def test_metric_speed_on_432x240_frames():
             elif spec.kind == "video_frames":
                 results[key] = _median_ms(lambda: fn(video_p, video_g, [mask] * 3, **params), pairs)
             elif spec.kind == "video_flow" and "flow_dir" not in inspect.signature(fn).parameters:
+                if "masks" in inspect.signature(fn).parameters:  # DEVIL's masked E_warp
+                    params["masks"] = [mask] * 3
                 results[key] = _median_ms(lambda: fn(video_p, video_g, **params), pairs)
             else:
                 results[key] = None

@@ -25,11 +25,11 @@ def _write_run(results: Path, m) -> Path:
               else m.per_sample)
     rows = [{"run_id": writer.run_id, "task": "adhoc", "benchmark": "adhoc", "split": "adhoc",
              "benchmark_variant": "", "method": "pred", "method_version": "", "sample_id": sid,
-             "level": m.metric.level, "metric": m.metric.name, "metric_variant": m.variant.name,
+             "level": m.metric.level, "metric": m.metric.name, "metric_variant": m.variant_label,
              "metric_version": m.variant.version, "value": value, "unit": m.metric.unit}
             for sid, value in values]
     writer.add_rows(rows, part="part-000000")
-    writer.finish({"metrics": [{"metric": m.metric.name, "variant": m.variant.name,
+    writer.finish({"metrics": [{"metric": m.metric.name, "variant": m.variant_label,
                                 "version": m.variant.version, "aggregate": m.document()["aggregate"]}]})
     return writer.run_dir
 
@@ -43,7 +43,9 @@ def register(app: typer.Typer) -> None:
                                           "(not for metrics without one, such as face_div)"),
         variant: Optional[str] = typer.Option(None, "--variant", help="metric variant (required when several)"),
         mask: Optional[Path] = typer.Option(None, "--mask", help="hole masks, taken as given (>0 = hole)"),
-        weights: Optional[Path] = typer.Option(None, "--weights", help="weights file for learned metrics"),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="your own trunk for a learned metric (lpips, "
+                                               "dists, fid, ...): recorded with its sha256, rows labelled "
+                                               "VARIANT+user-<sha8>"),
         flow_dir: Optional[Path] = typer.Option(None, "--flow-dir", help="stored flows (E_warp 'files' backend)"),
         clip_len: Optional[int] = typer.Option(None, "--clip-len", help="cut videos into clips of N frames"),
         clip_stride: Optional[int] = typer.Option(None, "--clip-stride", help="stride between clip starts"),
@@ -75,5 +77,5 @@ def register(app: typer.Typer) -> None:
         for row in doc["per_sample"]:
             console.print(f"{row['sample_id']}\t{row['value']}")
         agg = doc["aggregate"]
-        console.print(f"[bold]{metric}[/bold] ({result.variant.name} v{result.variant.version}): "
+        console.print(f"[bold]{metric}[/bold] ({result.variant_label} v{result.variant.version}): "
                       f"{agg['value']} = {agg['reduction']}, n={agg['n']}")

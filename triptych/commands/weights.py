@@ -58,10 +58,21 @@ def verify_command(name: Optional[str] = typer.Argument(None, help="one name; al
 
 @weights_app.command("import")
 def import_command(name: str = typer.Argument(..., help="registered name"),
-                   path: Path = typer.Argument(..., help="the file you downloaded")) -> None:
-    """Verify a file you downloaded yourself and copy it into the cache (works offline)."""
-    dest = w.import_file(name, path)
-    print(f"{name}: imported to {dest}", file=sys.stderr)
+                   path: Path = typer.Argument(..., help="the file you downloaded"),
+                   user: bool = typer.Option(False, "--user", help="your own file for this entry (e.g. a fine-tuned "
+                                             "trunk): kept apart from the verified cache, recorded with its sha256, "
+                                             "its scores labelled VARIANT+user-<sha8>")) -> None:
+    """Verify a file you downloaded yourself and copy it into the cache (works offline); with ``--user``,
+    accept your own file for the entry without replacing the published one."""
+    if not user:
+        dest = w.import_file(name, path)
+        print(f"{name}: imported to {dest}", file=sys.stderr)
+        return
+    record = w.import_user_file(name, path)
+    sys.stdout.write(f"user\t{name}\tsha256 {record['sha256']}\t{record['path']}\n")
+    label = "the registry's own file" if record["registered"] else f"rows labelled VARIANT+user-{record['sha256'][:8]}"
+    print(f"{name}: user-supplied file kept at {record['path']} ({label}); score with "
+          f"'triptych measure METRIC --weights {record['path']}'", file=sys.stderr)
 
 
 @weights_app.command("unpin")

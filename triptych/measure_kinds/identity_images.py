@@ -32,7 +32,7 @@ def run(m: Any, score: Callable[..., float]) -> None:
     pred_root, references = Path(m.inputs.pred), _images(Path(m.inputs.gt), "--gt")
     for image in m.track(_images(pred_root, "--pred"), lambda p: p.name):
         sample_id = image.stem if pred_root.is_file() else image.relative_to(pred_root).with_suffix("").as_posix()
-        value = float(score(image, references, **m.variant.params))
+        value = float(score(image, references, **m.params))
         m.aggregate.update(value)
         m.per_sample.append((sample_id, value))
     m.extras["references"] = [str(p) for p in references]

@@ -51,5 +51,6 @@ def run(m: Any, score: Callable[..., Any]) -> None:
     result = score(groups, weights=m.inputs.weights, **m.variant.params)
     if m.inputs.weights is not None:  # the user's trunk stands in for one registry entry; the rest are the registry's
         m.weights = [result.weights, *(describe(n) for n in m.variant.weights if n != result.weights["replaces"])]
+        m.user_trunk = result.weights  # labels the rows VARIANT+user-<sha8> unless it is the registry's file
     m.aggregate = SetValue(result.value, result.count, result.reduction)
     m.extras.update(result.extras())

@@ -35,7 +35,7 @@ def check(m: Any, score: Callable[..., Any]) -> None:
 
 def run(m: Any, score: Callable[..., Any]) -> None:
     generated, real = _sets(m)
-    result = score(real, generated, **m.variant.params)
+    result = score(real, generated, **m.params)
     m.aggregate = SetValue(result.value, result.count, result.reduction)
     m.extras.update(result.extras())
     m.extras.update(n_generated=len(generated), n_real=len(real))

@@ -65,7 +65,7 @@ def run(m: Any, score: Callable[..., float]) -> None:
                              f"{pair.gt} is {gt.shape[1]}x{gt.shape[0]} (WxH)",
                              fix="give masks at the frames' resolution (resize with NEAREST before any dilation)")
         try:
-            value = float(score(pred, gt, hole, **m.variant.params))
+            value = float(score(pred, gt, hole, **m.params))
         except InputError as exc:  # name the files of the frame whose region is empty
             raise InputError(f"{masks[pair.sample_id]} (frame {pair.gt}): {exc.message}", fix=exc.fix) from exc
         m.aggregate.update(value)

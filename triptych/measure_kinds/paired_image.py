@@ -16,7 +16,7 @@ def run(m: Any, score: Callable[..., float]) -> None:
         pred = read_prediction(pair.pred)
         check_same_size(pred, gt, pair)
         try:
-            value = float(score(pred, gt, **m.variant.params))
+            value = float(score(pred, gt, **m.params))
         except InputError as exc:  # a metric's own refusal (e.g. a frame smaller than the window): name the files
             raise InputError(f"{pair.pred} (ground truth {pair.gt}): {exc.message}", fix=exc.fix) from exc
         m.aggregate.update(value)

@@ -64,7 +64,7 @@ def run(m: Any, score: Callable[..., float]) -> None:
         sample_id = image.stem if pred_root.is_file() else image.relative_to(pred_root).with_suffix("").as_posix()
         used[sample_id] = prompt_for(sample_id, prompts, prompts_path)
     for image, (sample_id, prompt) in m.track(zip(images, used.items()), lambda item: item[1][0]):
-        value = float(score(image, prompt, **m.variant.params))
+        value = float(score(image, prompt, **m.params))
         m.aggregate.update(value)
         m.per_sample.append((sample_id, value))
     m.extras["prompts"] = used

@@ -19,10 +19,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from triptych.errors import InputError
-from triptych.media import Pair, check_same_size, pair_paths, read_prediction, read_rgb
+from triptych.media import Pair, check_same_size, pair_paths, read_mask, read_prediction, read_rgb
+from triptych.measure_kinds.masked_image import mask_paths
 from triptych.metrics.aggregate import SampleMean
 
-OPTIONS: frozenset[str] = frozenset({"--flow-dir"})
+OPTIONS: frozenset[str] = frozenset({"--flow-dir", "--mask"})
 REDUCTION = "mean over videos of the per-video value (each the mean over the video's frame pairs)"
 
 
@@ -67,8 +68,15 @@ def video_flow_dir(flow_dir: Path, video: str, single: bool) -> Path:
 
 def check(m: Any, fn: Callable[..., Any]) -> None:
     """``--flow-dir`` is required by a variant that reads stored flows and refused by one that computes them;
-    checked before any weights are looked up."""
+    ``--mask`` is required by a variant with a ``masks`` parameter (DEVIL's masked E_warp) and refused by the
+    others; checked before any weights are looked up."""
+    from triptych.measure_kinds.video_frames import mask_mode
+
     metric = f"{m.metric.name}:{m.variant.name}"
+    if mask_mode(fn) == "required" and m.inputs.mask is None:
+        raise InputError(f"{metric} needs the hole masks", fix="pass --mask FOLDER laid out like --gt (> 0 = hole)")
+    if mask_mode(fn) == "refused" and m.inputs.mask is not None:
+        raise InputError(f"{metric} does not use masks", fix="drop --mask, or use ewarp_masked for the hole region")
     mode = flow_dir_mode(fn)
     flow_dir = m.inputs.flow_dir
     if mode == "required" and flow_dir is None:
@@ -88,7 +96,9 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
     if Path(m.inputs.pred).is_file() or gt_root.is_file():
         raise InputError(f"{metric} scores videos: --pred and --gt must be folders of frames (or of videos)",
                          fix="point --pred and --gt at a folder of frames, or a folder of video folders")
-    videos = group_videos(pair_paths(m.inputs.pred, gt_root), gt_root)
+    all_pairs = pair_paths(m.inputs.pred, gt_root)
+    masks = mask_paths(all_pairs, Path(m.inputs.mask), gt_root) if m.inputs.mask is not None else None
+    videos = group_videos(all_pairs, gt_root)
     m.aggregate = SampleMean(reduction=REDUCTION)
     per_pair: dict[str, list[float]] = {}
     occluded: dict[str, list[int]] = {}
@@ -107,10 +117,12 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         if len(sizes) > 1:
             raise InputError(f"--gt video {video!r}: frames of different sizes {sorted(sizes)}",
                              fix="all frames of a video must have one size")
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
+        if masks is not None:
+            kwargs["masks"] = [read_mask(masks[p.sample_id]) for p in pairs]
         if flow_dir is not None:
             kwargs["flow_dir"] = video_flow_dir(Path(flow_dir), video, single=len(videos) == 1)
-        result = fn(pred_frames, gt_frames, **kwargs, **m.variant.params)
+        result = fn(pred_frames, gt_frames, **kwargs, **m.params)
         m.aggregate.update(result.value)
         m.per_sample.append((video, result.value))
         per_pair[video] = result.per_pair

@@ -66,7 +66,7 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         if len(frames) < 2:
             raise InputError(f"--gt video {video!r}: {len(frames)} frame, so no consecutive pair",
                              fix="temporal metrics need at least 2 frames per video")
-        kwargs: dict[str, Any] = dict(m.variant.params)
+        kwargs: dict[str, Any] = dict(m.params)
         if masks is not None:
             kwargs["masks"] = [read_mask(masks[p.sample_id]) for p in frames]
         if takes_state:

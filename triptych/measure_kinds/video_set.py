@@ -189,6 +189,8 @@ def run(m: Any, score: Callable[..., Any]) -> None:
     unit = "videos" if clip_len is None else f"videos (clips of {clip_len} frames, stride {stride}, from " \
                                               f"{len(videos)} video folder{'s' if len(videos) != 1 else ''})"
     m.weights = [result.weights]
+    if m.inputs.weights is not None:  # labels the rows VARIANT+user-<sha8> unless it is the registry's file
+        m.user_trunk = {**result.weights, "replaces": m.variant.weights[0]}
     m.aggregate = SetValue(result.value, n, f"frechet distance over {n} {unit}")
     m.extras.update(result.extras())
     m.extras.update(clip_len=clip_len, clip_stride=stride, videos=[name for name, _ in videos])
