@@ -28,7 +28,7 @@ def test_doctor_reports_python_torch_weights_and_data(tmp_path, run_cli, monkeyp
     (amt_s,) = [line for line in lines if line.split()[1:2] == ["amt_s"]]
     assert amt_s.split()[0] == "MISSING" and "unpinned" in amt_s and amt_s.endswith("blocks method amt-s")
     (inception,) = [line for line in lines if line.split()[1:2] == ["inception_fid"]]
-    assert "sha256 6726825d0af5" in inception and inception.endswith("blocks fid:clean, kid:clean")
+    assert "sha256 6726825d0af5" in inception and inception.endswith("blocks fid:clean, frame_fid:devil, kid:clean")
     assert f"data       {REPO / 'datasets'} (from the checkout's datasets/)" in lines
     assert any(line.startswith("  ok       sample-tennis") and "manifests/sample-tennis.json present" in line
                for line in lines)
