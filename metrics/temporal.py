@@ -18,7 +18,9 @@ the mean per video, then over videos.
   align_corners False, to the tap's size, normalised to sum 1 over each frame pair: ``mw_spatial_average``
   sums over dims 1, 2, 3), summed over taps. danier97/flolpips @ 26ea00f normalises by the sum over the
   whole batch instead, so its value depends on the batch; it is not followed. The reference uses PWC-Net
-  flows, whose weights are not registered here, and reads frames through a yuv420p round trip; variant
+  flows and reads frames through a yuv420p round trip. Variant ``pwcnet`` takes its flows from the
+  checkpoint-compatible port ``triptych.metrics.pwcnet`` (registered weights ``pwcnet_default``; uint8 RGB
+  / 255, float predictions rounded to uint8 for the flow only) on the RGB frames as given; variant
   ``dis`` uses OpenCV DIS flows (``triptych.metrics.flow.dis_flow``, float predictions rounded to uint8
   for the flow only) on the RGB frames as given. Where the two flows agree exactly the weights are
   undefined (the reference divides by 0); the value is then 0 if the LPIPS maps are all 0 (identical
@@ -146,12 +148,15 @@ def flolpips_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_fra
 def flolpips(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray], flow: str = "dis",
              net: str = "alex", trunk: Path | None = None) -> list[float]:
     """Metric ``flolpips`` with the registered LPIPS weights (``trunk``: a user's trunk file instead) and
-    the named flow backend."""
+    the named flow backend: ``dis`` (OpenCV DIS) or ``pwcnet`` (the registered PWC-Net, ``metrics/pwcnet.py``)."""
     from triptych.metrics.flow import dis_flow
+    from triptych.metrics.pwcnet import pwc_flow_function
 
-    if flow != "dis":
-        raise InputError(f"unknown FloLPIPS flow backend {flow!r}", fix="use flow: dis")
-    return flolpips_values(lpips_network(net, trunk), pred_frames, gt_frames, dis_flow)
+    backends = {"dis": lambda: dis_flow, "pwcnet": pwc_flow_function}
+    if flow not in backends:
+        raise InputError(f"unknown FloLPIPS flow backend {flow!r}", fix=f"use flow: {' or '.join(backends)}")
+    network = lpips_network(net, trunk)
+    return flolpips_values(network, pred_frames, gt_frames, backends[flow]())
 
 
 # --- DEVIL patch consistency -------------------------------------------------------------------------------

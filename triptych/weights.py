@@ -838,7 +838,7 @@ def load(name: str, registry: Registry | None = None) -> dict[str, Any]:
     if spec.format not in STATE_DICT_FORMATS:
         raise TriptychError(f"weights {name!r} are a {spec.format} file, not a state dict",
                             fix="use triptych.weights.resolve(name) and the reader of that format")
-    return load_state_dict(resolve(name, registry), spec.container_key)
+    return load_state_dict(resolve(name, registry), spec.container_key, fmt=spec.format)
 
 
 @dataclass(frozen=True)
