@@ -170,11 +170,24 @@ class InceptionI3d(nn.Module):
                 channels = out
         assert channels == FEATURE_DIM
 
-    def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
-        """The Mixed_5c map (N, 1024, ceil(T/8), ceil(H/32), ceil(W/32)) of a (N, 3, T, H, W) input."""
+    def endpoint_maps(self, x: torch.Tensor, names: Sequence[str]) -> list[torch.Tensor]:
+        """The maps of the named endpoints in network order, as piergiaj's ``extract_features(x, names)``
+        returns them (it stops after the last one asked for)."""
+        unknown = [name for name in names if name not in ENDPOINTS]
+        if unknown:
+            raise TriptychError(f"unknown I3D endpoint(s) {', '.join(unknown)}", fix=f"use {', '.join(ENDPOINTS)}")
+        maps = []
         for name in ENDPOINTS:
             x = self._modules[name](x)  # type: ignore[misc]
-        return x
+            if name in names:
+                maps.append(x)
+                if len(maps) == len(set(names)):
+                    break
+        return maps
+
+    def mixed_5c(self, x: torch.Tensor) -> torch.Tensor:
+        """The Mixed_5c map (N, 1024, ceil(T/8), ceil(H/32), ceil(W/32)) of a (N, 3, T, H, W) input."""
+        return self.endpoint_maps(x, ("Mixed_5c",))[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``extract_features(x, 'Logits')``: Mixed_5c averaged as ``mean(4).mean(3).mean(2)`` -> (N, 1024)."""

@@ -109,7 +109,7 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
                     f"does not take a user file for its weights ({', '.join(chosen.weights)})")
             raise InputError(f"metric {metric}:{chosen.name} {what}",
                              fix="drop --weights; it replaces the trunk of lpips, lpips_masked, dists, fid, kid, "
-                                 "frame_fid, tlp, flolpips, vfid and face_div")
+                                 "frame_fid, tlp, flolpips, vfid, pvcs and face_div")
         given.discard("--weights")
     unused = sorted(given - kind.OPTIONS)
     if unused:
