@@ -1,7 +1,7 @@
 """PWC-Net (Sun et al., "PWC-Net: CNNs for Optical Flow Using Pyramid, Warping, and Cost Volume", CVPR 2018)
 as FloLPIPS computes its flows: sniklaus/pytorch-pwc's ``default`` network in the copy VFIBenchmark (PerVFI)
 @ 40a05ec vendors as ``metrics/flolpips/pwcnet.py`` (identical to danier97/flolpips @ 26ea00f ``pwcnet.py``),
-written anew in plain torch. Facts followed (docs/protocols.md, FloLPIPS):
+written anew in plain torch. Facts followed:
 
 - weights: ``network-default.pytorch`` (registry entry ``pwcnet_default``), a plain state dict whose keys
   are the 2018 names ``moduleExtractor.moduleOne.0.weight`` ... (the reference renames ``module`` to
