@@ -2,9 +2,9 @@
 the warp against the reference's formula by hand, strict loading of a rule-built state dict with the keys and
 shapes of the released ``network-default.pytorch`` (``tests/data/pwcnet_default_keys.json``, written from
 VFIBenchmark @ 40a05ec ``metrics/flolpips/pwcnet.py``'s layer definitions) through the weights registry, the
-input / output resizing by hand on a network whose flow is its biases, determinism, and the clear refusal
-without weights. No peer package implements this network on PyPI with the pinned torch (ptlflow's
-``pwcnet`` is NVlabs' layout, another network), so there is no end-to-end known answer."""
+input / output resizing by hand on a network whose flow is its biases, the flows of the reference's own code
+on the same rule-built weights (a stored known answer, ``scripts/make_pwcnet_reference_flows.py``),
+determinism, and the clear refusal without weights."""
 
 from __future__ import annotations
 
@@ -103,6 +103,23 @@ def test_rule_built_checkpoint_imports_through_the_registry_and_gives_determinis
     assert not np.array_equal(flow, pwcnet.pwc_flow(model, np.ascontiguousarray(b), np.ascontiguousarray(a)))
     with pytest.raises(InputError, match="uint8"):
         pwcnet.pwc_flow(model, a.astype(np.float32), b.astype(np.float32))
+
+
+def test_flows_equal_the_reference_codes_on_the_same_weights(home):
+    """Known answer: ``tests/data/pwcnet_reference_flows.npz``, flows of danier97/flolpips @ 26ea00f's own
+    ``pwcnet.py`` (= VFIBenchmark @ 40a05ec's) with the same rule-built weights, on CPU with an unfold
+    stand-in for its cupy cost volume (``scripts/make_pwcnet_reference_flows.py``); frames of sizes that are
+    not multiples of 64, so the resize in and out is covered."""
+    weights.import_file("pwcnet_default", _rule_file(home))
+    model = pwcnet.load_pwcnet()
+    reference = np.load(Path(__file__).parent / "data" / "pwcnet_reference_flows.npz")
+    for height, width, shift in ((70, 100, 3), (90, 120, 5)):
+        rng = np.random.default_rng(height * 1000 + width)
+        base = rng.integers(0, 256, (height, width + shift, 3), dtype=np.uint8)
+        a, b = np.ascontiguousarray(base[:, :width]), np.ascontiguousarray(base[:, shift:shift + width])
+        want = reference[f"flow_{height}x{width}"]
+        assert float(np.abs(want).max()) > 1.0
+        np.testing.assert_allclose(pwcnet.pwc_flow(model, a, b), want, rtol=0, atol=1e-5)
 
 
 def test_wrong_checkpoint_is_refused_naming_the_keys(home):
