@@ -156,3 +156,38 @@ def test_flolpips_pwcnet_refuses_clearly_without_weights(home):
         temporal.flolpips(frames, frames, flow="pwcnet")
     with pytest.raises(InputError, match="dis or pwcnet"):
         temporal.flolpips(frames, frames, flow="raft")
+
+
+def test_measure_flolpips_pwcnet_end_to_end(home, run_cli):
+    """``triptych measure flolpips --variant pwcnet`` with the imported PWC-Net and a user AlexNet trunk is
+    ``flolpips_values`` (whose arithmetic test_temporal_metrics.py checks against VFIBenchmark's
+    ``FloLPIPS.forward``) on the port's flows; the rows are labelled as a user trunk's."""
+    import functools
+
+    import torchvision
+    from PIL import Image
+
+    from triptych.metrics.perceptual import LpipsNet
+    from triptych.weights_rule import rule_state_dict
+
+    weights.import_file("pwcnet_default", _rule_file(home))
+    alex = torch.nn.Module()
+    alex.features = torchvision.models.alexnet(weights=None).features
+    trunk_state = rule_state_dict(alex, 0, 1.0)
+    torch.save(trunk_state, home / "alex.pth")
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 256, (64, 90, 3), dtype=np.uint8)
+    gt = [np.ascontiguousarray(base[:, 2 * t:2 * t + 72]) for t in range(3)]
+    pred = [np.clip(f.astype(int) + rng.integers(-30, 31, f.shape), 0, 255).astype(np.uint8) for f in gt]
+    for name, frames in (("pred", pred), ("gt", gt)):
+        (home / name / "clip").mkdir(parents=True)
+        for t, frame in enumerate(frames):
+            Image.fromarray(frame).save(home / name / "clip" / f"{t:05d}.png")
+    code, out, err = run_cli("measure", "flolpips", "--variant", "pwcnet", "--pred", home / "pred", "--gt",
+                             home / "gt", "--weights", home / "alex.pth", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    network = LpipsNet("alex", trunk_state, weights.load("lpips_lin_alex_v0_1"))
+    want = temporal.flolpips_values(network, pred, gt, functools.partial(pwcnet.pwc_flow, pwcnet.load_pwcnet()))
+    assert doc["aggregate"]["value"] == pytest.approx(float(np.mean(want)), rel=1e-6) and min(want) > 0
+    assert doc["metric_variant"].startswith("pwcnet+user-")
