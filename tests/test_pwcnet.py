@@ -122,6 +122,18 @@ def test_flows_equal_the_reference_codes_on_the_same_weights(home):
         np.testing.assert_allclose(pwcnet.pwc_flow(model, a, b), want, rtol=0, atol=1e-5)
 
 
+def test_a_pre_zip_pickle_is_refused_and_its_tensors_only_resave_imports(home):
+    """The released 2018 file predates torch's zip format; as the README says, it is re-saved tensors-only."""
+    state = torch.load(_rule_file(home), weights_only=True)
+    legacy = home / "legacy.pytorch"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(weights.UntrustedWeightsError, match="bare pickle"):
+        weights.import_file("pwcnet_default", legacy)
+    torch.save(torch.load(legacy, weights_only=True), home / "pwcnet.pt")
+    weights.import_file("pwcnet_default", home / "pwcnet.pt")
+    assert pwcnet.load_pwcnet().state_dict().keys() == state.keys()
+
+
 def test_wrong_checkpoint_is_refused_naming_the_keys(home):
     state = {k: torch.zeros(s) for k, s in KEYS}
     state["netExtractor.netOne.0.weight"] = state.pop("moduleExtractor.moduleOne.0.weight")
