@@ -100,6 +100,7 @@ def test_list_metrics_shows_each_variants_source(run_cli, monkeypatch):
     for name, source in (("ssim:pytorch_msssim", "VFIBenchmark (PerVFI) @ 40a05ec"),
                          ("ms_ssim:pytorch_msssim", "VFIBenchmark (PerVFI) @ 40a05ec"),
                          ("flolpips:dis", "VFIBenchmark (PerVFI) @ 40a05ec"),
+                         ("flolpips:pwcnet", "VFIBenchmark (PerVFI) @ 40a05ec"), ("pvcs:devil", "DEVIL @ d339a12"),
                          ("pcons_ssim:devil", "DEVIL @ d339a12"), ("ewarp_masked:files", "DEVIL @ d339a12"),
                          ("frame_fid:devil", "DEVIL @ d339a12"), ("lpips_masked:devil", "DEVIL / video-inpainting-evaluation @ d")):
         assert source in lines[name], lines[name]
