@@ -27,7 +27,7 @@ from triptych.errors import TriptychError
 from triptych.media import read_rgb
 from triptych.metrics import preference
 from triptych.registry import registry
-from triptych.weights import MissingWeightsError, UntrustedWeightsError, get_spec, import_file
+from triptych.weights import UntrustedWeightsError, get_spec, import_file
 from triptych.weights_rule import apply_weights_rule
 
 PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
@@ -187,22 +187,7 @@ def test_pickscore_is_clipmodels_logit_per_image(pick_enc, hf_clip_tokenizer):
     assert preference.pickscore(NEWTON[2], PROMPT, encoder=pick_enc) == pytest.approx(expected, rel=1e-5)
 
 
-# --- missing weights -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("load, entry", [
-    (lambda: preference.hps_encoder("hps_v2_1"), "hps_v2_1"),
-    (lambda: preference.hps_encoder("hps_v2_0"), "hps_v2_0"),
-    (lambda: preference.pickscore_encoder("pickscore_v1"), "pickscore_v1"),
-])
-def test_missing_weights_name_file_url_and_import_command(load, entry, tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path))
-    monkeypatch.setenv("TRIPTYCH_OFFLINE", "1")
-    spec = get_spec(entry)
-    with pytest.raises(MissingWeightsError) as info:
-        load()
-    text = info.value.message
-    assert spec.filename in text and spec.urls[0] in text and f"triptych weights import {entry} PATH" in text
+# --- missing weights (the loaders' errors: test_personalization_metrics.py test_missing_weights_...) ----------
 
 
 def test_measure_cli_refuses_pickscore_without_weights(run_cli, tmp_path, monkeypatch):
