@@ -133,7 +133,8 @@ def clip_encoder(weights_name: str = "clip_vit_b32_openai") -> ClipEncoder:
     return build_clip(arch, pretrained, record, archive.state_dict())
 
 
-def _image_embedding(image: ImageLike, encoder: TextImageEncoder, cache: EmbeddingCache | None, name: str | None) -> np.ndarray:
+def _image_embedding(image: ImageLike, encoder: TextImageEncoder, cache: EmbeddingCache | None,
+                     name: str | None) -> np.ndarray:
     array, name = load_image(image, name)
     if cache is None:
         return encoder.embed_image(array)

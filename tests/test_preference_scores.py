@@ -47,7 +47,7 @@ def _rule_record(model: torch.nn.Module, name: str) -> dict:
 
 def test_variants_resolve_and_name_registered_weights():
     reg = registry()
-    for metric, variants in {"hpsv2": ("v2_0", "v2_1"), "pickscore": ("raw",)}.items():
+    for metric, variants in {"hpsv2": ("v2_0", "v2_1"), "pickscore": ("raw",), "image_reward": ("v1_0",)}.items():
         spec = reg.metric(metric)
         assert sorted(spec.variants) == sorted(variants) and spec.kind == "text_image"
         for v in spec.variants.values():
@@ -197,3 +197,81 @@ def test_measure_cli_refuses_pickscore_without_weights(run_cli, tmp_path, monkey
     prompts.write_text(PROMPT + "\n")
     code, _, err = run_cli("measure", "pickscore", "--variant", "raw", "--pred", NEWTON[0], "--gt", prompts, "--json")
     assert code != 0 and "model.safetensors" in err and "triptych weights import pickscore_v1" in err
+
+
+# --- ImageReward -----------------------------------------------------------------------------------------------
+
+# A small BLIP of ImageReward's layout: ViT (patch 16, 224 px) of width 64, 2 blocks, 2 heads; BERT text encoder
+# with cross-attention, width 32, 2 layers; a 25-word WordPiece vocabulary (+ [DEC], [ENC]).
+IR_VISION = {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "image_size": 224, "patch_size": 16}
+IR_MED = {"architectures": ["BertModel"], "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu",
+          "hidden_dropout_prob": 0.1, "hidden_size": 32, "initializer_range": 0.02, "intermediate_size": 64,
+          "layer_norm_eps": 1e-12, "max_position_embeddings": 40, "model_type": "bert", "num_attention_heads": 2,
+          "num_hidden_layers": 2, "pad_token_id": 0, "type_vocab_size": 2, "vocab_size": 27, "encoder_width": 64,
+          "add_cross_attention": True}
+IR_VOCAB = ("[PAD] [UNK] [CLS] [SEP] [MASK] a an photo of man woman on the moon oil painting in style , ! . trend "
+            "##ing dog portrait").split()
+# ImageReward 1.5's own ImageReward.score() (its BLIP VisionTransformer and med.BertModel, transformers 4.36.2,
+# timm 0.6.13, the model in eval() as ImageReward.load leaves it), on this small BLIP with the weights rule
+# (seed 0, gain 1) over its own state-dict names (state hash ddab2dbf...; 101 keys, BLIP_Pretrain's
+# vision_proj / text_proj and the text position_ids included); the tokenizer built by BLIP's init_tokenizer
+# from IR_VOCAB.
+IR_PEER = {("newton_0.jpg", "a photo of a man on the moon"): -0.1354476362466812,
+           ("newton_0.jpg", "an oil painting of a woman, trending!"): -0.13246220350265503,
+           ("newton_1.jpg", "a photo of a man on the moon"): -0.09950681030750275,
+           ("newton_1.jpg", "an oil painting of a woman, trending!"): -0.09635046869516373,
+           ("scarlett_0.jpg", "a photo of a man on the moon"): -0.18357312679290771,
+           ("scarlett_0.jpg", "an oil painting of a woman, trending!"): -0.18363189697265625}
+
+
+@pytest.fixture(scope="module")
+def ir_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("image_reward")
+    (folder / "med_config.json").write_text(json.dumps(IR_MED))
+    (folder / "vocab.txt").write_text("\n".join(IR_VOCAB) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ir_checkpoint(ir_folder):
+    """ImageReward.pt's layout (from the med_config beside it) filled by the weights rule under its own names."""
+    from triptych.metrics import image_reward
+    from triptych.weights_rule import rule_tensor
+
+    torch.set_num_threads(1)
+    net = image_reward.ImageRewardNet(image_reward.read_med_config(ir_folder / "med_config.json"), IR_VISION)
+    layout = {k: v for k, v in image_reward.checkpoint_layout(str(ir_folder), IR_VISION).items()}
+    state = {k: torch.from_numpy(rule_tensor(k, tuple(v.shape), 0, 1.0)) for k, v in layout.items()}
+    state["blip.text_encoder.embeddings.position_ids"] = torch.arange(IR_MED["max_position_embeddings"])[None]
+    net.load_state_dict(image_reward.model_state(state), strict=True)
+    return net, state
+
+
+def test_image_reward_equals_the_packages_own_score(ir_folder, ir_checkpoint):
+    from triptych.metrics import image_reward
+
+    scorer = image_reward.build_scorer(ir_checkpoint[0], ir_folder / "vocab.txt", {"sha256": "rule"})
+    for (image, prompt), expected in IR_PEER.items():
+        folder = PORTRAITS / ("newton_man" if image.startswith("newton") else "scarletthead_woman")
+        assert image_reward.image_reward(folder / image, prompt, scorer=scorer) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(TriptychError, match="ImageReward needs a non-empty prompt"):
+        image_reward.image_reward(NEWTON[0], "", scorer=scorer)
+
+
+def test_image_reward_checkpoint_is_checked_before_it_is_trusted(ir_folder, ir_checkpoint, tmp_path, monkeypatch):
+    """image_reward_v1 has no published sha256: the first import is pinned only if its keys and shapes are
+    ImageReward's (ViT-L/16 and the med_config.json beside it)."""
+    from triptych import weights
+    from triptych.metrics import image_reward
+
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
+    file = tmp_path / "ImageReward.pt"
+    torch.save(ir_checkpoint[1], file)
+    cache = weights.cache_path(get_spec("image_reward_v1")).parent
+    with pytest.raises(UntrustedWeightsError, match="med_config.json"):
+        import_file("image_reward_v1", file)  # nothing beside it to build the architecture from
+    cache.mkdir(parents=True, exist_ok=True)  # the failed import left the folder
+    (cache / "med_config.json").write_text(json.dumps(IR_MED))
+    with pytest.raises(UntrustedWeightsError, match="does not load strictly into triptych.metrics.image_reward"):
+        import_file("image_reward_v1", file)  # the small model is not ViT-L/16

@@ -25,7 +25,7 @@ OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
     "open_clip": ("personalization", "clip_t, clip_i, hpsv2, pickscore, the PhotoMaker pipeline"),
     "timm": ("personalization", "dino"),
     "pytorch_fid": ("personalization", "fid, kid"),
-    "transformers": ("personalization", "pickscore, the PhotoMaker ID encoder and pipeline"),
+    "transformers": ("personalization", "pickscore, image_reward, the PhotoMaker ID encoder and pipeline"),
     "diffusers": ("generation", "triptych generate (PhotoMaker), generator efficiency"),
     "dvc": ("dataset", "the data pipeline (dvc repro)"),
     "ray": ("scale", "--executor ray"),
