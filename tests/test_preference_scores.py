@@ -1,4 +1,5 @@
-"""Preference scores HPSv2 and PickScore (metrics/preference.py) on same-architecture small models.
+"""Preference scores HPSv2, PickScore (metrics/preference.py) and ImageReward (metrics/image_reward.py) on
+same-architecture small models.
 
 The published models are CLIP ViT-H/14 (~1B parameters, too large for the suite): the tests build the same
 open_clip / transformers classes with ViT-H-14's patch size, input size, context and vocabulary but narrow
@@ -10,7 +11,10 @@ and shallow, fill them by the weights rule, and compare with values computed the
   independently here with ``torch.nn.functional``;
 - PickScore: its README scores with transformers' ``CLIPModel``; the expected value is ``CLIPModel``'s own
   ``forward(...).logits_per_image`` (= exp(logit_scale) * cos), fed by transformers' own CLIP tokenizer
-  built from the OpenAI BPE tables.
+  built from the OpenAI BPE tables;
+- ImageReward: known answers computed by the image-reward 1.5 package's own ``ImageReward.score()`` and BLIP
+  modules (in a separate environment: it needs transformers 4.x, timm 0.6.13 and fairscale) on a small BLIP
+  filled by the weights rule, which the test rebuilds under the package's own key names.
 """
 
 from __future__ import annotations
@@ -275,3 +279,24 @@ def test_image_reward_checkpoint_is_checked_before_it_is_trusted(ir_folder, ir_c
     (cache / "med_config.json").write_text(json.dumps(IR_MED))
     with pytest.raises(UntrustedWeightsError, match="does not load strictly into triptych.metrics.image_reward"):
         import_file("image_reward_v1", file)  # the small model is not ViT-L/16
+
+
+def test_full_size_image_reward_layout_is_the_packages(tmp_path):
+    """ViT-L/16 + BERT-base at full size, shapes only: image-reward 1.5's own BLIP_Pretrain(vit='large') with
+    BLIP's med_config (bert-base-uncased, vocab 30524, cross-attention) and MLP(768) hold 625 tensors, these
+    624 plus the text position_ids buffer that the weights check ignores (counted with the package's modules)."""
+    from triptych.metrics import image_reward
+
+    (tmp_path / "med_config.json").write_text(json.dumps({
+        **IR_MED, "hidden_size": 768, "intermediate_size": 3072, "max_position_embeddings": 512,
+        "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 30524, "encoder_width": 768}))
+    with torch.device("meta"):
+        layout = image_reward.checkpoint_layout(str(tmp_path))
+    shapes = {k: tuple(v.shape) for k, v in layout.items()}
+    assert len(shapes) == 624 and layout.ignored_state_keys == ("blip.text_encoder.embeddings.position_ids",)
+    assert shapes["blip.visual_encoder.pos_embed"] == (1, 197, 1024)
+    assert shapes["blip.visual_encoder.blocks.23.attn.qkv.weight"] == (3072, 1024)
+    assert shapes["blip.text_encoder.encoder.layer.11.crossattention.self.key.weight"] == (768, 1024)
+    assert shapes["blip.text_encoder.embeddings.word_embeddings.weight"] == (30524, 768)
+    assert shapes["mlp.layers.0.weight"] == (1024, 768) and shapes["mlp.layers.7.weight"] == (1, 16)
+    assert shapes["blip.vision_proj.weight"] == (256, 1024) and shapes["blip.text_proj.weight"] == (256, 768)
