@@ -227,7 +227,7 @@ def image_reward_scorer(weights_name: str = "image_reward_v1") -> ImageRewardSco
 
 
 def image_reward(generated: ImageLike, prompt: str, *, model: str = "image_reward_v1",
-                 scorer: ImageRewardScorer | None = None, name: str | None = None, cache: Any = None) -> float:
+                 scorer: ImageRewardScorer | None = None, name: str | None = None) -> float:
     """Metric ``image_reward``: ImageReward's normalised reward of ``generated`` for ``prompt``."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise TriptychError(f"{name or 'image'}: ImageReward needs a non-empty prompt", fix="pass the prompt text")

@@ -120,6 +120,20 @@ def test_hpsv2_is_the_cosine_of_hpsv2_score(hps_enc):
         preference.hpsv2(NEWTON[1], " ", encoder=hps_enc)
 
 
+def test_measure_kind_scores_each_image_with_its_prompt(hps_enc, tmp_path):
+    import functools
+
+    from triptych.measure import MeasureInputs, Measurement
+    from triptych.measure_kinds import text_image
+
+    prompts = tmp_path / "prompt.txt"
+    prompts.write_text(PROMPT + "\n")
+    spec = registry().metric("hpsv2")
+    m = Measurement(spec, spec.variant("v2_1"), MeasureInputs(PORTRAITS / "newton_man", prompts))
+    text_image.run(m, functools.partial(preference.hpsv2, encoder=hps_enc))
+    assert dict(m.per_sample) == {p.stem: preference.hpsv2(p, PROMPT, encoder=hps_enc) for p in NEWTON}
+
+
 def test_hps_checkpoint_loads_strictly(hps_enc):
     state = dict(hps_enc.model.state_dict())
     rebuilt = preference.build_hps({"sha256": "x"}, state, arch=TINY_HPS)
