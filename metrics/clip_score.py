@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,18 @@ CLIP_MODELS: dict[str, tuple[str, str]] = {
     "clip_vit_l14_openai": ("ViT-L-14", "openai"),
 }
 _JIT_ONLY_KEYS = ("input_resolution", "context_length", "vocab_size")  # not parameters of open_clip's CLIP
+
+
+class TextImageEncoder(Protocol):
+    """What the text-image scores need of an encoder: unit embeddings of an image and of a prompt, and a key
+    naming the encoder and its weights in an ``EmbeddingCache``."""
+
+    @property
+    def key(self) -> str: ...
+
+    def embed_image(self, image: np.ndarray) -> np.ndarray: ...
+
+    def embed_text(self, text: str) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -66,15 +78,15 @@ class ClipEncoder:
     def embed_image(self, image: np.ndarray) -> np.ndarray:
         """uint8 (H, W, 3) RGB -> unit float64 image embedding."""
         x = self.preprocess(Image.fromarray(image)).unsqueeze(0)
-        return _unit(self.model.encode_image(x, normalize=True)[0])
+        return unit_embedding(self.model.encode_image(x, normalize=True)[0])
 
     @torch.no_grad()
     def embed_text(self, text: str) -> np.ndarray:
         """A prompt -> unit float64 text embedding."""
-        return _unit(self.model.encode_text(self.tokenizer([text]), normalize=True)[0])
+        return unit_embedding(self.model.encode_text(self.tokenizer([text]), normalize=True)[0])
 
 
-def _unit(vector: torch.Tensor) -> np.ndarray:
+def unit_embedding(vector: torch.Tensor) -> np.ndarray:
     out = vector.detach().cpu().double().numpy()
     norm = float(np.linalg.norm(out))
     if norm == 0.0 or not np.isfinite(norm):
@@ -83,18 +95,23 @@ def _unit(vector: torch.Tensor) -> np.ndarray:
 
 
 def build_clip(arch: str, pretrained: str, weights: dict[str, Any],
-               state_dict: dict[str, torch.Tensor] | None = None) -> ClipEncoder:
+               state_dict: dict[str, torch.Tensor] | None = None, *, quick_gelu: bool = True,
+               transform: Callable[[int], Callable[[Image.Image], torch.Tensor]] | None = None) -> ClipEncoder:
     """The encoder for ``arch`` (an open_clip model name). With ``state_dict`` it is loaded strictly; without,
-    the model keeps open_clip's random initialisation (tests load the weights rule into it)."""
+    the model keeps open_clip's random initialisation (tests load the weights rule into it).
+
+    ``quick_gelu`` forces QuickGELU (OpenAI CLIP; LAION models such as ViT-H-14 use GELU);
+    ``transform(image_size)`` replaces open_clip's evaluation transform (HPSv2 resizes after ToTensor)."""
     import open_clip
 
-    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=True)
+    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
     if state_dict is not None:
         model.load_state_dict({k: v for k, v in state_dict.items() if k not in _JIT_ONLY_KEYS}, strict=True)
     model = model.float().eval()
     size = model.visual.image_size
-    preprocess = open_clip.image_transform(size, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN,
-                                           std=open_clip.OPENAI_DATASET_STD)
+    preprocess = (transform(size[0] if isinstance(size, tuple) else size) if transform is not None else
+                  open_clip.image_transform(size, is_train=False, mean=open_clip.OPENAI_DATASET_MEAN,
+                                            std=open_clip.OPENAI_DATASET_STD))
     return ClipEncoder(model, preprocess, open_clip.get_tokenizer(arch), arch, pretrained, weights)
 
 
@@ -116,7 +133,8 @@ def clip_encoder(weights_name: str = "clip_vit_b32_openai") -> ClipEncoder:
     return build_clip(arch, pretrained, record, archive.state_dict())
 
 
-def _image_embedding(image: ImageLike, encoder: ClipEncoder, cache: EmbeddingCache | None, name: str | None) -> np.ndarray:
+def _image_embedding(image: ImageLike, encoder: TextImageEncoder, cache: EmbeddingCache | None,
+                     name: str | None) -> np.ndarray:
     array, name = load_image(image, name)
     if cache is None:
         return encoder.embed_image(array)
@@ -131,9 +149,15 @@ def clip_t(generated: ImageLike, prompt: str, *, model: str = "clip_vit_b32_open
     ``prompt`` is the full prompt with the class word in place. ``model`` is the weights entry (the
     variant's param); ``encoder`` overrides it (tests). Raw cosine in [-1, 1].
     """
+    return text_image_cosine(generated, prompt, encoder or clip_encoder(model), name=name, cache=cache)
+
+
+def text_image_cosine(generated: ImageLike, prompt: str, encoder: TextImageEncoder, *, name: str | None = None,
+                      cache: EmbeddingCache | None = None, metric: str = "CLIP-T") -> float:
+    """cosine(unit text embedding of ``prompt``, unit image embedding of ``generated``) in float64, for any
+    encoder with ``embed_image`` / ``embed_text`` / ``key`` (CLIP-T, HPSv2, PickScore)."""
     if not isinstance(prompt, str) or not prompt.strip():
-        raise TriptychError(f"{name or 'image'}: CLIP-T needs a non-empty prompt", fix="pass the prompt text")
-    encoder = encoder or clip_encoder(model)
+        raise TriptychError(f"{name or 'image'}: {metric} needs a non-empty prompt", fix="pass the prompt text")
     image = _image_embedding(generated, encoder, cache, name)
     return float(np.dot(image, encoder.embed_text(prompt)))
 

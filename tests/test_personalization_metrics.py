@@ -19,7 +19,7 @@ import torch
 
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
-from triptych.metrics import clip_score, dino, face, fid, kid
+from triptych.metrics import clip_score, dino, face, fid, image_reward, kid, preference
 from triptych.metrics.frechet import frechet_distance
 from triptych.registry import registry
 from triptych.weights import MissingWeightsError, get_spec
@@ -401,6 +401,10 @@ def test_image_set_kind_runs_kid(fid_rule, tmp_path):
     (fid.fid_network, "inception_fid"),
     (face.arcface_backend, "arcface_w600k_r50"),
     (face.facenet_backend, "facenet_vggface2"),
+    (lambda: preference.hps_encoder("hps_v2_1"), "hps_v2_1"),
+    (lambda: preference.hps_encoder("hps_v2_0"), "hps_v2_0"),
+    (lambda: preference.pickscore_encoder("pickscore_v1"), "pickscore_v1"),
+    (lambda: image_reward.image_reward_scorer("image_reward_v1"), "image_reward_v1"),
 ])
 def test_missing_weights_name_file_url_and_import_command(load, entry, tmp_path, monkeypatch):
     monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path))

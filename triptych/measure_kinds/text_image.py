@@ -1,4 +1,5 @@
-"""Text-image metrics (CLIP-T): each generated image (``--pred``, a file or a folder) against its prompt.
+"""Text-image metrics (CLIP-T, HPSv2, PickScore): each generated image (``--pred``, a file or a folder)
+against its prompt.
 
 ``--gt`` is the prompts file:
 
