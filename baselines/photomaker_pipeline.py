@@ -54,6 +54,7 @@ from triptych.baselines.photomaker_encoder import (
     load_id_encoder_state,
     tokenize_for_version,
 )
+from triptych.baselines.photomaker_faces import ANTELOPEV2_WEIGHTS, antelopev2_embedder
 from triptych.errors import InputError, TriptychError
 
 SDXL_WEIGHTS = "sdxl_base_1_0"
@@ -494,6 +495,8 @@ def load_photomaker(version: str, device: str = "cuda", dtype: str | torch.dtype
                     face_embedder: Callable[[torch.Tensor], torch.Tensor] | None = None) -> PhotoMakerGenerator:
     """The released method: SDXL 1.0 base (``sdxl_base_1_0``) + ``photomaker_v1`` / ``photomaker_v2``
     through the weights manager (or the given files), the LoRA fused, the encoder loaded strictly.
+    v2 also takes each reference photo's ArcFace embedding: ``face_embedder``, by default insightface's
+    antelopev2 pack (``photomaker_faces``; its two files come through the weights manager too).
     ``dtype`` defaults to float16 on CUDA (the demos) and float32 on the CPU."""
     from triptych import weights as registry_weights
 
@@ -501,12 +504,10 @@ def load_photomaker(version: str, device: str = "cuda", dtype: str | torch.dtype
     if config is None:
         raise TriptychError(f"unknown PhotoMaker version {version!r}", fix=f"use one of {', '.join(CONFIGS)}")
     torch_dtype = _dtype(dtype, device)
-    if version == "v2" and face_embedder is None:  # checked before gigabytes are read
-        raise TriptychError("PhotoMaker v2 needs the ArcFace embedding of every reference image (insightface "
-                            "antelopev2, not in triptych's weights registry yet), and no face embedder was given",
-                            fix="pass face_embedder=... to load_photomaker, or use photomaker-v1")
     needed = [n for n, given in ((SDXL_WEIGHTS, sdxl), (config.weights, adapter)) if given is None]
-    found = resolve_weights(needed)
+    if version == "v2" and face_embedder is None:
+        needed += ANTELOPEV2_WEIGHTS
+    found = resolve_weights(needed)  # every missing file named at once, before gigabytes are read
     sdxl_path = Path(sdxl) if sdxl is not None else found[SDXL_WEIGHTS]
     adapter_path = Path(adapter) if adapter is not None else found[config.weights]
     provenance = {
@@ -519,6 +520,9 @@ def load_photomaker(version: str, device: str = "cuda", dtype: str | torch.dtype
     load_id_encoder_state(encoder, id_state, str(adapter_path))
     pipe = load_sdxl(sdxl_path, torch.float32)
     provenance["lora_modules_fused"] = fuse_lora(pipe.unet, lora_state)
+    if version == "v2" and face_embedder is None:
+        face_embedder = antelopev2_embedder(device)
+        provenance["face_embedder"] = list(face_embedder.weights)
     return PhotoMakerGenerator(pipe, encoder, version, settings, device, torch_dtype, face_embedder, provenance)
 
 

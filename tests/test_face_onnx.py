@@ -26,7 +26,7 @@ NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
     image = read_rgb(NEWTON[0])
-    detector = export_tiny_scrfd(folder / "scrfd.onnx", image)
+    detector = export_tiny_scrfd(folder / "scrfd.onnx", [image])
     recognizer = export_tiny_recognizer(folder / "arcface.onnx")
     records = {name: {"name": f"tiny_{name}", "path": folder / f"{name}.onnx", "sha256": None}
                for name in ("scrfd", "arcface")}
