@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -178,6 +179,53 @@ def test_fuse_lora_by_hand():
         fuse_lora(unet, {"unet.something.weird": down})
     with pytest.raises(TriptychError, match="no Linear"):
         fuse_lora(unet, {"unet.nowhere.lora.down.weight": down, "unet.nowhere.lora.up.weight": up})
+
+
+# the released photomaker-v1.bin / -v2.bin 'lora_weights' layout: diffusers' attention-processor LoRA keys
+# (shiimizu/ComfyUI-PhotoMaker-Plus#19 lists the file's keys), no alpha (scale 1)
+RELEASED_LORA_KEY = re.compile(r"^unet\.(down|mid|up)_blocks?\..*\.attn[12]\.processor\.to_(q|k|v|out)_lora\.(down|up)\.weight$")
+
+
+def test_fuse_lora_equals_diffusers_loading_on_the_released_and_the_saved_layouts(tmp_path):
+    """A rank-4 LoRA made with peft on the tiny UNet and written by diffusers' own ``save_lora_weights`` (keys
+    ``unet.<module>.lora.{down,up}.weight``), and the same tensors under the released files' processor keys: for
+    both, ``fuse_lora`` gives the UNet weights that diffusers' ``load_lora_weights`` + ``fuse_lora`` give."""
+    pytest.importorskip("peft")
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    pipe, _ = _tiny_components()
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, parameter in pipe.unet.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero; a LoRA that changes nothing would prove nothing
+                parameter.copy_(torch.randn(parameter.shape, generator=g) * 0.1)
+    StableDiffusionXLPipeline.save_lora_weights(
+        tmp_path, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet)))
+    saved = load_file(tmp_path / "pytorch_lora_weights.safetensors")
+    assert len(saved) == 64 and all(re.match(r"^unet\..*\.(to_[qkv]|to_out\.0)\.lora\.(down|up)\.weight$", k)
+                                    for k in saved)
+    released = {re.sub(r"\.(to_[qkv]|to_out)(?:\.0)?\.lora\.(down|up)\.weight$", r".processor.\1_lora.\2.weight", k): v
+                for k, v in saved.items()}
+    assert all(RELEASED_LORA_KEY.match(k) for k in released)
+    base = _tiny_components()[0].unet.state_dict()
+    for layout in (saved, released):
+        reference = _tiny_components()[0]
+        reference.load_lora_weights(dict(layout), adapter_name="photomaker")
+        reference.fuse_lora()
+        reference.unload_lora_weights()
+        expected = reference.unet.state_dict()
+        ours = _tiny_components()[0].unet
+        assert fuse_lora(ours, layout) == 32
+        changed = [k for k in base if not torch.equal(base[k], expected[k])]
+        assert len(changed) == 32 and all(k.endswith("weight") for k in changed)
+        for key, value in ours.state_dict().items():
+            assert torch.allclose(value, expected[key], atol=1e-6), key
 
 
 def test_missing_weights_name_each_file(tmp_path, monkeypatch):
