@@ -6,8 +6,12 @@ What the reference pipeline does (TencentARC/PhotoMaker ``photomaker/pipeline.py
 is reproduced here without copying it:
 
 - the adapter file holds ``id_encoder`` (the ID encoder, ``photomaker_encoder``) and ``lora_weights`` (a
-  LoRA on the UNet, loaded with adapter weight 1.0 and fused by the demos); the LoRA is fused here into the
-  UNet's Linear weights (``fuse_lora``), so no ``peft`` is needed;
+  LoRA on the UNet, loaded with adapter weight 1.0 and fused by the demos); the released files use diffusers'
+  attention-processor keys, ``unet.<block>.attn{1,2}.processor.to_{q,k,v,out}_lora.{down,up}.weight``, with no
+  alpha; the LoRA is fused here into the UNet's Linear weights (``fuse_lora``, which also reads the keys
+  diffusers' ``save_lora_weights`` and peft write), so no ``peft`` is needed;
+- v2 only: each reference photo's raw antelopev2 ArcFace embedding (``photomaker_faces``) goes into the ID
+  encoder with the photos;
 - the trigger word ``img`` is added to both SDXL tokenizers as a special token; it must follow the class
   word ("a photo of a man img"); ``insert_trigger`` puts it after the first class word of a protocol
   prompt, which names the identity by its class word only;
