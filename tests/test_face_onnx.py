@@ -80,3 +80,25 @@ def test_arcface_similarity_runs_through_both_exports(exported):
     value = face.face_similarity_arcface(image, [image, other], backend=backend)
     assert -1.0 <= value < 1.0 - 1e-6
     assert [w["name"] for w in backend.weights] == ["tiny_arcface", "tiny_scrfd"]
+
+
+def test_antelopev2_files_are_trusted_only_from_the_published_archive(exported, tmp_path, monkeypatch):
+    """The antelopev2 entries pin the release archive (no source gives the members' digests): a bare ONNX file is
+    refused, and so is a zip with other bytes, naming the published digest."""
+    import zipfile
+
+    from triptych import weights
+
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
+    _, _, _, records = exported
+    spec = weights.get_spec("antelopev2_glintr100")
+    assert spec.archive_member == "glintr100.onnx" and spec.urls[0].endswith("/v0.7/antelopev2.zip")
+    assert "non-commercial" in spec.licence and weights.get_spec("antelopev2_scrfd_10g").archive_sha256 == spec.archive_sha256
+    with pytest.raises(weights.UntrustedWeightsError, match="only the archive's sha256 is published"):
+        weights.import_file("antelopev2_glintr100", records["arcface"]["path"])
+    fake = tmp_path / "antelopev2.zip"
+    with zipfile.ZipFile(fake, "w") as bundle:
+        bundle.write(records["arcface"]["path"], "antelopev2/glintr100.onnx")
+    with pytest.raises(weights.ChecksumMismatchError, match=spec.archive_sha256):
+        weights.import_file("antelopev2_glintr100", fake)
+    assert not weights.cache_path(spec).exists()
