@@ -229,7 +229,7 @@ class QFormerPerceiver(nn.Module):
     refined against the CLIP patch tokens and added back (``use_residual=True``, weight 1.0).
 
     Resampler: dim 2048, depth 4, dim_head 128, heads 2048 // 128 = 16, embedding_dim 1024 (CLIP width),
-    output 2048, ff_mult 4.
+    output 2048, ff_mult 4. (A test model narrower than 128 uses one head of its full width.)
     """
 
     def __init__(self, id_dim: int = ARCFACE_DIM, dim: int = EMBED_DIM, num_tokens: int = 2,
@@ -241,7 +241,8 @@ class QFormerPerceiver(nn.Module):
                                         nn.Linear(id_dim * ratio, dim * num_tokens))
         self.token_norm = nn.LayerNorm(dim)
         self.perceiver_resampler = FacePerceiverResampler(
-            dim=dim, depth=4, dim_head=128, heads=dim // 128, embedding_dim=clip_dim, output_dim=dim, ff_mult=4)
+            dim=dim, depth=4, dim_head=min(128, dim), heads=max(1, dim // 128), embedding_dim=clip_dim, output_dim=dim,
+            ff_mult=4)
 
     def forward(self, id_embeds: torch.Tensor, last_hidden_state: torch.Tensor) -> torch.Tensor:
         tokens = self.token_norm(self.token_proj(id_embeds).reshape(-1, self.num_tokens, self.dim))
@@ -341,15 +342,18 @@ class PhotoMakerIDEncoderV2(nn.Module):
 
     config = CONFIGS["v2"]
 
-    def __init__(self, attn_implementation: str = "sdpa", init_weights: bool = True) -> None:
+    def __init__(self, attn_implementation: str = "sdpa", init_weights: bool = True,
+                 vision_config: Mapping[str, int] | None = None, embed_dim: int = EMBED_DIM) -> None:
+        """``vision_config`` and ``embed_dim``: as for v1 (small test models; the defaults are the release)."""
         super().__init__()
         with _skip_init(not init_weights):
-            tower = _clip_tower(attn_implementation)
+            tower = _clip_tower(attn_implementation, vision_config)
             self.vision_model = tower.vision_model
             self.visual_projection = tower.visual_projection
-            self.fuse_module = FuseModule(EMBED_DIM)
-            self.visual_projection_2 = nn.Linear(1024, 1280, bias=False)
-            self.qformer_perceiver = QFormerPerceiver(ARCFACE_DIM, EMBED_DIM, self.config.tokens_per_image)
+            self.fuse_module = FuseModule(embed_dim)
+            width = tower.config.hidden_size
+            self.visual_projection_2 = nn.Linear(width, embed_dim - tower.config.projection_dim, bias=False)
+            self.qformer_perceiver = QFormerPerceiver(ARCFACE_DIM, embed_dim, self.config.tokens_per_image, width)
 
     def run(self, id_pixel_values: torch.Tensor, prompt_embeds: torch.Tensor, class_tokens_mask: torch.Tensor,
             id_embeds: torch.Tensor) -> EncoderOutput:

@@ -6,8 +6,12 @@ What the reference pipeline does (TencentARC/PhotoMaker ``photomaker/pipeline.py
 is reproduced here without copying it:
 
 - the adapter file holds ``id_encoder`` (the ID encoder, ``photomaker_encoder``) and ``lora_weights`` (a
-  LoRA on the UNet, loaded with adapter weight 1.0 and fused by the demos); the LoRA is fused here into the
-  UNet's Linear weights (``fuse_lora``), so no ``peft`` is needed;
+  LoRA on the UNet, loaded with adapter weight 1.0 and fused by the demos); the released files use diffusers'
+  attention-processor keys, ``unet.<block>.attn{1,2}.processor.to_{q,k,v,out}_lora.{down,up}.weight``, with no
+  alpha; the LoRA is fused here into the UNet's Linear weights (``fuse_lora``, which also reads the keys
+  diffusers' ``save_lora_weights`` and peft write), so no ``peft`` is needed;
+- v2 only: each reference photo's raw antelopev2 ArcFace embedding (``photomaker_faces``) goes into the ID
+  encoder with the photos;
 - the trigger word ``img`` is added to both SDXL tokenizers as a special token; it must follow the class
   word ("a photo of a man img"); ``insert_trigger`` puts it after the first class word of a protocol
   prompt, which names the identity by its class word only;
@@ -54,6 +58,7 @@ from triptych.baselines.photomaker_encoder import (
     load_id_encoder_state,
     tokenize_for_version,
 )
+from triptych.baselines.photomaker_faces import ANTELOPEV2_WEIGHTS, antelopev2_embedder
 from triptych.errors import InputError, TriptychError
 
 SDXL_WEIGHTS = "sdxl_base_1_0"
@@ -494,6 +499,8 @@ def load_photomaker(version: str, device: str = "cuda", dtype: str | torch.dtype
                     face_embedder: Callable[[torch.Tensor], torch.Tensor] | None = None) -> PhotoMakerGenerator:
     """The released method: SDXL 1.0 base (``sdxl_base_1_0``) + ``photomaker_v1`` / ``photomaker_v2``
     through the weights manager (or the given files), the LoRA fused, the encoder loaded strictly.
+    v2 also takes each reference photo's ArcFace embedding: ``face_embedder``, by default insightface's
+    antelopev2 pack (``photomaker_faces``; its two files come through the weights manager too).
     ``dtype`` defaults to float16 on CUDA (the demos) and float32 on the CPU."""
     from triptych import weights as registry_weights
 
@@ -501,12 +508,10 @@ def load_photomaker(version: str, device: str = "cuda", dtype: str | torch.dtype
     if config is None:
         raise TriptychError(f"unknown PhotoMaker version {version!r}", fix=f"use one of {', '.join(CONFIGS)}")
     torch_dtype = _dtype(dtype, device)
-    if version == "v2" and face_embedder is None:  # checked before gigabytes are read
-        raise TriptychError("PhotoMaker v2 needs the ArcFace embedding of every reference image (insightface "
-                            "antelopev2, not in triptych's weights registry yet), and no face embedder was given",
-                            fix="pass face_embedder=... to load_photomaker, or use photomaker-v1")
     needed = [n for n, given in ((SDXL_WEIGHTS, sdxl), (config.weights, adapter)) if given is None]
-    found = resolve_weights(needed)
+    if version == "v2" and face_embedder is None:
+        needed += ANTELOPEV2_WEIGHTS
+    found = resolve_weights(needed)  # every missing file named at once, before gigabytes are read
     sdxl_path = Path(sdxl) if sdxl is not None else found[SDXL_WEIGHTS]
     adapter_path = Path(adapter) if adapter is not None else found[config.weights]
     provenance = {
@@ -519,6 +524,9 @@ def load_photomaker(version: str, device: str = "cuda", dtype: str | torch.dtype
     load_id_encoder_state(encoder, id_state, str(adapter_path))
     pipe = load_sdxl(sdxl_path, torch.float32)
     provenance["lora_modules_fused"] = fuse_lora(pipe.unet, lora_state)
+    if version == "v2" and face_embedder is None:
+        face_embedder = antelopev2_embedder(device)
+        provenance["face_embedder"] = list(face_embedder.weights)
     return PhotoMakerGenerator(pipe, encoder, version, settings, device, torch_dtype, face_embedder, provenance)
 
 

@@ -437,7 +437,6 @@ ARCFACE_SIZE = 112
 # (left eye, right eye, nose tip, left mouth corner, right mouth corner; image left/right).
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float32)
-ARCFACE_MEAN, ARCFACE_STD = 127.5, 127.5  # w600k_r50 input: (RGB - 127.5) / 127.5, as insightface feeds it
 SCRFD_SIZE = (640, 640)  # insightface FaceAnalysis det_size
 SCRFD_THRESHOLD = 0.5  # insightface FaceAnalysis det_thresh
 ARCFACE_RECOGNIZER = "arcface_w600k_r50"
@@ -455,16 +454,31 @@ def align_arcface(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray,
     return np.ascontiguousarray(crop, dtype=np.uint8), np.asarray(matrix, dtype=np.float64)
 
 
-def onnx_session(record: dict[str, Any], device: str = "cpu") -> tuple[Any, str]:
-    """An onnxruntime session of a model file and its input name; ``device`` ``cuda`` puts the CUDA
-    provider first (onnxruntime falls back to the CPU where it has none)."""
+def onnx_providers(device: str = "cpu") -> list[str]:
+    """onnxruntime providers: ``device`` ``cuda`` puts the CUDA provider first (onnxruntime falls back to the
+    CPU where it has none)."""
+    return (["CUDAExecutionProvider"] if device.startswith("cuda") else []) + ["CPUExecutionProvider"]
+
+
+INSIGHTFACE_TASKS = {"detection": "SCRFD (9 outputs: scores, boxes, 5 landmarks at strides 8/16/32, 2 anchors)",
+                     "recognition": "ArcFace (one square input of at least 112 px -> one embedding)"}
+
+
+def insightface_model(record: dict[str, Any], task: str, device: str = "cpu") -> Any:
+    """insightface's own reader of an ONNX file, ``insightface.model_zoo.get_model``: it picks the class from
+    the graph (five or more outputs: ``SCRFD``; a square input of at least 112 px: ``ArcFaceONNX``, which also
+    reads the input normalisation from the graph's first nodes). A file read as another task is refused."""
     try:
-        import onnxruntime
+        from insightface.model_zoo import get_model
     except ImportError as exc:
-        raise TriptychError("the arcface face backend needs onnxruntime and insightface", fix=_INSTALL_FIX) from exc
-    providers = (["CUDAExecutionProvider"] if device.startswith("cuda") else []) + ["CPUExecutionProvider"]
-    session = onnxruntime.InferenceSession(str(record["path"]), providers=providers)
-    return session, session.get_inputs()[0].name
+        raise TriptychError(f"the insightface face {task} model needs insightface and onnxruntime",
+                            fix=_INSTALL_FIX) from exc
+    model = get_model(str(record["path"]), providers=onnx_providers(device))
+    if getattr(model, "taskname", None) != task:
+        found = getattr(model, "taskname", None) or "no model"
+        raise TriptychError(f"{record['path']}: insightface's model_zoo reads this ONNX file as {found}, not as a "
+                            f"{task} model", fix=f"give the {INSIGHTFACE_TASKS[task]} file ({record.get('name')})")
+    return model
 
 
 class FaceDetector(Protocol):
@@ -478,22 +492,20 @@ class FaceDetector(Protocol):
 
 
 class ScrfdDetector:
-    """insightface's SCRFD-10GF (``det_10g.onnx``) at 640x640, threshold 0.5: boxes and 5 landmarks."""
+    """insightface's SCRFD (buffalo_l ``det_10g.onnx``, antelopev2 ``scrfd_10g_bnkps.onnx``) read by
+    ``insightface_model``, at 640x640, threshold 0.5, NMS 0.4: boxes and 5 landmarks, highest score first.
+    ``detect`` takes another ``input_size`` for PhotoMaker v2's retries (``photomaker_faces``)."""
 
     name = "scrfd"
 
-    def __init__(self, record: dict[str, Any]) -> None:
-        try:
-            from insightface.model_zoo.scrfd import SCRFD
-        except ImportError as exc:
-            raise TriptychError("the scrfd face detector needs insightface and onnxruntime", fix=_INSTALL_FIX) from exc
-        self._model = SCRFD(model_file=str(record["path"]))
-        self._model.prepare(-1, input_size=SCRFD_SIZE, det_thresh=SCRFD_THRESHOLD)
+    def __init__(self, record: dict[str, Any], device: str = "cpu") -> None:
+        self._model = insightface_model(record, "detection", device)
+        self._model.prepare(-1 if device == "cpu" else 0, input_size=SCRFD_SIZE, det_thresh=SCRFD_THRESHOLD)
         self.weights: tuple[dict[str, Any], ...] = (record,)
 
-    def detect(self, image: np.ndarray) -> list[FaceBox]:
+    def detect(self, image: np.ndarray, input_size: tuple[int, int] = SCRFD_SIZE) -> list[FaceBox]:
         bgr = np.ascontiguousarray(to_uint8_rgb(image)[:, :, ::-1])
-        boxes, points = self._model.detect(bgr, input_size=SCRFD_SIZE)
+        boxes, points = self._model.detect(bgr, input_size=input_size)
         return [FaceBox(float(b[0]), float(b[1]), float(b[2]), float(b[3]), float(b[4]),
                         tuple((float(x), float(y)) for x, y in kps))
                 for b, kps in zip(boxes, points)]
@@ -551,8 +563,9 @@ def detection_rows(boxes: Sequence[FaceBox]) -> list[list[float]]:
 class ArcFaceBackend:
     """Face backend ``arcface``, what insightface's ``FaceAnalysis`` (buffalo_l) does for one image:
     SCRFD-10GF (``det_10g.onnx``) detection at 640x640 with threshold 0.5 gives boxes and 5 landmarks; the
-    face is aligned by ``align_arcface``; ``w600k_r50.onnx`` embeds the RGB crop scaled to
-    (x - 127.5) / 127.5 (NCHW float32) into 512-d, L2-normalised here. Runs on onnxruntime's CPU provider.
+    face is aligned by ``align_arcface``; ``w600k_r50.onnx``, read by insightface's ``ArcFaceONNX``
+    (``insightface_model``), embeds the RGB crop scaled to (x - 127.5) / 127.5 (NCHW float32; ``get_feat``)
+    into 512-d, L2-normalised here (``raw_embedding`` keeps insightface's raw vector).
 
     ``detector`` is the SCRFD file's record, any ``FaceDetector`` (the ID pipeline passes RetinaFace), or
     ``None``: the backend then only embeds boxes that carry landmarks (tests, and the ``id_verify`` stage,
@@ -563,8 +576,8 @@ class ArcFaceBackend:
 
     def __init__(self, recognizer: dict[str, Any], detector: dict[str, Any] | FaceDetector | None,
                  device: str = "cpu") -> None:
-        self._session, self._input = onnx_session(recognizer, device)
-        self._detector = ScrfdDetector(detector) if isinstance(detector, dict) else detector
+        self.recognizer = insightface_model(recognizer, "recognition", device)
+        self._detector = ScrfdDetector(detector, device) if isinstance(detector, dict) else detector
         detector_files = self._detector.weights if self._detector is not None else ()
         self.weights: tuple[dict[str, Any], ...] = (recognizer, *detector_files)
 
@@ -577,11 +590,14 @@ class ArcFaceBackend:
     def crop(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
         return align_arcface(to_uint8_rgb(image), _need_landmarks(box, "arcface"))[0]
 
+    def raw_embedding(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
+        """insightface's ``faces[i]['embedding']``: ``ArcFaceONNX.get_feat`` of the aligned crop (BGR, as
+        insightface passes it), not normalised."""
+        crop = self.crop(image, box)
+        return np.asarray(self.recognizer.get_feat(np.ascontiguousarray(crop[:, :, ::-1])), np.float32).ravel()
+
     def embed(self, image: np.ndarray, box: FaceBox) -> np.ndarray:
-        crop = self.crop(image, box).astype(np.float32)
-        blob = ((crop - ARCFACE_MEAN) / ARCFACE_STD).transpose(2, 0, 1)[None]
-        out = self._session.run(None, {self._input: np.ascontiguousarray(blob, dtype=np.float32)})[0]
-        return _unit_vector(out, "arcface")
+        return _unit_vector(self.raw_embedding(image, box), "arcface")
 
 
 @functools.lru_cache(maxsize=1)

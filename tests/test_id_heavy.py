@@ -20,32 +20,12 @@ import pytest
 import torch
 
 from conftest import REPO
+from face_onnx import export_tiny_recognizer
 from test_pipelines import pipeline_repo  # noqa: F401 (the fixture)
 from triptych.media import read_rgb
 from triptych.metrics import face
-from triptych.weights_rule import rule_state_dict
 
 PORTRAITS = REPO / "datasets/samples/portraits"
-
-
-class TinyRecognizer(torch.nn.Module):
-    """ArcFace's interface in a few thousand weights: strided conv, ReLU, linear to 512."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 4, kernel_size=16, stride=16)
-        self.fc = torch.nn.Linear(4 * 7 * 7, 512)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
-
-
-def export_tiny_recognizer(path: Path) -> TinyRecognizer:
-    model = TinyRecognizer()
-    model.load_state_dict(rule_state_dict(model, seed=18, gain=1.0))
-    torch.onnx.export(model.eval(), torch.zeros(1, 3, 112, 112), str(path), input_names=["input.1"],
-                      output_names=["embedding"], opset_version=13, dynamo=False)
-    return model
 
 
 def test_exported_recognizer_embeds_the_aligned_crop(tmp_path: Path) -> None:

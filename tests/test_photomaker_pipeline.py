@@ -2,16 +2,20 @@
 
 The model is built from configs (no downloads): a two-level text_time UNet, two 2-layer CLIP text encoders
 (32 + 32 = 64 = the UNet's cross-attention width), a two-level VAE, the real CLIP BPE tokenizers (built from
-open_clip's vocabulary file) and a tiny v1 ID encoder of the released structure, all filled by the weights
-rule. Checks: tokenizer ids against open_clip's reference tokenizer, the trigger / class-token mask against
-the encoder fixture, the merge step seen by the UNet, LoRA fusion by hand, seeds, the protocol slice written
-by the job (layout, seeds, timing rows, resume without recomputation) and the missing-weights error.
+open_clip's vocabulary file) and tiny v1 and v2 ID encoders of the released structure, all filled by the weights
+rule; v2's face embeddings come from SCRFD- and ArcFace-interface ONNX files (tests/face_onnx.py) read by
+insightface, as antelopev2's are. Checks: tokenizer ids against open_clip's reference tokenizer, the trigger /
+class-token mask against the encoder fixture, the merge step seen by the UNet, LoRA fusion by hand and against
+diffusers' own loading and fusing (the released files' key layout and the one diffusers writes), seeds, the
+protocol slices of v1 and v2 written by the job (layout, seeds, timing rows, resume without recomputation) and
+scored, and the missing-weights error.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -35,21 +39,24 @@ from triptych.baselines.photomaker_pipeline import (  # noqa: E402
     sdxl_tokenizers,
 )
 from triptych.benchmarks.celeb_protocol import CLI_OPTIONS, id_slug, load_protocol, make_plan  # noqa: E402
+from triptych.baselines.photomaker_encoder import id_pixel_values  # noqa: E402
 from triptych.errors import InputError, TriptychError  # noqa: E402
+from triptych.metrics.face import NoFaceError  # noqa: E402
 from triptych.results import read_run, read_samples  # noqa: E402
 from triptych.scoring import score  # noqa: E402
 from triptych.weights import MissingWeightsError, get_spec  # noqa: E402
 from triptych.weights_rule import apply_weights_rule  # noqa: E402
 
+PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
 SEED = 1300  # weights-rule seeds of the tiny components: SEED + component index
 TINY = GenerationSettings(steps=4, height=64, width=64, style_strength_ratio=50)  # start_merge_step 2
 
 
-def _tiny_components():
+def _tiny_components(version: str = "v1"):
     from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from triptych.baselines.photomaker_encoder import PhotoMakerIDEncoderV1
+    from triptych.baselines.photomaker_encoder import PhotoMakerIDEncoderV1, PhotoMakerIDEncoderV2
 
     unet = UNet2DConditionModel(
         sample_size=32, block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
@@ -62,7 +69,8 @@ def _tiny_components():
                   intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32)
     text_encoder = CLIPTextModel(CLIPTextConfig(**common, hidden_act="quick_gelu"))
     text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**common, hidden_act="gelu"))
-    encoder = PhotoMakerIDEncoderV1(embed_dim=64, vision_config=dict(
+    encoder_class = PhotoMakerIDEncoderV1 if version == "v1" else PhotoMakerIDEncoderV2
+    encoder = encoder_class(embed_dim=64, vision_config=dict(
         hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, patch_size=32,
         projection_dim=24))
     for i, module in enumerate((unet, vae, text_encoder, text_encoder_2, encoder)):
@@ -173,6 +181,53 @@ def test_fuse_lora_by_hand():
         fuse_lora(unet, {"unet.nowhere.lora.down.weight": down, "unet.nowhere.lora.up.weight": up})
 
 
+# the released photomaker-v1.bin / -v2.bin 'lora_weights' layout: diffusers' attention-processor LoRA keys
+# (shiimizu/ComfyUI-PhotoMaker-Plus#19 lists the file's keys), no alpha (scale 1)
+RELEASED_LORA_KEY = re.compile(r"^unet\.(down|mid|up)_blocks?\..*\.attn[12]\.processor\.to_(q|k|v|out)_lora\.(down|up)\.weight$")
+
+
+def test_fuse_lora_equals_diffusers_loading_on_the_released_and_the_saved_layouts(tmp_path):
+    """A rank-4 LoRA made with peft on the tiny UNet and written by diffusers' own ``save_lora_weights`` (keys
+    ``unet.<module>.lora.{down,up}.weight``), and the same tensors under the released files' processor keys: for
+    both, ``fuse_lora`` gives the UNet weights that diffusers' ``load_lora_weights`` + ``fuse_lora`` give."""
+    pytest.importorskip("peft")
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    pipe, _ = _tiny_components()
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian",
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, parameter in pipe.unet.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero; a LoRA that changes nothing would prove nothing
+                parameter.copy_(torch.randn(parameter.shape, generator=g) * 0.1)
+    StableDiffusionXLPipeline.save_lora_weights(
+        tmp_path, unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet)))
+    saved = load_file(tmp_path / "pytorch_lora_weights.safetensors")
+    assert len(saved) == 64 and all(re.match(r"^unet\..*\.(to_[qkv]|to_out\.0)\.lora\.(down|up)\.weight$", k)
+                                    for k in saved)
+    released = {re.sub(r"\.(to_[qkv]|to_out)(?:\.0)?\.lora\.(down|up)\.weight$", r".processor.\1_lora.\2.weight", k): v
+                for k, v in saved.items()}
+    assert all(RELEASED_LORA_KEY.match(k) for k in released)
+    base = _tiny_components()[0].unet.state_dict()
+    for layout in (saved, released):
+        reference = _tiny_components()[0]
+        reference.load_lora_weights(dict(layout), adapter_name="photomaker")
+        reference.fuse_lora()
+        reference.unload_lora_weights()
+        expected = reference.unet.state_dict()
+        ours = _tiny_components()[0].unet
+        assert fuse_lora(ours, layout) == 32
+        changed = [k for k in base if not torch.equal(base[k], expected[k])]
+        assert len(changed) == 32 and all(k.endswith("weight") for k in changed)
+        for key, value in ours.state_dict().items():
+            assert torch.allclose(value, expected[key], atol=1e-6), key
+
+
 def test_missing_weights_name_each_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -183,21 +238,18 @@ def test_missing_weights_name_each_file(tmp_path, monkeypatch):
         spec = get_spec(name)
         assert spec.filename in message and spec.urls[0] in message
         assert f"triptych weights import {name} PATH" in message
-    with pytest.raises(TriptychError, match="antelopev2"):
+    with pytest.raises(MissingWeightsError) as info:
         load_photomaker("v2", device="cpu")
+    for name in ("sdxl_base_1_0", "photomaker_v2", "antelopev2_scrfd_10g", "antelopev2_glintr100"):
+        assert f"triptych weights import {name} PATH" in info.value.message
+    assert "antelopev2.zip" in info.value.message
 
 
 def test_tiny_protocol_slice_and_resume(generator, tmp_path, capsys):
     protocol = load_protocol()
     ids = protocol.ids[:2]
-    for j, name in enumerate(ids):
-        folder = tmp_path / "refs" / f"{id_slug(name)}_{protocol.class_words[name]}"
-        folder.mkdir(parents=True)
-        for i, photo in enumerate(_photos(2)):
-            array = (photo * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-            Image.fromarray(array).save(folder / f"{i}.png")
-    plan, _ = make_plan({"refs": tmp_path / "refs", "ids": "2", "prompts": "2", "images_per_prompt": 2, "seed": 0},
-                        protocol, CLI_OPTIONS)
+    photos = [(photo * 255).round().to(torch.uint8).permute(1, 2, 0).numpy() for photo in _photos(2)]
+    plan = _slice_plan(tmp_path / "refs", protocol, {name: photos for name in ids})
     requests = plan.images()
     out = tmp_path / "out"
     cpu = time.process_time()
@@ -223,14 +275,83 @@ def test_tiny_protocol_slice_and_resume(generator, tmp_path, capsys):
         print(f"\ntiny PhotoMaker (64x64, 4 DDIM steps, CPU): {cpu_per_image:.3f} s CPU time per image, "
               f"{np.mean(result.seconds):.3f} s wall per image")
 
-    # the slice is what the personalization benchmark scores (real portraits as the IDs' references, dlib)
+    _score_slice(tmp_path, out, ids, len(requests))
+
+
+def _slice_plan(refs: Path, protocol, photos: dict[str, list[np.ndarray]]):
+    """The 2-ID, 2-prompt, 2-images-per-prompt plan over reference folders holding ``photos`` per ID."""
+    for name, arrays in photos.items():
+        folder = refs / f"{id_slug(name)}_{protocol.class_words[name]}"
+        folder.mkdir(parents=True)
+        for i, array in enumerate(arrays):
+            Image.fromarray(array).save(folder / f"{i}.png")
+    return make_plan({"refs": refs, "ids": "2", "prompts": "2", "images_per_prompt": 2, "seed": 0},
+                     protocol, CLI_OPTIONS)[0]
+
+
+def _score_slice(tmp_path: Path, out: Path, ids: list[str], count: int) -> None:
+    """The slice is what the personalization benchmark scores (real portraits as the IDs' references, dlib)."""
+    protocol = load_protocol()
     score_refs = tmp_path / "score_refs"
-    portraits = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
     for name, source in zip(ids, ("newton_man", "scarletthead_woman")):
-        shutil.copytree(portraits / source, score_refs / f"{id_slug(name)}_{protocol.class_words[name]}")
+        shutil.copytree(PORTRAITS / source, score_refs / f"{id_slug(name)}_{protocol.class_words[name]}")
     run = read_run(score("celeb-25id-40prompt", tmp_path / "results", pred_dir=out, metrics=["face_sim:dlib"],
                          params={"refs": str(score_refs), "ids": "2", "prompts": "2", "images_per_prompt": "2"}))
     (metric,) = run["metrics"]
-    assert run["status"] == "complete" and metric["aggregate"]["n"] == len(requests)
+    assert run["status"] == "complete" and metric["aggregate"]["n"] == count
     faceless = metric.get("flagged", {}).get("no_face", {"count": 0})["count"]
-    assert 0 <= faceless <= len(requests)  # a random tiny SDXL mostly draws no face: flagged, scored 0
+    assert 0 <= faceless <= count  # a random tiny SDXL mostly draws no face: flagged, scored 0
+
+
+def _portrait_photos(source: str, n: int = 2, size: int = 96) -> list[np.ndarray]:
+    """The first ``n`` sample portraits of ``source``, shrunk to ``size`` pixels square (uint8 RGB)."""
+    paths = sorted((PORTRAITS / source).iterdir())[:n]
+    return [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)) for p in paths]
+
+
+def test_tiny_v2_slice_generates_with_antelopev2_embeddings_and_scores(tmp_path):
+    """v2 end to end: each reference photo's raw ArcFace embedding (SCRFD detection, alignment, ArcFaceONNX, all
+    insightface's code on exported files) enters the v2 encoder; the slice generates, resumes and scores."""
+    from face_onnx import export_tiny_recognizer, export_tiny_scrfd
+
+    from triptych.baselines.photomaker_faces import AntelopeFaceEmbedder
+    from triptych.metrics.face import ArcFaceBackend, ScrfdDetector
+
+    protocol = load_protocol()
+    ids = protocol.ids[:2]
+    photos = {ids[0]: _portrait_photos("newton_man"), ids[1]: _portrait_photos("scarletthead_woman")}
+    export_tiny_scrfd(tmp_path / "scrfd.onnx", [a for arrays in photos.values() for a in arrays])
+    export_tiny_recognizer(tmp_path / "glintr.onnx")
+    records = [{"name": f"tiny_{n}", "path": tmp_path / f"{n}.onnx", "sha256": None} for n in ("scrfd", "glintr")]
+    embedder = AntelopeFaceEmbedder(*records)
+    pipe, encoder = _tiny_components("v2")
+    generator = PhotoMakerGenerator(pipe, encoder, "v2", TINY, device="cpu", face_embedder=embedder)
+
+    references = [torch.from_numpy(a).permute(2, 0, 1).float() / 255 for a in photos[ids[0]]]
+    raw = embedder(references[0])
+    assert raw.shape == (512,) and raw.dtype == torch.float32 and float(raw.norm()) != pytest.approx(1.0)
+    first = ScrfdDetector(records[0]).detect(photos[ids[0]][0])[0]  # faces[0]: the best score after NMS
+    assert torch.equal(raw, torch.from_numpy(ArcFaceBackend(records[1], None).raw_embedding(photos[ids[0]][0], first)))
+    cond = generator.encode(references, "a man wearing a hat")
+    assert int(cond.class_tokens_mask.sum()) == 2 * len(references)  # v2: two ID tokens per photo
+    expected = encoder(id_pixel_values(references), generator._encode_trigger_prompt("a man img wearing a hat", 2)[0],
+                       cond.class_tokens_mask, torch.stack([embedder(r) for r in references])[None])
+    assert torch.equal(cond.fused, expected)
+    export_tiny_scrfd(tmp_path / "blind.onnx", photos[ids[0]], blind=True)
+    blind = AntelopeFaceEmbedder({"name": "blind", "path": tmp_path / "blind.onnx", "sha256": None}, records[1])
+    with pytest.raises(NoFaceError, match="no face found in a reference photo .* any detection size"):
+        blind(references[0])
+
+    plan = _slice_plan(tmp_path / "refs", protocol, photos)
+    requests = plan.images()
+    out = tmp_path / "out"
+    result = run_job(generator, requests, out, method="photomaker-v2", method_version="1", protocol=protocol,
+                     seeds=plan.seeds(), describe=generator.describe(), progress=False)
+    assert (result.generated, result.skipped) == (8, 0)
+    assert all(Image.open(out / r.path).size == (64, 64) for r in requests)
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary["generator"]["version"] == "v2" and summary["generator"]["tokens_per_image"] == 2
+    again = run_job(generator, requests, out, method="photomaker-v2", method_version="1", protocol=protocol,
+                    seeds=plan.seeds(), describe=generator.describe(), progress=False)
+    assert (again.generated, again.skipped) == (0, 8)
+    _score_slice(tmp_path, out, ids, len(requests))

@@ -111,6 +111,11 @@ def env(tmp_path, monkeypatch):
             "archive_member": "det_tiny.safetensors", "filename": "det_tiny.safetensors", "size": None,
             "licence": "test", "sha256": _sha(member), "sha256_source": "computed by the test",
             "format": "safetensors", "container_key": None, "source": "download"},
+        "t_archive_pinned": {
+            "description": "an ONNX file inside a zip whose digest alone is published", "urls": [f"{server.url}/pack.zip"],
+            "archive_member": "README.txt", "archive_sha256": _sha(served / "pack.zip"),
+            "archive_sha256_source": "computed by the test", "filename": "model.onnx", "size": None, "licence": "test",
+            "sha256": None, "sha256_source": None, "format": "onnx", "container_key": None, "source": "download"},
         "t_no_package": {
             "description": "ships in a package that is not installed", "urls": ["https://pypi.org/"],
             "filename": "x.dat", "size": None, "licence": "test", "sha256": None, "sha256_source": None,
@@ -323,6 +328,23 @@ def test_fetch_takes_a_member_out_of_a_zip_pack(env):
     dest = w.fetch("t_member")
     assert dest.name == "det_tiny.safetensors" and dest.read_bytes() == env["member"].read_bytes()
     assert _no_temp_files(dest.parent)
+
+
+def test_a_member_is_pinned_through_its_archives_published_digest(env):
+    """An ONNX file has no state dict to check: it is trusted on first use only when it comes out of an archive
+    whose published digest matched; the bare file is refused, and so is an archive with other bytes."""
+    bare = env["tmp"] / "model.onnx"
+    bare.write_text("a model pack")
+    with pytest.raises(w.UntrustedWeightsError, match="only the archive's sha256 is published"):
+        w.import_file("t_archive_pinned", bare)
+    altered = env["tmp"] / "altered.zip"
+    with zipfile.ZipFile(altered, "w") as bundle:
+        bundle.writestr("README.txt", "a model pack")
+    with pytest.raises(w.ChecksumMismatchError, match="the archive .* does not match"):
+        w.import_file("t_archive_pinned", altered)
+    dest = w.fetch("t_archive_pinned")
+    assert dest.read_text() == "a model pack"
+    assert w.read_pins()["t_archive_pinned"]["sha256"] == _sha(dest)
 
 
 # --- wheel-shipped files -----------------------------------------------------------------------------------------

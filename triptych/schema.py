@@ -190,6 +190,6 @@ METHOD = Schema("method entry", ("task", "version", "description", "callable"), 
 RULE = Schema("gate rule", (), ("absolute", "relative", "significance"))  # significance: gate.judge_significance
 WEIGHTS = Schema("weights entry", ("description", "urls", "filename", "size", "licence", "sha256", "sha256_source",
                                    "format", "container_key", "source"),
-                 ("sha256_prefix", "sha256_prefix_source", "archive_member", "package", "package_version", "path",
-                  "architecture"))
+                 ("sha256_prefix", "sha256_prefix_source", "archive_member", "archive_sha256", "archive_sha256_source",
+                  "package", "package_version", "path", "architecture"))
 ARCHITECTURE = Schema("weights architecture", ("callable",), ("args",))

@@ -101,6 +101,8 @@ class WeightSpec:
     sha256_prefix: str | None = None
     sha256_prefix_source: str | None = None
     archive_member: str | None = None
+    archive_sha256: str | None = None  # the published digest of the archive at urls, when its member has none
+    archive_sha256_source: str | None = None
     package: str | None = None
     package_version: str | None = None
     path: str | None = None
@@ -154,6 +156,12 @@ def _parse_entry(name: str, e: Any, where: str) -> WeightSpec:
             raise TriptychError(f"{where}: sha256_prefix needs sha256_prefix_source")
         if sha is not None and not sha.startswith(prefix):
             raise TriptychError(f"{where}: sha256 {sha} does not start with its published prefix {prefix}")
+    archive_sha = e.get("archive_sha256")
+    if archive_sha is not None:
+        if not isinstance(archive_sha, str) or not _SHA_RE.match(archive_sha):
+            raise TriptychError(f"{where}: archive_sha256 must be 64 lower-case hex digits")
+        if not e.get("archive_member") or not e.get("archive_sha256_source"):
+            raise TriptychError(f"{where}: archive_sha256 needs archive_member and archive_sha256_source")
     container = e["container_key"]
     if container is not None and e["format"] not in ("pt", "pth", "bin"):
         raise TriptychError(f"{where}: container_key applies to pt/pth/bin checkpoints only")
@@ -172,6 +180,7 @@ def _parse_entry(name: str, e: Any, where: str) -> WeightSpec:
         licence=str(e["licence"]), sha256=sha, sha256_source=e["sha256_source"], format=e["format"],
         container_key=container, source=source, sha256_prefix=prefix,
         sha256_prefix_source=e.get("sha256_prefix_source"), archive_member=e.get("archive_member"),
+        archive_sha256=archive_sha, archive_sha256_source=e.get("archive_sha256_source"),
         package=e.get("package"), path=e.get("path"), where=where, architecture=architecture.get("callable"),
         architecture_args=tuple(sorted((architecture.get("args") or {}).items())),
         package_version=None if e.get("package_version") is None else str(e["package_version"]))
@@ -322,6 +331,8 @@ def pin_label(spec: WeightSpec) -> str:
     pin = read_pins().get(spec.name)
     if pin and isinstance(pin.get("sha256"), str):
         return f"unpinned; first use {pin['sha256'][:12]}"
+    if spec.archive_sha256 is not None:
+        return f"unpinned (archive sha256 {spec.archive_sha256[:12]})"
     return "unpinned" + (f" (prefix {spec.sha256_prefix})" if spec.sha256_prefix else "")
 
 
@@ -366,6 +377,8 @@ def _sha_text(spec: WeightSpec) -> str:
     expected, origin = expected_sha256(spec)
     if expected is None:
         prefix = f"; its sha256 must start with {spec.sha256_prefix}" if spec.sha256_prefix else ""
+        if spec.archive_sha256 is not None:
+            prefix += f"; the archive's sha256 must be {spec.archive_sha256} ({spec.archive_sha256_source})"
         return f"unpinned (trusted on first use and recorded in {pins_path()}{prefix})"
     return f"{expected} ({origin})"
 
@@ -378,8 +391,11 @@ def _user_hint(spec: WeightSpec) -> str:
             f"import {spec.name} PATH --user' (its rows are labelled VARIANT+user-<sha8>)")
 
 
-def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -> tuple[str, bool]:
-    """Check a file against the entry; return (sha256, needs_first_use_pin). Raise on any mismatch."""
+def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None,
+           from_verified_archive: bool = False) -> tuple[str, bool]:
+    """Check a file against the entry; return (sha256, needs_first_use_pin). Raise on any mismatch. A member
+    just extracted from an archive whose published digest matched (``_check_archive``) is pinned on first use
+    without loading it."""
     size = path.stat().st_size
     if spec.size is not None and size != spec.size:
         raise ChecksumMismatchError(
@@ -399,7 +415,8 @@ def _check(spec: WeightSpec, path: Path, *, what: str, sha: str | None = None) -
             fix=f"this is not the published file; get it from {spec.urls[0]}")
     expected, origin = expected_sha256(spec)
     if expected is None:
-        _check_trustworthy(spec, path, what)
+        if not from_verified_archive:
+            _check_trustworthy(spec, path, what)
         return actual, True
     if actual != expected:
         fix = (f"delete it and run 'triptych weights fetch {spec.name}', or import the right file with "
@@ -419,6 +436,10 @@ def _check_trustworthy(spec: WeightSpec, path: Path, what: str) -> None:
     def refuse(problem: str, fix: str) -> UntrustedWeightsError:
         return UntrustedWeightsError(f"weights {spec.name!r}: {what} is not pinned: {problem}", fix=fix)
 
+    if (spec.format not in STATE_DICT_FORMATS or spec.architecture is None) and spec.archive_sha256 is not None:
+        raise refuse(f"only the archive's sha256 is published ({spec.archive_sha256_source})",
+                     fix=f"import the archive itself, which is checked and then unpacked: download {spec.urls[0]} "
+                         f"and run 'triptych weights import {spec.name} PATH_TO_ZIP'")
     if spec.format not in STATE_DICT_FORMATS or spec.architecture is None:
         raise refuse("the entry has no sha256 and no architecture to check a file against, so no file can be "
                       "trusted on first use", fix=f"add the published sha256, or an 'architecture' ({spec.where})")
@@ -576,6 +597,19 @@ def _download(url: str, target: Path, timeout: float) -> None:
         raise _DownloadFailed(str(getattr(exc, "reason", None) or exc)) from exc
 
 
+def _check_archive(spec: WeightSpec, archive: Path, what: str) -> bool:
+    """Check a downloaded or given archive against the entry's published ``archive_sha256``; True when it has one."""
+    if spec.archive_sha256 is None:
+        return False
+    actual = sha256_file(archive)
+    if actual != spec.archive_sha256:
+        raise ChecksumMismatchError(
+            f"weights {spec.name!r}: the archive {what} does not match: sha256 {actual}, expected "
+            f"{spec.archive_sha256} ({spec.archive_sha256_source})",
+            fix=f"download the archive again from {spec.urls[0]} and run 'triptych weights import {spec.name} PATH'")
+    return True
+
+
 def _extract_member(archive: Path, member: str, target: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as bundle:
@@ -614,12 +648,15 @@ def fetch(name: str, registry: Registry | None = None, *, timeout: float = 60.0)
                 archive = Path(archive_name)
                 try:
                     _download(url, archive, timeout)
+                    verified = _check_archive(spec, archive, f"from {url}")
                     _extract_member(archive, spec.archive_member, tmp)
                 finally:
                     archive.unlink(missing_ok=True)
             else:
+                verified = False
                 _download(url, tmp, timeout)
-            result["sha"], result["pin"] = _check(spec, tmp, what=f"the download from {url}")
+            result["sha"], result["pin"] = _check(spec, tmp, what=f"the download from {url}",
+                                                  from_verified_archive=verified)
 
         try:
             atomic_write(dest, write)
@@ -665,6 +702,7 @@ def import_file(name: str, path: str | Path, registry: Registry | None = None) -
     result: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
+        verified = from_archive and _check_archive(spec, source, str(source))
         if from_archive:
             try:
                 _extract_member(source, spec.archive_member or "", tmp)
@@ -672,7 +710,7 @@ def import_file(name: str, path: str | Path, registry: Registry | None = None) -
                 raise InputError(f"{source}: {exc}", fix=f"give {spec.archive_member} or the archive that holds it")
         else:
             shutil.copyfile(source, tmp)
-        result["sha"], result["pin"] = _check(spec, tmp, what=str(source))
+        result["sha"], result["pin"] = _check(spec, tmp, what=str(source), from_verified_archive=verified)
 
     atomic_write(dest, write)
     if result.get("pin"):
