@@ -1,8 +1,8 @@
 """The personalization protocol's generation job: any ``Generator`` x (IDs x prompts x images), resumable.
 
-protocols.md section 3 / ``celeb-25id-40prompt``: 25 IDs x 40 prompts x 4 images, the reference photos
+docs/protocols/personalization.md / ``celeb-25id-40prompt``: 25 IDs x 40 prompts x 4 images, the reference photos
 supplied by the user (never released, PhotoMaker#188). Images go to ``<out>/<id_slug>/<NN>_<prompt_slug>/<k>.png``
-(conventions.md personalization layout, ``Protocol.image_path``), so the personalization benchmark scores
+(docs/conventions.md personalization layout, ``Protocol.image_path``), so the personalization benchmark scores
 ``--pred-dir <out>`` directly.
 
 Resume: every image is written atomically (``triptych.atomic``) and an image already on disk is never

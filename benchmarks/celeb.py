@@ -1,9 +1,9 @@
 """``celeb-25id-40prompt``: the 25-ID x 40-prompt personalization protocol on the user's reference photos.
 
-protocols.md section 3: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
+docs/protocols/personalization.md: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
 (identity, prompt); the identities' photos were never released (PhotoMaker#188), so the user supplies a
 folder per identity (``--refs DIR``) and the generator's images in the personalization layout of
-conventions.md, ``<id_slug>/<NN>_<prompt_slug>/<k>.png``. The protocol file's ``id_note``: the four
+docs/conventions.md, ``<id_slug>/<NN>_<prompt_slug>/<k>.png``. The protocol file's ``id_note``: the four
 reference images per ID are both the method's inputs and the references of CLIP-I, DINO and face
 similarity; "single-image methods get one randomly chosen reference image per ID" (variant ``single-ref``,
 seeded, the choice recorded in ``run.json``).

@@ -1,10 +1,10 @@
 """The 25-ID x 40-prompt personalization protocol (``celeb-25id-40prompt``) as data.
 
-protocols.md section 3: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
+docs/protocols/personalization.md: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
 (identity, prompt); its images were never released, so a user generates them. The protocol file ships
 inside the package (``benchmarks/data/personalization_celeb.json``, a copy of the shared protocol), and
 this module is the one place that turns it into generation requests and into the ``--pred-dir`` layout
-of conventions.md: ``<id_slug>/<NN>_<prompt_slug>/<k>.png``, ``NN`` the prompt's index in file order.
+of docs/conventions.md: ``<id_slug>/<NN>_<prompt_slug>/<k>.png``, ``NN`` the prompt's index in file order.
 
 It is shared by the benchmark (``benchmarks/celeb.py``), ``triptych generate`` (``baselines/generation_job.py``)
 and ``triptych personalization init``, so the three read reference folders, slice the protocol and seed each
@@ -48,7 +48,7 @@ CLI_OPTIONS = {"ids": "--ids", "prompts": "--prompts", "images_per_prompt": "--i
 
 
 def id_slug(name: str) -> str:
-    """conventions.md: the name in lower case, every run of non-alphanumerics replaced by ``_``.
+    """docs/conventions.md: the name in lower case, every run of non-alphanumerics replaced by ``_``.
 
     >>> id_slug("Alan Turing (young)")
     'alan_turing_young_'
@@ -97,7 +97,7 @@ class Protocol:
         return prompt.template.replace(self.placeholder, class_word)
 
     def image_path(self, id_name: str, prompt: Prompt, k: int) -> str:
-        """The relative POSIX path of generated image ``k`` (conventions.md personalization layout)."""
+        """The relative POSIX path of generated image ``k`` (docs/conventions.md personalization layout)."""
         if not 0 <= k < self.images_per_prompt:
             raise ValueError(f"image index {k} outside 0..{self.images_per_prompt - 1}")
         return f"{id_slug(id_name)}/{prompt.folder}/{k}.png"

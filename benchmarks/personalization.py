@@ -2,8 +2,8 @@
 
 A portrait set is one folder per identity, ``<root>/<name>_<classword>/``, holding that identity's
 reference photos (JPEG or PNG). The class word is the folder suffix, as the sample portraits have it
-(conventions.md, ``--pred-dir`` layouts). The published protocol's IDs and images were never released
-(PhotoMaker#188), so users supply the reference images (protocols.md section 3).
+(docs/conventions.md, ``--pred-dir`` layouts). The published protocol's IDs and images were never released
+(PhotoMaker#188), so users supply the reference images (docs/protocols/personalization.md).
 
 Both personalization benchmarks take the variant parameter ``no_face`` (``no_face_policy``): ``zero`` scores
 a generated image without a detected face 0 on face metrics, names it on stderr and flags it (``run.json``:

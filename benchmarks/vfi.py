@@ -1,6 +1,6 @@
 """Frame interpolation benchmarks: the frame at time t between two inputs, held out and scored.
 
-Scoring follows AMT @ 70f988f ``benchmarks/*.py`` (protocols.md section 2): frames read as RGB
+Scoring follows AMT @ 70f988f ``benchmarks/*.py`` (docs/protocols/frame_interpolation.md): frames read as RGB
 uint8 / 255, the method's float output passed to the metrics without rounding, PSNR and SSIM per
 triplet, the dataset figure the mean over triplets. Each triplet carries its time ``t`` (0.5 for the
 2x sets, k / 8 for the x8 sets), which the method receives.

@@ -1,7 +1,7 @@
 """Video completion benchmarks (DAVIS / YouTube-VOS protocol) on folders of frames and masks.
 
 The ``e2fgvi`` benchmark variant follows E2FGVI @ 709cbe3 ``core/dataset.py`` and ``evaluate.py``
-(protocols.md section 1): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
+(docs/protocols/video_completion.md): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
 NEAREST, thresholded > 0 and dilated with a 3x3 cross for 4 iterations; the prediction truncated to
 uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame, E_warp per video, VFID
 over the set of videos (each video one I3D clip of its composited frames, as ``evaluate.py`` feeds it).

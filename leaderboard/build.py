@@ -111,7 +111,7 @@ def _spec_json(spec: dict[str, Any]) -> str:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: NaN -> None, inf -> "inf" (conventions.md), numpy scalars -> Python."""
+    """Rows as JSON-ready dicts: NaN -> None, inf -> "inf" (docs/conventions.md), numpy scalars -> Python."""
     out = []
     for record in frame.to_dict("records"):
         clean = {}

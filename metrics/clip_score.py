@@ -1,4 +1,5 @@
-"""CLIP-T and CLIP-I (protocols.md section 3, the DreamBooth convention), with OpenAI CLIP through open_clip.
+"""CLIP-T and CLIP-I (docs/protocols/personalization.md, "Metrics": the DreamBooth convention), with OpenAI
+CLIP through open_clip.
 
 - CLIP-T: cosine(text embedding of the prompt with the class word, image embedding). The prompt is taken
   as given: the caller puts the class word in (``a photo of a man ...``), as the protocol's prompts do.

@@ -1,4 +1,4 @@
-"""DINO similarity (protocols.md section 3, the DreamBooth convention): mean cosine of the self-supervised
+"""DINO similarity (docs/protocols/personalization.md, the DreamBooth convention): mean cosine of the self-supervised
 ViT CLS embeddings of the generated image and of each reference image. Raw cosine in [-1, 1] (the thesis
 prints x100, applied when reported rows are loaded).
 

@@ -1,6 +1,6 @@
 """E_warp, the flow warping error of Lai et al. 2018, as pure functions.
 
-Protocol (protocols.md section 1, E_warp; fixtures/ewarp/tennis/README.md), reference
+Protocol (docs/protocols/video_completion.md, "E_warp"; fixtures/ewarp/tennis/README.md), reference
 phoenix104104/fast_blind_video_consistency @ bce0c7e: ``evaluate_WarpError.py``,
 ``compute_flow_occlusion.py``, ``utils.py`` and the Resample2d forward kernel:
 
@@ -149,7 +149,7 @@ def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
     ``forward`` = F_(t->t+1), ``backward`` = B = F_(t+1->t). This is what ``compute_flow_occlusion.py``
     computes with ``detect_occlusion(bw, fw)``, the arguments in the reverse order of the signature
-    (protocols.md section 1): occluded = ``forward_backward_mask(F, B)`` (B_w = B(x + F(x))) OR
+    (docs/protocols/video_completion.md): occluded = ``forward_backward_mask(F, B)`` (B_w = B(x + F(x))) OR
     ``motion_boundary_mask(F)``, the motion boundary of the FORWARD flow. Passing the flows the other way
     round gives a mask in frame t+1's grid, one of the fixture's listed mistakes.
     """

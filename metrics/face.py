@@ -1,6 +1,6 @@
 """Face detection and identity embedding: the one owner of both, behind a small backend interface.
 
-Face similarity (protocols.md section 3): detect and crop the face, embed it, and take the cosine to
+Face similarity (docs/protocols/personalization.md): detect and crop the face, embed it, and take the cosine to
 the identity's real faces. The paper text says FaceNet, its appendix says ArcFace, and the maintainer
 says "Choosing ArcFace will do" (PhotoMaker#162); no code was released. Each backend is therefore a
 named metric variant (``metrics/specs/personalization.yaml``). Use an embedder that the scored
@@ -136,7 +136,7 @@ class FaceBackend(Protocol):
     """A face detector and embedder pair, named like the metric variant it implements.
 
     ``weights`` records each model file as ``{"name", "path", "sha256"}``, the shape of the weights
-    record in conventions.md.
+    record in docs/conventions.md.
     """
 
     name: str
@@ -233,7 +233,7 @@ def face_similarity(generated: ImageLike, references: Sequence[ImageLike], backe
                     cache: EmbeddingCache | None = None) -> float:
     """Mean cosine between the generated image's largest face and the largest face of each reference.
 
-    protocols.md section 3: "cosine to the ID's real faces", here averaged over the references.
+    docs/protocols/personalization.md: "cosine to the ID's real faces", here averaged over the references.
     The result is the raw cosine in [-1, 1], not x100. The thesis tables print x100, and that
     scale is applied when the reported rows are loaded. Reference embeddings are computed once per
     call, or once per run when a ``cache`` is passed.

@@ -1,8 +1,8 @@
 """Face diversity ``face_div``: mean pairwise LPIPS between the face crops of the generated images.
 
-Protocol (``protocols/personalization_celeb.json`` ``metrics.face_div``, protocols.md section 3): "detect
+Protocol (``protocols/personalization_celeb.json`` ``metrics.face_div``, docs/protocols/personalization.md): "detect
 and crop the face of every generated image, mean pairwise LPIPS over all those crops (higher = more
-diverse)". protocols.md asks to state how pairs are taken; PhotoMaker released no code for it.
+diverse)". docs/protocols/personalization.md asks to state how pairs are taken; PhotoMaker released no code for it.
 
 Pairing (variant ``lpips``, version 1): per (identity, prompt) group. Within each group every unordered pair
 of its face crops is scored once (n crops give n (n - 1) / 2 pairs); a group's value is the mean over its

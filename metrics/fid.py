@@ -1,4 +1,4 @@
-"""FID with clean resizing (protocols.md section 3: "FID with clean resizing (Parmar et al., clean-fid)").
+"""FID with clean resizing (docs/protocols/personalization.md: "FID with clean resizing (Parmar et al., clean-fid)").
 
 Variant ``clean`` (version 1):
 

@@ -1,6 +1,6 @@
 """DVC stage ``id_collect``: one folder per identity -> the first table of the ID dataset.
 
-protocols.md section 3, step 1: ~100 images per name; drop images whose short side is under 512 px
+docs/protocols/personalization.md step 1: ~100 images per name; drop images whose short side is under 512 px
 (``--min-short-side``). Folders follow the portrait-set layout ``<root>/<name>_<classword>/`` (read by
 ``triptych.benchmarks.personalization.load_portraits``); the class word of the folder suffix is kept as
 ``folder_class_word``. Each image's sha256 is computed here: it is the key of every later stage's cache.

@@ -1,6 +1,6 @@
 """DVC stage ``id_detect``: face boxes and 5 landmarks of every kept image.
 
-protocols.md section 3, step 2: detect faces (RetinaFace in the thesis); drop boxes smaller than
+docs/protocols/personalization.md step 2: detect faces (RetinaFace in the thesis); drop boxes smaller than
 256x256 (``--min-face-size``: a box is kept when its width and height both reach it); drop images
 without a valid box. Detection is cached per image content; the size and score thresholds are applied
 after the cache, so changing them never re-detects.

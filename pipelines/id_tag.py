@@ -1,6 +1,6 @@
 """DVC stage ``id_tag``: the class word of each caption, singularized, with its token span.
 
-protocols.md section 3, step 5: the group's most frequent class word wins; a caption that mentions
+docs/protocols/personalization.md step 5: the group's most frequent class word wins; a caption that mentions
 several people is split by class word (spaCy's dependency parse in the thesis) and the sub-caption is
 chosen by CLIP score against the ID region x sentence similarity of its class word to the group's.
 Tagging then writes ``tagged_caption``: the tagged noun replaced by the identity's class word followed by

@@ -1,6 +1,6 @@
 """DVC stage ``id_verify``: identity verification inside each identity's group of face boxes.
 
-protocols.md section 3, step 3: embed every face box of the group (ArcFace in the thesis); score each
+docs/protocols/personalization.md step 3: embed every face box of the group (ArcFace in the thesis); score each
 box by the sum of its cosine similarities to all other boxes; in an image with several faces keep the
 best-scoring box; recompute the scores over the kept boxes (one per image); with delta the standard
 deviation of the group's scores, drop images more than ``k`` * delta below the group's mean

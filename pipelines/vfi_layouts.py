@@ -1,15 +1,16 @@
 """Folder layouts of the frame-interpolation test sets: a user's folder -> its list of triplets.
 
-Every layout reads the folder exactly as the AMT @ 70f988f benchmark script (and dataset class) for that
-set does (protocols.md section 2) and returns triplets ``{sample_id, frame0, gt, frame1, t}`` with paths
-relative to the folder. ``sample_id`` is the ground-truth frame's benchmark-relative path without suffix
-(conventions.md, ``--pred-dir`` layouts); ``t`` is the time of the ground truth between the two inputs,
-which the interpolator receives. A missing frame or folder is an ``InputError`` naming the path and what
-the layout expects there, unless subset mode (``LayoutOptions.subset``) was asked for: then the triplets
-whose frames are missing are left out and counted (``Found.skipped``), and the set is recorded as a subset.
-An x8 video folder with fewer than 9 frames (a GoPro copy keeps only non-empty folders in git) yields no
-set, as AMT's loader cuts none from it: it is skipped with a note, and the set is a subset. Frame preparation (Xiph's resize or crop, the x8 sets' 512x512 centre crop) is
-the benchmark variant's and happens when the benchmark is scored (``triptych.benchmarks.vfi``).
+Every layout reads the folder exactly as the AMT @ 70f988f benchmark script (and dataset class) for that set
+does (docs/protocols/frame_interpolation.md, "Benchmarks") and returns triplets ``{sample_id, frame0, gt,
+frame1, t}`` with paths relative to the folder. ``sample_id`` is the ground-truth frame's benchmark-relative
+path without suffix (docs/conventions.md, ``--pred-dir`` layouts); ``t`` is the time of the ground truth
+between the two inputs, which the interpolator receives. A missing frame or folder is an ``InputError``
+naming the path and what the layout expects there, unless subset mode (``LayoutOptions.subset``) was asked
+for: then the triplets whose frames are missing are left out and counted (``Found.skipped``), and the set is
+recorded as a subset. An x8 video folder with fewer than 9 frames (a GoPro copy keeps only non-empty folders
+in git) yields no set, as AMT's loader cuts none from it: it is skipped with a note, and the set is a
+subset. Frame preparation (Xiph's resize or crop, the x8 sets' 512x512 centre crop) is the benchmark
+variant's and happens when the benchmark is scored (``triptych.benchmarks.vfi``).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def load_callable(ref: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """One named, versioned formula of a metric (a metric variant in ``conventions.md``)."""
+    """One named, versioned formula of a metric (a metric variant in ``docs/conventions.md``)."""
 
     name: str
     version: int

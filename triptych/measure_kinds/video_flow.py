@@ -7,7 +7,7 @@ that order.
 
 The variant's callable is ``fn(pred_frames, gt_frames[, flow_dir]) -> VideoEwarp``. If ``flow_dir`` is a
 required parameter, the variant reads stored flows and needs ``--flow-dir`` (``<flow-dir>/`` for one
-video, ``<flow-dir>/<video>/`` for several; conventions.md). If it has no such parameter, the variant
+video, ``<flow-dir>/<video>/`` for several; docs/conventions.md). If it has no such parameter, the variant
 computes its flows from ``--gt`` and refuses ``--flow-dir``. The flows always come from the ground
 truth, so every method scored on a video is measured with the same flows.
 """
