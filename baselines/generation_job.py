@@ -19,7 +19,7 @@ encoding, denoising, decoding, and the copy of the image to the CPU), one image 
 level ``image``, unit ``s``); ``<out>/.generation/generation.json`` holds the settings, weights (sha256), seeds and the
 per-image times.
 
-The images to make are a ``celeb_protocol.Plan`` (``make_plan``), the plan of the personalization benchmark
+The images to make are a ``celeb_protocol.GenerationPlan`` (``make_plan``), the plan of the personalization benchmark
 and of ``triptych personalization init``: the same reference-folder lookup, slices and seeds. Seeds: image
 ``k`` of prompt ``p`` of identity ``i`` gets ``celeb_protocol.image_seed``, ``base + (i*P + p)*K + k`` (P prompts,
 K images per prompt of the protocol), so a slice draws the seeds of the full run, and ``triptych score
@@ -100,9 +100,10 @@ class JobResult:
 def run_job(generator: Any, requests: Sequence[CelebImage], out: Path, *, method: str, method_version: str,
             protocol: Protocol, seeds: Mapping[str, Any], describe: Mapping[str, Any] | None = None,
             progress: bool = True, clock: Callable[[], float] = time.perf_counter) -> JobResult:
-    """Generate every missing image of ``requests`` (``Plan.images()``: each with the references the method
-    gets and its seed) into ``out``, then rewrite the timing table and the JSON over all images of
-    ``requests`` present; ``seeds`` is ``Plan.seeds()``. ``generator`` follows ``triptych.methods.Generator``."""
+    """Generate every missing image of ``requests`` (``GenerationPlan.images()``: each with the references
+    the method gets and its seed) into ``out``, then rewrite the timing table and the JSON over all images of
+    ``requests`` present; ``seeds`` is ``GenerationPlan.seeds()``. ``generator`` follows
+    ``triptych.methods.Generator``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = Path(out)

@@ -354,7 +354,7 @@ class CelebImage:
     k: int
     given: tuple[Path, ...]  # what the method gets
     references: tuple[Path, ...]  # what the identity metrics compare with
-    seed: int = 0  # image_seed(...); Plan.images always sets it
+    seed: int = 0  # image_seed(...); GenerationPlan.images always sets it
 
     @property
     def group(self) -> str:
@@ -366,7 +366,7 @@ class CelebImage:
 
 
 @dataclass(frozen=True)
-class Plan:
+class GenerationPlan:
     """The selection of a run: protocol, identities with class words, prompts, images per prompt, base seed."""
 
     protocol: Protocol
@@ -394,7 +394,7 @@ class Plan:
 
 
 def make_plan(params: Mapping[str, Any], protocol: Protocol | None = None,
-              options: Mapping[str, str] = PARAM_OPTIONS) -> tuple[Plan, PortraitSet | None]:
+              options: Mapping[str, str] = PARAM_OPTIONS) -> tuple[GenerationPlan, PortraitSet | None]:
     """The run's selection from ``refs``, ``ids``, ``prompts``, ``images_per_prompt``, ``given`` (``all`` or
     ``one``) and ``seed`` (the base seed, and the ``single-ref`` pick); ``refs`` None plans the protocol's own
     IDs without references. ``options`` names the parameters in errors (benchmark ``--param`` or CLI flags)."""
@@ -413,7 +413,7 @@ def make_plan(params: Mapping[str, Any], protocol: Protocol | None = None,
         given = {i: (single_reference(paths, seed, i),) for i, paths in references.items()}
     else:
         given = dict(references)
-    plan = Plan(protocol, tuple(ids), {i: words[i] for i in ids},
+    plan = GenerationPlan(protocol, tuple(ids), {i: words[i] for i in ids},
                 select_prompts(protocol, params.get("prompts", "all"), options["prompts"]),
                 images_per_prompt(protocol, protocol.images_per_prompt if params.get("images_per_prompt") is None
                                   else params["images_per_prompt"], options["images_per_prompt"]),

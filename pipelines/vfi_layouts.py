@@ -21,9 +21,9 @@ from typing import Callable
 
 from triptych.errors import InputError
 from triptych.folders import visible_entries
+from triptych.media import IMAGE_SUFFIXES
 
-Triplet = dict[str, object]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TripletPaths = dict[str, object]
 
 # xiph.py: the eight Netflix clips, first 100 frames each, written by ffmpeg as %03d.png (001..100).
 XIPH_CLIPS = ("BoxingPractice", "Crosswalk", "DrivingPOV", "FoodMarket", "FoodMarket2", "RitualDance",
@@ -51,7 +51,7 @@ class Found:
     """What a layout read: the triplets, the listed ones left out for missing frames (subset mode), and
     notes on videos that yield no triplet (x8 folders with fewer than 9 frames)."""
 
-    triplets: list[Triplet] = field(default_factory=list)
+    triplets: list[TripletPaths] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -60,7 +60,7 @@ class Found:
         return bool(self.skipped or self.notes)
 
 
-def _triplet(sample_id: str, frame0: str, gt: str, frame1: str, t: float = 0.5) -> Triplet:
+def _triplet(sample_id: str, frame0: str, gt: str, frame1: str, t: float = 0.5) -> TripletPaths:
     return {"sample_id": sample_id, "frame0": frame0, "gt": gt, "frame1": frame1, "t": t}
 
 
@@ -71,7 +71,7 @@ def _require_files(root: Path, rels: list[str], what: str, fix: str) -> None:
                          fix=f"{fix}; or standardize the frames present with --subset 1 (recorded as a subset)")
 
 
-def _add(found: Found, root: Path, triplet: Triplet, what: str, fix: str, options: LayoutOptions) -> None:
+def _add(found: Found, root: Path, triplet: TripletPaths, what: str, fix: str, options: LayoutOptions) -> None:
     """Keep a listed triplet whose three frames exist; one with a missing frame is an error, or, in subset
     mode, left out and counted."""
     rels = [str(triplet[k]) for k in ("frame0", "gt", "frame1")]

@@ -22,9 +22,9 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
-from triptych.benchmarks.vos import IMAGE_SUFFIXES
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_entries
+from triptych.media import IMAGE_SUFFIXES
 
 LAYOUTS = ("folders", "e2fgvi")
 

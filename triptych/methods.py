@@ -26,6 +26,7 @@ import torch
 from triptych.errors import InputError, TriptychError
 from triptych.registry import MethodSpec, registry
 from triptych.schema import check_factory_keys
+from triptych.task_list import TASK_INFO
 
 
 @runtime_checkable
@@ -49,11 +50,8 @@ class Generator(Protocol):
         word, a seed -> generated images (each (3, H', W')). The same seed must give the same images."""
 
 
-PROTOCOLS: dict[str, type] = {
-    "video_inpainting": Inpainter,
-    "frame_interpolation": Interpolator,
-    "personalization": Generator,
-}
+# Each task's method protocol, by the class name triptych/data/tasks.yaml gives it (the classes above).
+PROTOCOLS: dict[str, type] = {task.name: globals()[task.method_protocol] for task in TASK_INFO}
 
 
 def method_for_task(name: str, task: str, weights: str | Path | None = None) -> MethodSpec:
