@@ -67,7 +67,7 @@ from triptych.methods import Generator
 from triptych.metrics.face import EmbeddingCache
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
-from triptych.scoring import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
+from triptych.tasks import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
 
 PROMPT_FILES = ("prompts.csv", "prompts.json")  # written by ``triptych personalization init``; not images
 # Embeddings keyed by encoder and pixels (exactly what recomputing gives), shared by every run in a process:
@@ -142,7 +142,7 @@ class LazyImages(Sequence[torch.Tensor]):
 
 
 class CelebTask:
-    """The task module of ``celeb-25id-40prompt`` (see ``triptych.scoring.TaskModule``)."""
+    """The task module of ``celeb-25id-40prompt`` (see ``triptych.tasks.TaskModule``)."""
 
     def __init__(self, layout: set[str], no_face: str) -> None:
         self.layout = layout

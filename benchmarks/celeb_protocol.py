@@ -31,29 +31,18 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from triptych.benchmarks.portrait_folders import CLASS_WORDS, PortraitSet, id_slug, split_class_word
 from triptych.errors import InputError
 from triptych.folders import visible_entries
 from triptych.media import IMAGE_SUFFIXES
-
-if TYPE_CHECKING:
-    from triptych.benchmarks.personalization import PortraitSet
 
 CLASS_WORDS_FILE = "class_words.csv"
 # How each selection parameter is spelled where the user gives it (named in error messages).
 PARAM_OPTIONS = {"ids": "--param ids", "prompts": "--param prompts", "images_per_prompt": "--param images_per_prompt",
                  "seed": "--param seed"}
 CLI_OPTIONS = {"ids": "--ids", "prompts": "--prompts", "images_per_prompt": "--images-per-prompt", "seed": "--seed"}
-
-
-def id_slug(name: str) -> str:
-    """docs/conventions.md: the name in lower case, every run of non-alphanumerics replaced by ``_``.
-
-    >>> id_slug("Alan Turing (young)")
-    'alan_turing_young_'
-    """
-    return re.sub(r"[^0-9a-z]+", "_", name.lower())
 
 
 def prompt_slug(prompt: str) -> str:
@@ -164,8 +153,6 @@ def read_class_words(root: Path) -> dict[str, str]:
 
 def identify(folder: str, protocol: Protocol, listed: dict[str, str], where: Path) -> tuple[str, str]:
     """A reference folder's (identity name, class word); the module docstring gives the order of sources."""
-    from triptych.benchmarks.personalization import CLASS_WORDS, split_class_word
-
     by_slug = {id_slug(i): i for i in protocol.ids}
     if folder in listed:
         return by_slug.get(id_slug(folder), folder), listed[folder]
@@ -191,8 +178,6 @@ def identify(folder: str, protocol: Protocol, listed: dict[str, str], where: Pat
 def load_references(root: str | Path, protocol: Protocol) -> PortraitSet:
     """Every identity folder under ``root`` with its images (non-hidden PNG/JPEG, sorted by name) and class
     word; errors name the folder."""
-    from triptych.benchmarks.personalization import PortraitSet
-
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"--refs {root}: no such folder",

@@ -34,8 +34,7 @@ from triptych.media import IMAGE_SUFFIXES, read_mask, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
 from triptych.schema import Schema, loader_schema
-from triptych.scoring import (SET_SAMPLE_ID, BenchmarkData, load_checked_manifest, MetricUse, Score,
-                              subset_requested)
+from triptych.tasks import SET_SAMPLE_ID, BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
 
 PREDICTION_SUFFIXES = (".png", ".jpg")
 VIDEO_LAYOUT = Schema("video layout", ("frames", "masks"))
@@ -163,7 +162,7 @@ def load_standardized(spec: BenchmarkSpec, variant: str, params: dict[str, Any],
 
 
 class VideoCompletion:
-    """The task module of video completion (see ``triptych.scoring.TaskModule``).
+    """The task module of video completion (see ``triptych.tasks.TaskModule``).
 
     Scoring streams: ``measure`` holds one frame, its mask and its prediction at a time, so a
     prediction folder of any length is scored in bounded memory. Only ``predict`` holds the whole
