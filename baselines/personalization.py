@@ -22,7 +22,7 @@ import torch
 
 from triptych.benchmarks.personalization import read_reference
 from triptych.errors import TriptychError
-from triptych.metrics.face import content_key, to_uint8_rgb
+from triptych.vision.face import content_key, to_uint8_rgb
 
 
 def _check_num_images(num_images: int) -> int:

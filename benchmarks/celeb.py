@@ -42,7 +42,7 @@ process and generating then scoring ``--pred-dir`` see the same images; ``run.js
 Metric calls. Per-image metrics get the image (float32 (3, H, W) in [0, 1]) and, by parameter name,
 ``references`` (the ID's reference paths), ``prompt`` (the filled prompt), ``name`` (for errors) and
 ``cache`` (``EmbeddingCache``); a callable with ``**kwargs`` gets ``references``, ``name`` and ``cache``, the
-call of ``metrics/face.py``. Set metrics (level ``set``: FID, KID, face diversity) get, by name,
+call of ``triptych/vision/face.py``. Set metrics (level ``set``: FID, KID, face diversity) get, by name,
 ``generated`` (every generated image, in sample order), ``real`` and ``references`` (every reference path of
 the scored IDs: the real set), ``groups`` (``<id_slug>/<NN>_<prompt_slug>`` -> that folder's images) and ``name``;
 their one row has ``sample_id`` ``"."`` (the whole set).
@@ -64,10 +64,10 @@ from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_files
 from triptych.manifests import build_manifest
 from triptych.methods import Generator
-from triptych.metrics.face import EmbeddingCache
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
 from triptych.tasks import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
+from triptych.vision.face import EmbeddingCache
 
 PROMPT_FILES = ("prompts.csv", "prompts.json")  # written by ``triptych personalization init``; not images
 # Embeddings keyed by encoder and pixels (exactly what recomputing gives), shared by every run in a process:

@@ -26,10 +26,10 @@ from triptych.folders import refuse_inexact, visible_entries, visible_files
 from triptych.manifests import check_folders_listed
 from triptych.media import read_rgb
 from triptych.methods import Generator
-from triptych.metrics.face import EmbeddingCache, NoFaceError
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
 from triptych.tasks import BenchmarkData, load_checked_manifest, MetricUse, Score
+from triptych.vision.face import EmbeddingCache, NoFaceError
 
 def read_reference(path: Path) -> torch.Tensor:
     """A reference photo as the method convention's float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""

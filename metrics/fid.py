@@ -37,8 +37,8 @@ import torch
 from PIL import Image
 
 from triptych.errors import InputError, TriptychError
-from triptych.metrics.face import ImageLike, load_image
 from triptych.metrics.frechet import frechet_distance
+from triptych.vision.face import ImageLike, load_image
 
 FID_SIZE = 299
 FID_WEIGHTS = "inception_fid"

@@ -19,7 +19,7 @@ the mean per video, then over videos.
   sums over dims 1, 2, 3), summed over taps. danier97/flolpips @ 26ea00f normalises by the sum over the
   whole batch instead, so its value depends on the batch; it is not followed. The reference uses PWC-Net
   flows, whose weights are not registered here, and reads frames through a yuv420p round trip; variant
-  ``dis`` uses OpenCV DIS flows (``triptych.metrics.flow.dis_flow``, float predictions rounded to uint8
+  ``dis`` uses OpenCV DIS flows (``triptych.vision.flow.dis_flow``, float predictions rounded to uint8
   for the flow only) on the RGB frames as given. Where the two flows agree exactly the weights are
   undefined (the reference divides by 0); the value is then 0 if the LPIPS maps are all 0 (identical
   frames), else an error.
@@ -147,7 +147,7 @@ def flolpips(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
              net: str = "alex", trunk: Path | None = None) -> list[float]:
     """Metric ``flolpips`` with the registered LPIPS weights (``trunk``: a user's trunk file instead) and
     the named flow backend."""
-    from triptych.metrics.flow import dis_flow
+    from triptych.vision.flow import dis_flow
 
     if flow != "dis":
         raise InputError(f"unknown FloLPIPS flow backend {flow!r}", fix="use flow: dis")

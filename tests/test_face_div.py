@@ -24,7 +24,7 @@ from triptych import weights
 from triptych.errors import InputError
 from triptych.media import read_rgb
 from triptych.metrics import perceptual
-from triptych.metrics.face import NoFaceError, face_crops, to_uint8_rgb
+from triptych.vision.face import NoFaceError, face_crops, to_uint8_rgb
 from triptych.weights_rule import rule_state_dict
 
 torch.set_num_threads(1)

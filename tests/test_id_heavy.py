@@ -22,7 +22,7 @@ import torch
 from conftest import REPO
 from test_pipelines import pipeline_repo  # noqa: F401 (the fixture)
 from triptych.media import read_rgb
-from triptych.metrics import face
+from triptych.vision import face
 from triptych.weights_rule import rule_state_dict
 
 PORTRAITS = REPO / "datasets/samples/portraits"

@@ -45,13 +45,8 @@ FACADE = {("triptych", "triptych.api")}
 
 # Imports that break the rules today, (importer, imported) -> the issue #19 item that removes it.
 KNOWN_VIOLATIONS = {
-    # item 1: the face and flow toolkits are not metrics; they move to triptych/vision/
-    ("triptych.baselines.inpainting", "triptych.metrics.flow"): "item 1 (triptych/vision/flow.py)",
-    ("triptych.baselines.vfi", "triptych.metrics.flow"): "item 1 (triptych/vision/flow.py)",
+    # item 1: warping and occlusion are flow tools, not the metric
     ("triptych.baselines.vfi", "triptych.metrics.ewarp"): "item 1 (warping and occlusion to triptych/vision/flow.py)",
-    ("triptych.baselines.personalization", "triptych.metrics.face"): "item 1 (triptych/vision/face.py)",
-    ("triptych.pipelines.id_detect", "triptych.metrics.face"): "item 1 (triptych/vision/face.py)",
-    ("triptych.pipelines.id_verify", "triptych.metrics.face"): "item 1 (triptych/vision/face.py)",
     # item 1: a method does not import the benchmarks that score it (generation job, reference photos)
     ("triptych.baselines.generation_job", "triptych.benchmarks.celeb_protocol"): "item 1 (generation plan below)",
     ("triptych.baselines.generation_job", "triptych.benchmarks.personalization"): "item 1 (read_reference below)",

@@ -111,7 +111,7 @@ def read_flo(path: str | Path) -> np.ndarray:
     magic = np.frombuffer(data, dtype="<f4", count=1)[0]
     if magic != FLO_MAGIC:
         raise InputError(f"{path}: not a Middlebury .flo file (magic number {magic!r}, expected 202021.25)",
-                         fix="write .flo files with the Middlebury layout (triptych.metrics.flow.write_flo), "
+                         fix="write .flo files with the Middlebury layout (triptych.vision.flow.write_flo), "
                              "or store the flow as .npy (H, W, 2) float32")
     width, height = (int(v) for v in np.frombuffer(data, dtype="<i4", count=2, offset=4))
     if not (0 < width <= _MAX_FLO_SIDE and 0 < height <= _MAX_FLO_SIDE):
