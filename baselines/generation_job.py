@@ -40,8 +40,8 @@ import torch
 
 from triptych.atomic import atomic_write, atomic_write_text
 from triptych.benchmarks.celeb_protocol import CelebImage, Protocol
-from triptych.benchmarks.personalization import read_reference
 from triptych.errors import InputError, TriptychError
+from triptych.methods import read_reference
 
 RECORDS_DIR = ".generation/records"
 JOB_FILE = ".generation/job.json"

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
-from triptych.benchmarks.personalization import read_reference
 from triptych.errors import TriptychError
+from triptych.methods import read_reference
 from triptych.vision.face import content_key, to_uint8_rgb
 
 

@@ -59,11 +59,11 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
-from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy, read_reference
+from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_files
 from triptych.manifests import build_manifest
-from triptych.methods import Generator
+from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
 from triptych.tasks import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score

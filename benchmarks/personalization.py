@@ -24,16 +24,11 @@ from triptych.benchmarks.portrait_folders import id_slug, load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.folders import refuse_inexact, visible_entries, visible_files
 from triptych.manifests import check_folders_listed
-from triptych.media import read_rgb
-from triptych.methods import Generator
+from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
 from triptych.tasks import BenchmarkData, load_checked_manifest, MetricUse, Score
 from triptych.vision.face import EmbeddingCache, NoFaceError
-
-def read_reference(path: Path) -> torch.Tensor:
-    """A reference photo as the method convention's float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""
-    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
 
 
 def check_generated(output: Any, method: str, sample_id: str) -> torch.Tensor:

@@ -15,11 +15,10 @@ import torch
 from PIL import Image
 
 from triptych.benchmarks.celeb_protocol import id_slug
-from triptych.benchmarks.personalization import read_reference
 from triptych.benchmarks.portrait_folders import PortraitSet, load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
-from triptych.methods import Generator, build_method
+from triptych.methods import Generator, build_method, read_reference
 from triptych.metrics.face_sim import face_similarity
 from triptych.registry import registry
 from triptych.results import read_samples

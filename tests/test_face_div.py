@@ -194,7 +194,7 @@ def test_celeb_benchmark_calls_it_with_its_groups(network):
     import functools
 
     from triptych.benchmarks.celeb import SET_SAMPLE_ID, CelebImage, CelebTask
-    from triptych.benchmarks.personalization import read_reference
+    from triptych.methods import read_reference
     from triptych.metrics.face_div import face_div_lpips
     from triptych.registry import registry
     from triptych.scoring import MetricUse

@@ -47,10 +47,8 @@ FACADE = {("triptych", "triptych.api")}
 KNOWN_VIOLATIONS = {
     # item 1: warping and occlusion are flow tools, not the metric
     ("triptych.baselines.vfi", "triptych.metrics.ewarp"): "item 1 (warping and occlusion to triptych/vision/flow.py)",
-    # item 1: a method does not import the benchmarks that score it (generation job, reference photos)
+    # item 1: a method does not import the benchmark that scores it (the generation job reads its plan)
     ("triptych.baselines.generation_job", "triptych.benchmarks.celeb_protocol"): "item 1 (generation plan below)",
-    ("triptych.baselines.generation_job", "triptych.benchmarks.personalization"): "item 1 (read_reference below)",
-    ("triptych.baselines.personalization", "triptych.benchmarks.personalization"): "item 1 (read_reference below)",
     # items 1 and 4: pipeline stages that run the orchestrator or reuse the CLI's data
     ("triptych.pipelines.score_sample", "triptych.scoring"): "item 1 (scoring stages are entry points)",
     ("triptych.pipelines.score_sample", "triptych.commands.demo"): "item 4 (DEMO_RUNS out of the CLI)",

@@ -24,6 +24,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import torch
 
 from triptych.errors import InputError, TriptychError
+from triptych.media import read_rgb
 from triptych.registry import MethodSpec, registry
 from triptych.schema import check_factory_keys
 from triptych.task_list import TASK_INFO
@@ -102,6 +103,11 @@ def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, An
         raise TriptychError(f"method {spec.name!r} ({spec.callable}) does not implement {protocol.__name__}",
                             fix=f"give it the method documented in triptych.methods.{protocol.__name__}")
     return method
+
+
+def read_reference(path: Path) -> torch.Tensor:
+    """A reference photo as a ``Generator`` receives it: float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
 
 
 def check_output(output: torch.Tensor, expected_shape: tuple[int, ...], method: str, sample_id: str) -> torch.Tensor:
