@@ -4,7 +4,8 @@ Reference: MCG-NKU/E2FGVI @ 709cbe3, ``model/e2fgvi.py`` and ``model/e2fgvi_hq.p
 the blocks are in ``triptych.baselines.e2fgvi_blocks``. The released checkpoints ``E2FGVI-CVPR22.pth`` and
 ``E2FGVI-HQ-CVPR22.pth`` are plain state dicts (container key none) whose keys, order and shapes equal
 ``E2FGVI(hq).state_dict()``: 243 / 244 entries, 41,799,743 / 41,117,887 parameters including the SPyNet
-flow-completion module (protocols.md section 1; fixture key lists ``e2fgvi_keys.json`` / ``e2fgvi_hq_keys.json``).
+flow-completion module (docs/protocols/video_completion.md, "Checkpoints"; fixture key lists
+``e2fgvi_keys.json`` / ``e2fgvi_hq_keys.json``).
 
 Forward (``InpaintGenerator.forward(masked_frames, num_local_frames)``), frames in [-1, 1], holes zeroed:
 

@@ -5,7 +5,8 @@ The reference models (AMT, E2FGVI, PhotoMaker) are counted from their architectu
 times calls (``time_calls``) for every task.
 
 The thesis reports AMT's parameters, FLOPs "at 720p" and runtime "RTX 3090, 1280x720, mean of 1000 runs"
-(protocols.md section 2). Here, for one call ``interpolate(I0, I1, t)`` on a seeded random 1280x720 pair:
+(docs/protocols/frame_interpolation.md, "Runtime"). Here, for one call ``interpolate(I0, I1, t)`` on a seeded
+random 1280x720 pair:
 
 - parameters: the elements of every distinct parameter of the method's torch modules (0 for a method
   without any, e.g. the OpenCV baselines);

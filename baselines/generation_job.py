@@ -1,8 +1,8 @@
 """The personalization protocol's generation job: any ``Generator`` x (IDs x prompts x images), resumable.
 
-protocols.md section 3 / ``celeb-25id-40prompt``: 25 IDs x 40 prompts x 4 images, the reference photos
+docs/protocols/personalization.md / ``celeb-25id-40prompt``: 25 IDs x 40 prompts x 4 images, the reference photos
 supplied by the user (never released, PhotoMaker#188). Images go to ``<out>/<id_slug>/<NN>_<prompt_slug>/<k>.png``
-(conventions.md personalization layout, ``Protocol.image_path``), so the personalization benchmark scores
+(docs/conventions.md personalization layout, ``Protocol.image_path``), so the personalization benchmark scores
 ``--pred-dir <out>`` directly.
 
 Resume: every image is written atomically (``triptych.atomic``) and an image already on disk is never
@@ -19,7 +19,7 @@ encoding, denoising, decoding, and the copy of the image to the CPU), one image 
 level ``image``, unit ``s``); ``<out>/.generation/generation.json`` holds the settings, weights (sha256), seeds and the
 per-image times.
 
-The images to make are a ``celeb_protocol.Plan`` (``make_plan``), the plan of the personalization benchmark
+The images to make are a ``celeb_protocol.GenerationPlan`` (``make_plan``), the plan of the personalization benchmark
 and of ``triptych personalization init``: the same reference-folder lookup, slices and seeds. Seeds: image
 ``k`` of prompt ``p`` of identity ``i`` gets ``celeb_protocol.image_seed``, ``base + (i*P + p)*K + k`` (P prompts,
 K images per prompt of the protocol), so a slice draws the seeds of the full run, and ``triptych score
@@ -40,8 +40,8 @@ import torch
 
 from triptych.atomic import atomic_write, atomic_write_text
 from triptych.benchmarks.celeb_protocol import CelebImage, Protocol
-from triptych.benchmarks.personalization import read_reference
 from triptych.errors import InputError, TriptychError
+from triptych.methods import read_reference
 
 RECORDS_DIR = ".generation/records"
 JOB_FILE = ".generation/job.json"
@@ -100,9 +100,10 @@ class JobResult:
 def run_job(generator: Any, requests: Sequence[CelebImage], out: Path, *, method: str, method_version: str,
             protocol: Protocol, seeds: Mapping[str, Any], describe: Mapping[str, Any] | None = None,
             progress: bool = True, clock: Callable[[], float] = time.perf_counter) -> JobResult:
-    """Generate every missing image of ``requests`` (``Plan.images()``: each with the references the method
-    gets and its seed) into ``out``, then rewrite the timing table and the JSON over all images of
-    ``requests`` present; ``seeds`` is ``Plan.seeds()``. ``generator`` follows ``triptych.methods.Generator``."""
+    """Generate every missing image of ``requests`` (``GenerationPlan.images()``: each with the references
+    the method gets and its seed) into ``out``, then rewrite the timing table and the JSON over all images of
+    ``requests`` present; ``seeds`` is ``GenerationPlan.seeds()``. ``generator`` follows
+    ``triptych.methods.Generator``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     out = Path(out)

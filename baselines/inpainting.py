@@ -142,7 +142,7 @@ class Propagation:
     """Flow-guided propagation: fill each hole pixel from the nearest frame in time that sees it.
 
     1. Each frame's hole is Telea-filled first (``telea_frame``). DIS optical flow
-       (``triptych.metrics.flow.dis_flow``: preset MEDIUM on the grayscale uint8 frames) is computed
+       (``triptych.vision.flow.dis_flow``: preset MEDIUM on the grayscale uint8 frames) is computed
        between neighbouring frames of these Telea-filled frames, forward F_(t->t+1) and backward
        F_(t+1->t). The pixels under the holes are therefore never read, so the output does not depend
        on what the hole hides. DIS's flow over a Telea fill is unreliable (the fill moves with the
@@ -172,7 +172,7 @@ class Propagation:
         return self.max_distance
 
     def inpaint(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        from triptych.metrics.flow import dis_flow
+        from triptych.vision.flow import dis_flow
 
         images, holes = frames_to_uint8(frames), masks_to_holes(masks)
         count, height, width = holes.shape

@@ -20,9 +20,9 @@ from typing import Any, Sequence
 
 import torch
 
-from triptych.benchmarks.personalization import read_reference
 from triptych.errors import TriptychError
-from triptych.metrics.face import content_key, to_uint8_rgb
+from triptych.methods import read_reference
+from triptych.vision.face import content_key, to_uint8_rgb
 
 
 def _check_num_images(num_images: int) -> int:
@@ -94,7 +94,7 @@ class OtherId:
 
 def make_other_id(context: Any = None, num_images: int = 1) -> OtherId:
     """Factory for ``other_id``. ``context`` is the benchmark's portrait set: any object with
-    ``identities: dict[str, list[Path]]``, such as ``triptych.benchmarks.personalization.PortraitSet``."""
+    ``identities: dict[str, list[Path]]``, such as ``triptych.benchmarks.portrait_folders.PortraitSet``."""
     identities = getattr(context, "identities", None)
     if not isinstance(identities, dict):
         raise TriptychError("other_id needs the benchmark's portrait set (an object with .identities) as context",

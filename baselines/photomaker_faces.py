@@ -6,7 +6,7 @@ v2 scripts compute it (TencentARC/PhotoMaker @ 060b4fc: ``inference_scripts/infe
   ``scrfd_10g_bnkps.onnx`` (SCRFD-10GF with 5 landmarks; threshold 0.5, NMS 0.4) and ``glintr100.onnx``
   (ArcFace ResNet-100, Glint360K, 512-d). Weights entries ``antelopev2_scrfd_10g`` and ``antelopev2_glintr100``
   (insightface model zoo: non-commercial research use only). Both files are read by insightface's own
-  ``model_zoo`` classes (``triptych.metrics.face.insightface_model``);
+  ``model_zoo`` classes (``triptych.vision.face.insightface_model``);
 - the photo goes in as BGR uint8, ``np.array(load_image(path))[:, :, ::-1]``;
 - ``analyze_faces``: detection at 640x640, and while it finds nothing, again at 640, 576, 512, 448, 384, 320
   and 256 (``FaceAnalysis2`` sets the detection size per call);
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from triptych.metrics.face import ArcFaceBackend, NoFaceError, ScrfdDetector, to_uint8_rgb
+from triptych.vision.face import ArcFaceBackend, NoFaceError, ScrfdDetector, to_uint8_rgb
 
 ANTELOPEV2_DETECTOR = "antelopev2_scrfd_10g"
 ANTELOPEV2_RECOGNIZER = "antelopev2_glintr100"

@@ -49,7 +49,7 @@ class DISFlow:
     """A classical flow-based interpolator: DIS optical flow both ways, linear motion to time t,
     backward warping of both frames, and occlusion-aware blending.
 
-    1. Flows ``F01 = DIS(I0 -> I1)`` and ``F10 = DIS(I1 -> I0)`` with ``triptych.metrics.flow.dis_flow``
+    1. Flows ``F01 = DIS(I0 -> I1)`` and ``F10 = DIS(I1 -> I0)`` with ``triptych.vision.flow.dis_flow``
        (OpenCV DIS, preset MEDIUM, on the rounded uint8 grey frames; the E_warp ``dis`` backend).
     2. Flows from time t, under linear motion (Jiang et al., Super SloMo, CVPR 2018, eq. 4):
        ``F_t0 = -(1 - t) t F01 + t^2 F10`` and ``F_t1 = (1 - t)^2 F01 - t (1 - t) F10``.
@@ -73,7 +73,7 @@ class DISFlow:
 
     def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float = 0.5) -> torch.Tensor:
         from triptych.metrics.ewarp import forward_backward_mask, warp_backward
-        from triptych.metrics.flow import dis_flow
+        from triptych.vision.flow import dis_flow
 
         _check_pair("dis_flow", frame0, frame1, t)
         f0 = frame0.detach().to("cpu", torch.float32)

@@ -1,6 +1,6 @@
 """The sliding-window inference of E2FGVI's test protocol, for any window model of video completion.
 
-Facts (MCG-NKU/E2FGVI @ 709cbe3 ``evaluate.py`` / ``test.py``, protocols.md section 1):
+Facts (MCG-NKU/E2FGVI @ 709cbe3 ``evaluate.py`` / ``test.py``, docs/protocols/video_completion.md):
 
 - windows are centred on ``f = 0, s, 2s, ...`` (``neighbor_stride`` s = 5); window f holds the local
   frames ``max(0, f - s) .. min(T - 1, f + s)`` (up to 11) followed by the reference frames: every

@@ -1,9 +1,9 @@
 """``celeb-25id-40prompt``: the 25-ID x 40-prompt personalization protocol on the user's reference photos.
 
-protocols.md section 3: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
+docs/protocols/personalization.md: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
 (identity, prompt); the identities' photos were never released (PhotoMaker#188), so the user supplies a
 folder per identity (``--refs DIR``) and the generator's images in the personalization layout of
-conventions.md, ``<id_slug>/<NN>_<prompt_slug>/<k>.png``. The protocol file's ``id_note``: the four
+docs/conventions.md, ``<id_slug>/<NN>_<prompt_slug>/<k>.png``. The protocol file's ``id_note``: the four
 reference images per ID are both the method's inputs and the references of CLIP-I, DINO and face
 similarity; "single-image methods get one randomly chosen reference image per ID" (variant ``single-ref``,
 seeded, the choice recorded in ``run.json``).
@@ -42,7 +42,7 @@ process and generating then scoring ``--pred-dir`` see the same images; ``run.js
 Metric calls. Per-image metrics get the image (float32 (3, H, W) in [0, 1]) and, by parameter name,
 ``references`` (the ID's reference paths), ``prompt`` (the filled prompt), ``name`` (for errors) and
 ``cache`` (``EmbeddingCache``); a callable with ``**kwargs`` gets ``references``, ``name`` and ``cache``, the
-call of ``metrics/face.py``. Set metrics (level ``set``: FID, KID, face diversity) get, by name,
+call of ``triptych/vision/face.py``. Set metrics (level ``set``: FID, KID, face diversity) get, by name,
 ``generated`` (every generated image, in sample order), ``real`` and ``references`` (every reference path of
 the scored IDs: the real set), ``groups`` (``<id_slug>/<NN>_<prompt_slug>`` -> that folder's images) and ``name``;
 their one row has ``sample_id`` ``"."`` (the whole set).
@@ -59,15 +59,15 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
-from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy, read_reference
+from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_files
 from triptych.manifests import build_manifest
-from triptych.methods import Generator
-from triptych.metrics.face import EmbeddingCache
+from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
-from triptych.scoring import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
+from triptych.tasks import SET_SAMPLE_ID, BenchmarkData, MetricUse, Score
+from triptych.vision.face import EmbeddingCache
 
 PROMPT_FILES = ("prompts.csv", "prompts.json")  # written by ``triptych personalization init``; not images
 # Embeddings keyed by encoder and pixels (exactly what recomputing gives), shared by every run in a process:
@@ -142,7 +142,7 @@ class LazyImages(Sequence[torch.Tensor]):
 
 
 class CelebTask:
-    """The task module of ``celeb-25id-40prompt`` (see ``triptych.scoring.TaskModule``)."""
+    """The task module of ``celeb-25id-40prompt`` (see ``triptych.tasks.TaskModule``)."""
 
     def __init__(self, layout: set[str], no_face: str) -> None:
         self.layout = layout

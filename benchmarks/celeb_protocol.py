@@ -1,10 +1,10 @@
 """The 25-ID x 40-prompt personalization protocol (``celeb-25id-40prompt``) as data.
 
-protocols.md section 3: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
+docs/protocols/personalization.md: PhotoMaker's evaluation pairs 25 identities with 40 prompts and 4 images per
 (identity, prompt); its images were never released, so a user generates them. The protocol file ships
 inside the package (``benchmarks/data/personalization_celeb.json``, a copy of the shared protocol), and
 this module is the one place that turns it into generation requests and into the ``--pred-dir`` layout
-of conventions.md: ``<id_slug>/<NN>_<prompt_slug>/<k>.png``, ``NN`` the prompt's index in file order.
+of docs/conventions.md: ``<id_slug>/<NN>_<prompt_slug>/<k>.png``, ``NN`` the prompt's index in file order.
 
 It is shared by the benchmark (``benchmarks/celeb.py``), ``triptych generate`` (``baselines/generation_job.py``)
 and ``triptych personalization init``, so the three read reference folders, slice the protocol and seed each
@@ -31,29 +31,18 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from triptych.benchmarks.portrait_folders import CLASS_WORDS, PortraitSet, id_slug, split_class_word
 from triptych.errors import InputError
 from triptych.folders import visible_entries
 from triptych.media import IMAGE_SUFFIXES
-
-if TYPE_CHECKING:
-    from triptych.benchmarks.personalization import PortraitSet
 
 CLASS_WORDS_FILE = "class_words.csv"
 # How each selection parameter is spelled where the user gives it (named in error messages).
 PARAM_OPTIONS = {"ids": "--param ids", "prompts": "--param prompts", "images_per_prompt": "--param images_per_prompt",
                  "seed": "--param seed"}
 CLI_OPTIONS = {"ids": "--ids", "prompts": "--prompts", "images_per_prompt": "--images-per-prompt", "seed": "--seed"}
-
-
-def id_slug(name: str) -> str:
-    """conventions.md: the name in lower case, every run of non-alphanumerics replaced by ``_``.
-
-    >>> id_slug("Alan Turing (young)")
-    'alan_turing_young_'
-    """
-    return re.sub(r"[^0-9a-z]+", "_", name.lower())
 
 
 def prompt_slug(prompt: str) -> str:
@@ -97,7 +86,7 @@ class Protocol:
         return prompt.template.replace(self.placeholder, class_word)
 
     def image_path(self, id_name: str, prompt: Prompt, k: int) -> str:
-        """The relative POSIX path of generated image ``k`` (conventions.md personalization layout)."""
+        """The relative POSIX path of generated image ``k`` (docs/conventions.md personalization layout)."""
         if not 0 <= k < self.images_per_prompt:
             raise ValueError(f"image index {k} outside 0..{self.images_per_prompt - 1}")
         return f"{id_slug(id_name)}/{prompt.folder}/{k}.png"
@@ -164,8 +153,6 @@ def read_class_words(root: Path) -> dict[str, str]:
 
 def identify(folder: str, protocol: Protocol, listed: dict[str, str], where: Path) -> tuple[str, str]:
     """A reference folder's (identity name, class word); the module docstring gives the order of sources."""
-    from triptych.benchmarks.personalization import CLASS_WORDS, split_class_word
-
     by_slug = {id_slug(i): i for i in protocol.ids}
     if folder in listed:
         return by_slug.get(id_slug(folder), folder), listed[folder]
@@ -191,8 +178,6 @@ def identify(folder: str, protocol: Protocol, listed: dict[str, str], where: Pat
 def load_references(root: str | Path, protocol: Protocol) -> PortraitSet:
     """Every identity folder under ``root`` with its images (non-hidden PNG/JPEG, sorted by name) and class
     word; errors name the folder."""
-    from triptych.benchmarks.personalization import PortraitSet
-
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"--refs {root}: no such folder",
@@ -354,7 +339,7 @@ class CelebImage:
     k: int
     given: tuple[Path, ...]  # what the method gets
     references: tuple[Path, ...]  # what the identity metrics compare with
-    seed: int = 0  # image_seed(...); Plan.images always sets it
+    seed: int = 0  # image_seed(...); GenerationPlan.images always sets it
 
     @property
     def group(self) -> str:
@@ -366,7 +351,7 @@ class CelebImage:
 
 
 @dataclass(frozen=True)
-class Plan:
+class GenerationPlan:
     """The selection of a run: protocol, identities with class words, prompts, images per prompt, base seed."""
 
     protocol: Protocol
@@ -394,7 +379,7 @@ class Plan:
 
 
 def make_plan(params: Mapping[str, Any], protocol: Protocol | None = None,
-              options: Mapping[str, str] = PARAM_OPTIONS) -> tuple[Plan, PortraitSet | None]:
+              options: Mapping[str, str] = PARAM_OPTIONS) -> tuple[GenerationPlan, PortraitSet | None]:
     """The run's selection from ``refs``, ``ids``, ``prompts``, ``images_per_prompt``, ``given`` (``all`` or
     ``one``) and ``seed`` (the base seed, and the ``single-ref`` pick); ``refs`` None plans the protocol's own
     IDs without references. ``options`` names the parameters in errors (benchmark ``--param`` or CLI flags)."""
@@ -413,7 +398,7 @@ def make_plan(params: Mapping[str, Any], protocol: Protocol | None = None,
         given = {i: (single_reference(paths, seed, i),) for i, paths in references.items()}
     else:
         given = dict(references)
-    plan = Plan(protocol, tuple(ids), {i: words[i] for i in ids},
+    plan = GenerationPlan(protocol, tuple(ids), {i: words[i] for i in ids},
                 select_prompts(protocol, params.get("prompts", "all"), options["prompts"]),
                 images_per_prompt(protocol, protocol.images_per_prompt if params.get("images_per_prompt") is None
                                   else params["images_per_prompt"], options["images_per_prompt"]),

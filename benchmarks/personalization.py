@@ -2,8 +2,8 @@
 
 A portrait set is one folder per identity, ``<root>/<name>_<classword>/``, holding that identity's
 reference photos (JPEG or PNG). The class word is the folder suffix, as the sample portraits have it
-(conventions.md, ``--pred-dir`` layouts). The published protocol's IDs and images were never released
-(PhotoMaker#188), so users supply the reference images (protocols.md section 3).
+(docs/conventions.md, ``--pred-dir`` layouts). The published protocol's IDs and images were never released
+(PhotoMaker#188), so users supply the reference images (docs/protocols/personalization.md).
 
 Both personalization benchmarks take the variant parameter ``no_face`` (``no_face_policy``): ``zero`` scores
 a generated image without a detected face 0 on face metrics, names it on stderr and flags it (``run.json``:
@@ -20,79 +20,15 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from triptych.benchmarks.celeb_protocol import id_slug
+from triptych.benchmarks.portrait_folders import id_slug, load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.folders import refuse_inexact, visible_entries, visible_files
 from triptych.manifests import check_folders_listed
-from triptych.media import IMAGE_SUFFIXES, read_rgb
-from triptych.methods import Generator
-from triptych.metrics.face import EmbeddingCache, NoFaceError
+from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
-from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score
-
-# The class words a folder suffix may carry (thesis 5.2.3: "man, woman, boy, girl, ..."). A closed list,
-# so a folder like ``alan_turing`` fails loudly instead of getting the class word "turing".
-CLASS_WORDS = ("man", "woman", "boy", "girl", "person", "child", "kid", "baby", "lady", "gentleman")
-
-
-@dataclass(frozen=True)
-class PortraitSet:
-    """Reference photos per identity name, with each identity's class word.
-
-    ``identities`` maps a name to its image paths, sorted. ``class_words`` maps the same names to their
-    class words.
-    """
-
-    root: Path
-    identities: dict[str, list[Path]]
-    class_words: dict[str, str]
-
-
-def split_class_word(folder: str) -> tuple[str, str]:
-    """``newton_man`` -> ``("newton", "man")``. The last ``_`` separates the class word."""
-    name, sep, word = folder.rpartition("_")
-    if not sep or not name or word.lower() not in CLASS_WORDS:
-        raise InputError(
-            f"portrait folder {folder!r} has no class-word suffix (expected <name>_<classword>, with the "
-            f"class word one of {', '.join(CLASS_WORDS)})",
-            fix=f"rename it, e.g. {folder.rstrip('_')}_man or {folder.rstrip('_')}_woman",
-        )
-    return name, word.lower()
-
-
-def load_portraits(root: str | Path) -> PortraitSet:
-    """Read ``<root>/<name>_<classword>/*.{jpg,jpeg,png}``. Hidden entries and loose files are ignored.
-
-    Errors name the folder: a missing root, a root without identity folders, a folder without a
-    class-word suffix, a folder without images, two folders with the same name.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: portrait folder not found", fix="point at a folder of <name>_<classword>/ folders")
-    identities: dict[str, list[Path]] = {}
-    class_words: dict[str, str] = {}
-    folders = [p for p in visible_entries(root) if p.is_dir()]
-    if not folders:
-        raise InputError(f"{root}: no identity folders found",
-                         fix="put each identity's reference photos in <root>/<name>_<classword>/")
-    for folder in folders:
-        name, word = split_class_word(folder.name)
-        if name in identities:
-            raise InputError(f"{folder}: identity {name!r} is declared by two folders",
-                             fix="keep one folder per identity")
-        images = [p for p in visible_entries(folder) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-        if not images:
-            raise InputError(f"{folder}: no JPEG or PNG reference images",
-                             fix="add the identity's reference photos, or remove the empty folder")
-        identities[name] = images
-        class_words[name] = word
-    return PortraitSet(root, identities, class_words)
-
-
-def read_reference(path: Path) -> torch.Tensor:
-    """A reference photo as the method convention's float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""
-    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
+from triptych.tasks import BenchmarkData, load_checked_manifest, MetricUse, Score
+from triptych.vision.face import EmbeddingCache, NoFaceError
 
 
 def check_generated(output: Any, method: str, sample_id: str) -> torch.Tensor:
@@ -173,7 +109,7 @@ def load_portrait_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str,
 
 
 class LeaveOneOutTask:
-    """The task module of the leave-one-out portrait protocol (see ``triptych.scoring.TaskModule``)."""
+    """The task module of the leave-one-out portrait protocol (see ``triptych.tasks.TaskModule``)."""
 
     def __init__(self, no_face: str) -> None:
         self.no_face = no_face

@@ -1,6 +1,6 @@
 """Frame interpolation benchmarks: the frame at time t between two inputs, held out and scored.
 
-Scoring follows AMT @ 70f988f ``benchmarks/*.py`` (protocols.md section 2): frames read as RGB
+Scoring follows AMT @ 70f988f ``benchmarks/*.py`` (docs/protocols/frame_interpolation.md): frames read as RGB
 uint8 / 255, the method's float output passed to the metrics without rounding, PSNR and SSIM per
 triplet, the dataset figure the mean over triplets. Each triplet carries its time ``t`` (0.5 for the
 2x sets, k / 8 for the x8 sets), which the method receives.
@@ -32,7 +32,7 @@ from triptych.media import Pair, check_same_size, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
 from triptych.schema import loader_schema
-from triptych.scoring import BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
+from triptych.tasks import BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
 
 PAD_MODES = (None, "replicate")
 PREDICTION_SUFFIXES = (".png", ".npy")
@@ -186,7 +186,7 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class FrameInterpolation:
-    """The task module of frame interpolation (see ``triptych.scoring.TaskModule``)."""
+    """The task module of frame interpolation (see ``triptych.tasks.TaskModule``)."""
 
     prepare: FramePreparation = field(default_factory=FramePreparation)
 

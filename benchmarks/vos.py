@@ -1,7 +1,7 @@
 """Video completion benchmarks (DAVIS / YouTube-VOS protocol) on folders of frames and masks.
 
 The ``e2fgvi`` benchmark variant follows E2FGVI @ 709cbe3 ``core/dataset.py`` and ``evaluate.py``
-(protocols.md section 1): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
+(docs/protocols/video_completion.md): frames resized to 432x240 with PIL's default (bicubic) filter; masks resized
 NEAREST, thresholded > 0 and dilated with a 3x3 cross for 4 iterations; the prediction truncated to
 uint8 and composited ``pred * mask + gt * (1 - mask)``; PSNR / SSIM per frame, E_warp per video, VFID
 over the set of videos (each video one I3D clip of its composited frames, as ``evaluate.py`` feeds it).
@@ -34,8 +34,7 @@ from triptych.media import IMAGE_SUFFIXES, read_mask, read_prediction, read_rgb
 from triptych.methods import check_output
 from triptych.registry import BenchmarkSpec
 from triptych.schema import Schema, loader_schema
-from triptych.scoring import (SET_SAMPLE_ID, BenchmarkData, load_checked_manifest, MetricUse, Score,
-                              subset_requested)
+from triptych.tasks import SET_SAMPLE_ID, BenchmarkData, load_checked_manifest, MetricUse, Score, subset_requested
 
 PREDICTION_SUFFIXES = (".png", ".jpg")
 VIDEO_LAYOUT = Schema("video layout", ("frames", "masks"))
@@ -163,7 +162,7 @@ def load_standardized(spec: BenchmarkSpec, variant: str, params: dict[str, Any],
 
 
 class VideoCompletion:
-    """The task module of video completion (see ``triptych.scoring.TaskModule``).
+    """The task module of video completion (see ``triptych.tasks.TaskModule``).
 
     Scoring streams: ``measure`` holds one frame, its mask and its prediction at a time, so a
     prediction folder of any length is scored in bounded memory. Only ``predict`` holds the whole

@@ -24,7 +24,8 @@ import triptych
 from triptych.atomic import atomic_write, atomic_write_text, write_error
 from triptych.errors import TriptychError
 from triptych.leaderboard import plots
-from triptych.leaderboard.sitedata import TABLE_COLUMNS, TASK_TITLES, BenchmarkData, SiteData, load_site_data, slug
+from triptych.leaderboard.sitedata import TABLE_COLUMNS, BenchmarkPage, SiteData, load_site_data, slug
+from triptych.task_list import TASK_TITLES
 from triptych.published import subset_label
 from triptych.results import json_safe
 
@@ -111,7 +112,7 @@ def _spec_json(spec: dict[str, Any]) -> str:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts: NaN -> None, inf -> "inf" (conventions.md), numpy scalars -> Python."""
+    """Rows as JSON-ready dicts: NaN -> None, inf -> "inf" (docs/conventions.md), numpy scalars -> Python."""
     out = []
     for record in frame.to_dict("records"):
         clean = {}
@@ -162,7 +163,7 @@ def _provenance(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _benchmark_plots(bench: BenchmarkData) -> list[dict[str, Any]]:
+def _benchmark_plots(bench: BenchmarkPage) -> list[dict[str, Any]]:
     """Per-metric drill-down plots of a benchmark's reproduced runs (none when nothing was reproduced)."""
     out: list[dict[str, Any]] = []
     samples = bench.samples

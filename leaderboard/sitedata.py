@@ -24,7 +24,8 @@ import pandas as pd
 
 from triptych.leaderboard.table import ablation_rows, leaderboard_rows, with_rank_intervals
 from triptych.published import table_reason
-from triptych.registry import TASKS, registry
+from triptych.registry import registry
+from triptych.task_list import TASK_TITLES, TASKS
 from triptych.results import current_runs, read_samples
 
 PAIR_KEYS = ["benchmark", "split", "metric", "metric_variant"]  # then the pairing rule (triptych.published)
@@ -33,8 +34,6 @@ TABLE_COLUMNS = ["task", "benchmark", "split", "method", "method_version", "metr
                  "metric_version", "unit", "direction", "reported", "reproduced", "ci_low", "ci_high", "ci_level",
                  "ci_unit", "ci_units", "rank", "n", "difference", "tolerance", "within_tolerance", "reported_table",
                  "published_method", "subset", "pairing", "note", "run_id"]
-TASK_TITLES = {"video_inpainting": "Video completion (inpainting)", "frame_interpolation": "Frame interpolation",
-               "personalization": "Identity-preserving personalization"}
 # Runtime figures are shown in ms/frame whatever unit the table printed them in.
 _TIME_TO_MS = {"ms/frame": 1.0, "s/frame": 1000.0}
 
@@ -53,7 +52,7 @@ def _num(value: Any) -> float | None:
 
 
 @dataclass
-class BenchmarkData:
+class BenchmarkPage:
     """One benchmark page: its merged table, its runs and its per-sample rows."""
 
     task: str
@@ -75,7 +74,7 @@ class SiteData:
     results: Path
     rows: pd.DataFrame
     runs: list[dict[str, Any]]
-    benchmarks: list[BenchmarkData] = field(default_factory=list)
+    benchmarks: list[BenchmarkPage] = field(default_factory=list)
     efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
     efficiency_figures: pd.DataFrame = field(default_factory=pd.DataFrame)
     ablations: pd.DataFrame = field(default_factory=pd.DataFrame)  # published only, never paired
@@ -85,7 +84,7 @@ class SiteData:
                    | set(self.ablations.get("task", [])))
         return [t for t in TASKS if t in present]
 
-    def for_task(self, task: str) -> list[BenchmarkData]:
+    def for_task(self, task: str) -> list[BenchmarkPage]:
         return [b for b in self.benchmarks if b.task == task]
 
     def all_tables(self) -> pd.DataFrame:
@@ -264,6 +263,6 @@ def load_site_data(results: str | Path) -> SiteData:
                 bench_samples["group"] = [p[0] for p in parts]
                 bench_samples["item"] = [p[1] for p in parts]
             run_ids = sorted(set(table["run_id"]) - {""})
-            site.benchmarks.append(BenchmarkData(task, benchmark, f"{task}-{slug(benchmark)}.html", table,
+            site.benchmarks.append(BenchmarkPage(task, benchmark, f"{task}-{slug(benchmark)}.html", table,
                                                  bench_samples, run_ids))
     return site

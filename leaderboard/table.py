@@ -11,10 +11,8 @@ import pandas as pd
 from triptych.leaderboard.reported import load_ablations, load_reported
 from triptych.published import run_pairing, subset_label
 from triptych.results import current_runs, read_samples
+from triptych.task_list import REFERENCE_METHODS
 
-# The published systems whose rows are shown by default next to reproduced ones.
-REFERENCE_METHODS = {"video_inpainting": ("E2FGVI",), "frame_interpolation": ("AMT-S", "AMT-L", "AMT-G"),
-                     "personalization": ("PhotoMaker",)}
 KEYS = ["task", "benchmark", "split", "benchmark_variant", "method", "method_version", "metric", "metric_variant",
         "metric_version", "unit"]
 

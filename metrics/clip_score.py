@@ -1,4 +1,5 @@
-"""CLIP-T and CLIP-I (protocols.md section 3, the DreamBooth convention), with OpenAI CLIP through open_clip.
+"""CLIP-T and CLIP-I (docs/protocols/personalization.md, "Metrics": the DreamBooth convention), with OpenAI
+CLIP through open_clip.
 
 - CLIP-T: cosine(text embedding of the prompt with the class word, image embedding). The prompt is taken
   as given: the caller puts the class word in (``a photo of a man ...``), as the protocol's prompts do.
@@ -21,7 +22,7 @@ Normalize with the OpenAI mean (0.48145466, 0.4578275, 0.40821073) and std (0.26
 0.27577711). Text: open_clip's tokenizer for the model (OpenAI BPE, 77 tokens, truncated). Embeddings are
 ``encode_image`` / ``encode_text`` outputs, L2-normalised; cosines are taken in float64.
 
-Images are anything ``triptych.metrics.face.load_image`` accepts (a path, uint8 HWC, float CHW in [0, 1]).
+Images are anything ``triptych.vision.face.load_image`` accepts (a path, uint8 HWC, float CHW in [0, 1]).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import torch
 from PIL import Image
 
 from triptych.errors import TriptychError
-from triptych.metrics.face import EmbeddingCache, ImageLike, load_image
+from triptych.vision.face import EmbeddingCache, ImageLike, load_image
 
 # weights-registry entry -> (open_clip model name, open_clip pretrained tag)
 CLIP_MODELS: dict[str, tuple[str, str]] = {

@@ -1,4 +1,4 @@
-"""DINO similarity (protocols.md section 3, the DreamBooth convention): mean cosine of the self-supervised
+"""DINO similarity (docs/protocols/personalization.md, the DreamBooth convention): mean cosine of the self-supervised
 ViT CLS embeddings of the generated image and of each reference image. Raw cosine in [-1, 1] (the thesis
 prints x100, applied when reported rows are loaded).
 
@@ -17,7 +17,7 @@ Variants (``metrics/specs/personalization.yaml``), each with its own pinned enco
 
 Preprocessing (both): DINO's evaluation transform (``eval_linear.py``): PIL bicubic resize of the shorter
 side to 256, centre crop 224, ToTensor, Normalize with the ImageNet mean (0.485, 0.456, 0.406) and std
-(0.229, 0.224, 0.225). Images are anything ``triptych.metrics.face.load_image`` accepts.
+(0.229, 0.224, 0.225). Images are anything ``triptych.vision.face.load_image`` accepts.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from triptych.errors import TriptychError
-from triptych.metrics.face import EmbeddingCache, ImageLike, load_image
+from triptych.vision.face import EmbeddingCache, ImageLike, load_image
 
 # weights-registry entry -> timm architecture
 DINO_MODELS: dict[str, str] = {

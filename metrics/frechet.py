@@ -1,8 +1,8 @@
 """Fréchet distance between two sets of feature vectors: the reference formula and an exact low-rank one.
 
 ``frechet_distance_reference`` reproduces E2FGVI @ 709cbe3 ``core/metrics.py`` ``calculate_vfid`` ->
-``calculate_frechet_distance`` (the pytorch-fid formula), as ``shared/fixtures/inpainting/README.md``
-("VFID") documents it:
+``calculate_frechet_distance`` (the pytorch-fid formula), as docs/protocols/video_completion.md
+("VFID") states it:
 
 - means ``np.mean(features, axis=0)`` keep the features' dtype (float32), and so does ``diff = m1 - m2``;
 - covariances ``np.cov(features, rowvar=False)``: float64, ddof = 1;
@@ -70,7 +70,7 @@ class FrechetResult:
     max_abs_imag_diag: float  # largest |imag| on the reference covmean's diagonal (0 for a real result)
 
     def extras(self) -> dict[str, Any]:
-        """The fields for a result's ``extras`` (covariance ranks included, as conventions.md asks)."""
+        """The fields for a result's ``extras`` (covariance ranks included, as docs/conventions.md asks)."""
         return asdict(self)
 
 

@@ -1,10 +1,10 @@
 """I3D (InceptionI3d, 400 classes) as E2FGVI's VFID uses it, and its one feature: Mixed_5c averaged.
 
-protocols.md section 1 (VFID) and ``shared/fixtures/inpainting/README.md`` ("I3D features"), facts read
-from MCG-NKU/E2FGVI @ 709cbe3 : ``core/metrics.py`` (a cleaned copy of piergiaj/pytorch-i3d):
+docs/protocols/video_completion.md ("VFID"), facts read from MCG-NKU/E2FGVI @ 709cbe3 : ``core/metrics.py``
+(a cleaned copy of piergiaj/pytorch-i3d):
 
 - the network is ``InceptionI3d(400, in_channels=3, final_endpoint='Logits')``; its state dict (keys,
-  shapes, order: ``logits`` first) equals ``shared/fixtures/inpainting/i3d_keys.json``, so the released
+  shapes, order: ``logits`` first) equals the golden fixture's ``i3d_keys.json``, so the released
   ``i3d_rgb_imagenet.pt`` loads with ``strict=True``;
 - every conv and max pool pads TF-"SAME" at run time: ``pad = max(k - s, 0)`` if ``size % s == 0`` else
   ``max(k - size % s, 0)``, the front gets ``pad // 2``; the padding is zeros, before max pools too;

@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from triptych.errors import TriptychError
-from triptych.metrics.face import ImageLike, load_image
+from triptych.vision.face import ImageLike, load_image
 
 REWARD_MEAN = 0.16717362830052426
 REWARD_STD = 1.0333394966054072

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from triptych.errors import InputError
-from triptych.metrics.face import ImageLike
 from triptych.metrics.fid import FidNetwork, SetResult, fid_network, inception_features
 from triptych.metrics.frechet import as_feature_matrix
+from triptych.vision.face import ImageLike
 
 SUBSETS = 100
 SUBSET_SIZE = 1000

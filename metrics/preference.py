@@ -40,7 +40,7 @@ from PIL import Image
 
 from triptych.errors import TriptychError
 from triptych.metrics.clip_score import ClipEncoder, build_clip, text_image_cosine, unit_embedding
-from triptych.metrics.face import EmbeddingCache, ImageLike
+from triptych.vision.face import EmbeddingCache, ImageLike
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -29,7 +29,7 @@ def psnr_from_mse(mse: float, peak: float) -> float:
 def psnr_e2fgvi(pred: np.ndarray, gt: np.ndarray) -> float:
     """E2FGVI ``core/metrics.py: calculate_psnr``: both frames cast to float64 on the [0, 255] scale, no
     clipping or rounding, ``20 log10(255 / sqrt(mse))`` over the whole frame and all 3 channels; inf if
-    mse is 0. (E2FGVI @ 709cbe3; protocols.md section 1.)
+    mse is 0. (E2FGVI @ 709cbe3; docs/protocols/video_completion.md.)
 
     >>> gt = np.zeros((2, 2, 3), np.uint8); pred = gt.copy(); pred[0, 0, 0] = 12
     >>> round(psnr_e2fgvi(pred, gt), 4)
@@ -42,7 +42,7 @@ def psnr_amt(pred: np.ndarray, gt: np.ndarray) -> float:
     """AMT ``metrics/psnr_ssim.py: calculate_psnr``: float32 in [0, 1] (uint8 / 255), prediction clamped
     to [0, 1] as the model's forward does, NOT rounded to uint8; ``-10 log10(mean((pred - gt)^2))``.
     The difference is taken in float32 as the reference does; its mean is accumulated in float64
-    (the two differ by < 2e-6 dB on the fixtures). (AMT @ 70f988f; protocols.md section 2.)
+    (the two differ by < 2e-6 dB on the fixtures). (AMT @ 70f988f; docs/protocols/frame_interpolation.md.)
     """
     p = np.clip(to_unit_float32(pred), 0.0, 1.0)
     return psnr_from_mse(mean_squared_error(p, to_unit_float32(gt)), 1.0)
@@ -66,7 +66,7 @@ def psnr_uint8(pred: np.ndarray, gt: np.ndarray) -> float:
     """EMA-VFI @ a42a2b8 / VFIMamba @ 9e6afab ``benchmark/Xiph.py``: the prediction is clamped and rounded
     to uint8 (``quantize_uint8``), then ``skimage.metrics.peak_signal_noise_ratio(image_true=gt,
     image_test=pred, data_range=255)``: both cast to float64, ``10 log10(255^2 / mse)``; inf if mse is 0.
-    Not comparable with ``amt`` (protocols.md section 2: "EMA-VFI / VFIMamba on Xiph round the
+    Not comparable with ``amt`` (docs/protocols/frame_interpolation.md: "EMA-VFI / VFIMamba on Xiph round the
     prediction to uint8").
     """
     return psnr_from_mse(mean_squared_error(quantize_uint8(pred).astype(np.float64),

@@ -223,8 +223,8 @@ def _frame_tensor(frame: np.ndarray, name: str) -> torch.Tensor:
 
 def pwc_flow(model: PWCNet, frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
     """PWC-Net flow F_(a->b) of two uint8 RGB frames: float32 (H, W, 2), channel 0 = dx (conventions of
-    ``triptych.metrics.flow``)."""
-    from triptych.metrics.flow import check_flow
+    ``triptych.vision.flow``)."""
+    from triptych.vision.flow import check_flow
 
     if frame_a.shape != frame_b.shape:
         raise InputError(f"PWC-Net flow of frames of different sizes {frame_a.shape} and {frame_b.shape}",

@@ -140,7 +140,7 @@ def ssim_matlab3d(pred: np.ndarray, gt: np.ndarray) -> float:
     prediction clamped to [0, 1]; the RGB axis is a depth axis of a 3-D Gaussian window (size 11,
     sigma 1.5) with 5-px replicate padding on colour, H and W; sigma via E[x^2] - mu^2; L = 1 (the
     reference infers L from the prediction, which is 1 for inputs in [0, 1]); C1 = (0.01 L)^2,
-    C2 = (0.03 L)^2; the mean over the full map. (AMT @ 70f988f; protocols.md section 2.)
+    C2 = (0.03 L)^2; the mean over the full map. (AMT @ 70f988f; docs/protocols/frame_interpolation.md.)
     """
     x = torch.from_numpy(np.clip(to_unit_float32(pred), 0.0, 1.0)).permute(2, 0, 1)[None, None]
     y = torch.from_numpy(to_unit_float32(gt)).permute(2, 0, 1)[None, None]

@@ -21,7 +21,7 @@ the mean per video, then over videos.
   flows and reads frames through a yuv420p round trip. Variant ``pwcnet`` takes its flows from the
   checkpoint-compatible port ``triptych.metrics.pwcnet`` (registered weights ``pwcnet_default``; uint8 RGB
   / 255, float predictions rounded to uint8 for the flow only) on the RGB frames as given; variant
-  ``dis`` uses OpenCV DIS flows (``triptych.metrics.flow.dis_flow``, float predictions rounded to uint8
+  ``dis`` uses OpenCV DIS flows (``triptych.vision.flow.dis_flow``, float predictions rounded to uint8
   for the flow only) on the RGB frames as given. Where the two flows agree exactly the weights are
   undefined (the reference divides by 0); the value is then 0 if the LPIPS maps are all 0 (identical
   frames), else an error.
@@ -149,7 +149,7 @@ def flolpips(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
              net: str = "alex", trunk: Path | None = None) -> list[float]:
     """Metric ``flolpips`` with the registered LPIPS weights (``trunk``: a user's trunk file instead) and
     the named flow backend: ``dis`` (OpenCV DIS) or ``pwcnet`` (the registered PWC-Net, ``metrics/pwcnet.py``)."""
-    from triptych.metrics.flow import dis_flow
+    from triptych.vision.flow import dis_flow
     from triptych.metrics.pwcnet import pwc_flow_function
 
     backends = {"dis": lambda: dis_flow, "pwcnet": pwc_flow_function}

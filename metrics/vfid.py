@@ -1,6 +1,6 @@
 """VFID: the Fréchet distance between the I3D features of the ground-truth and the predicted videos.
 
-protocols.md section 1 and ``shared/fixtures/inpainting/README.md`` (E2FGVI @ 709cbe3 ``core/metrics.py``
+docs/protocols/video_completion.md ("VFID"; E2FGVI @ 709cbe3 ``core/metrics.py``
 ``calculate_i3d_activations`` -> ``calculate_vfid``): each video (or clip) is fed whole to the I3D as
 (1, 3, T, H, W) in [0, 1]; its feature is Mixed_5c averaged over T, H, W (``metrics/i3d.py``); VFID is the
 Fréchet distance of the set of ground-truth features (real) and the set of predicted ones (fake)

@@ -1,6 +1,6 @@
 """DVC stage ``id_caption``: one caption per kept image, holding a class word.
 
-protocols.md section 3, step 5: BLIP-2 captions, re-sampled (stochastic mode) until a class word
+docs/protocols/personalization.md step 5: BLIP-2 captions, re-sampled (stochastic mode) until a class word
 (man, woman, boy, girl, ...) appears. Backends (``--backend``):
 
 - ``light``: a template captioner: ``--template`` filled with the identity's class word from its folder

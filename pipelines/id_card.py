@@ -134,7 +134,8 @@ def card_text(table: Table, counts: list[tuple[str, int]], words: Counter, plot_
     lines = ["# ID dataset card", "",
              f"{len(kept)} of {len(table.records)} collected images kept, {len({r['identity'] for r in kept})} of "
              f"{len(identities)} identities. Built by the DVC pipeline `id_collect` -> ... -> `id_card` "
-             "(protocols.md section 3); one row per collected image, with the stage and reason of every drop, "
+             "(docs/protocols/personalization.md); one row per collected image, with the stage and reason of "
+             "every drop, "
              f"in `{parquet}`.", "", f"![counts and class words]({plot_name})", "",
              "## Images after each stage", "", "| stage | images |", "|---|---|"]
     lines += [f"| {stage} | {n} |" for stage, n in counts]

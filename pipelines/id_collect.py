@@ -1,8 +1,8 @@
 """DVC stage ``id_collect``: one folder per identity -> the first table of the ID dataset.
 
-protocols.md section 3, step 1: ~100 images per name; drop images whose short side is under 512 px
+docs/protocols/personalization.md step 1: ~100 images per name; drop images whose short side is under 512 px
 (``--min-short-side``). Folders follow the portrait-set layout ``<root>/<name>_<classword>/`` (read by
-``triptych.benchmarks.personalization.load_portraits``); the class word of the folder suffix is kept as
+``triptych.benchmarks.portrait_folders.load_portraits``); the class word of the folder suffix is kept as
 ``folder_class_word``. Each image's sha256 is computed here: it is the key of every later stage's cache.
 Images that ``triptych.media.read_rgb`` refuses (not 8-bit RGB, EXIF-rotated, content not matching the
 suffix, corrupt) are dropped with its reason: the later stages read images with it. This stage is not
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from triptych.benchmarks.celeb_protocol import id_slug, load_protocol
-from triptych.benchmarks.personalization import load_portraits
+from triptych.benchmarks.portrait_folders import load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.manifests import sha256_file
 from triptych.media import read_rgb

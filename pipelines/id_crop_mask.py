@@ -1,6 +1,6 @@
 """DVC stage ``id_crop_mask``: a square crop around the face and a person mask inside it.
 
-protocols.md section 3, step 4: crop a larger square around the face so that the face covers more than
+docs/protocols/personalization.md step 4: crop a larger square around the face so that the face covers more than
 10% of the crop (``--min-face-fraction``); take person masks (Mask2Former panoptic 'person' in the
 heavy backend); keep the mask that overlaps the face box most; drop images without a mask or without
 overlap. The crop side is ``--crop-scale`` x the face box's longer side (3 gives ~11% coverage), clipped

@@ -1,13 +1,13 @@
 """DVC stage ``id_detect``: face boxes and 5 landmarks of every kept image.
 
-protocols.md section 3, step 2: detect faces (RetinaFace in the thesis); drop boxes smaller than
+docs/protocols/personalization.md step 2: detect faces (RetinaFace in the thesis); drop boxes smaller than
 256x256 (``--min-face-size``: a box is kept when its width and height both reach it); drop images
 without a valid box. Detection is cached per image content; the size and score thresholds are applied
 after the cache, so changing them never re-detects.
 
 Backends (``--backend``):
 
-- ``light``: ``triptych.metrics.face``'s dlib backend (HOG detector, the one face similarity uses, with
+- ``light``: ``triptych.vision.face``'s dlib backend (HOG detector, the one face similarity uses, with
   its 5-point shape-predictor landmarks).
 - ``retinaface`` (or ``heavy``): the RetinaFace port (``triptych.vision.retinaface``, docs/retinaface.md)
   with the registered ``--backbone`` checkpoint, run at the image's own size as the reference recipe does
@@ -21,10 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from triptych.media import read_rgb
-from triptych.metrics.face import FaceDetector, dlib_backend, face_detector
 from triptych.pipelines.id_table import (Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
 from triptych.pipelines.stage_io import choose_backend, once_per_process, parse_stage_args, run_stage, timed
+from triptych.vision.face import FaceDetector, dlib_backend, face_detector
 
 STAGE = "id_detect"
 VERSION = 2  # 2: landmarks from dlib's 5-point shape predictor
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         table: Table = load_previous(args.out, STAGE)
         if backend == "light":
             cache = stage_cache(args, STAGE, VERSION, detector="dlib-hog", upsample=1)
-            label = "light: dlib HOG (triptych.metrics.face, variant dlib)"
+            label = "light: dlib HOG (triptych.vision.face, variant dlib)"
             weights = [{k: w[k] for k in ("name", "sha256")} for w in dlib_backend().weights]
         else:
             from triptych import weights as registry

@@ -1,6 +1,6 @@
 """The ID-dataset pipeline's running table: one record per collected image, carried from stage to stage.
 
-protocols.md section 3 (thesis 5.2.3) builds the dataset in steps, each of which drops images. Every
+docs/protocols/personalization.md (thesis 5.2.3) builds the dataset in steps, each of which drops images. Every
 image collected keeps its record to the end, with the stage and reason of its drop, so the final table
 audits every decision (issue 8, deliverable 3). Each stage reads ``<out>/<previous>.json``, works on
 the kept records only, and writes ``<out>/<stage>.json``: ``{"stages": [...], "records": [...]}``, where

@@ -1,6 +1,6 @@
 """DVC stage ``id_tag``: the class word of each caption, singularized, with its token span.
 
-protocols.md section 3, step 5: the group's most frequent class word wins; a caption that mentions
+docs/protocols/personalization.md step 5: the group's most frequent class word wins; a caption that mentions
 several people is split by class word (spaCy's dependency parse in the thesis) and the sub-caption is
 chosen by CLIP score against the ID region x sentence similarity of its class word to the group's.
 Tagging then writes ``tagged_caption``: the tagged noun replaced by the identity's class word followed by
@@ -15,7 +15,7 @@ en_core_web_sm`` (a GitHub release asset of explosion/spacy-models). The light b
 
 - tokens are words and punctuation marks (``tokenize``); a token is a class word when its singular
   (``singularize``: men -> man, women -> woman, people -> person, ...) is one of the portrait set's class
-  words (``triptych.benchmarks.personalization.CLASS_WORDS``);
+  words (``triptych.benchmarks.portrait_folders.CLASS_WORDS``);
 - the caption is split into clauses at commas, semicolons and the words ``and``, ``while``, ``with``,
   ``beside``, ``next``, ``near``, ``behind``: "a man and his dog on a beach" -> "a man" | "his dog on a
   beach"; "two women talking, one wearing a hat" -> "two women talking" | "one wearing a hat";
@@ -33,7 +33,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from triptych.benchmarks.personalization import CLASS_WORDS
+from triptych.benchmarks.portrait_folders import CLASS_WORDS
 from triptych.errors import TriptychError
 from triptych.pipelines.id_table import Record, Table, drop, load_previous, save, stage_parser
 from triptych.pipelines.stage_io import choose_backend, run_stage, timed

@@ -1,6 +1,6 @@
 """DVC stage ``id_verify``: identity verification inside each identity's group of face boxes.
 
-protocols.md section 3, step 3: embed every face box of the group (ArcFace in the thesis); score each
+docs/protocols/personalization.md step 3: embed every face box of the group (ArcFace in the thesis); score each
 box by the sum of its cosine similarities to all other boxes; in an image with several faces keep the
 best-scoring box; recompute the scores over the kept boxes (one per image); with delta the standard
 deviation of the group's scores, drop images more than ``k`` * delta below the group's mean
@@ -11,7 +11,7 @@ inequality), so k = 8 drops nothing in a group of fewer than 65 images; the stag
 card) reports, per group, n, sqrt(n - 1) and whether k can drop anything there. Both backends feed the
 same rule (``verify_group``); only the embedder differs. Embeddings are cached per image content and box.
 
-- ``light``: ``triptych.metrics.face``'s dlib embedder (128-d, unit length).
+- ``light``: ``triptych.vision.face``'s dlib embedder (128-d, unit length).
 - ``arcface`` (or ``heavy``): insightface's w600k_r50 through onnxruntime, the ``face_sim:arcface``
   embedder (512-d), on the 112x112 crop aligned from the detector's 5 landmarks to the ArcFace template
   (``align_arcface``); it needs a detector that gives landmarks (RetinaFace or dlib). The model is
@@ -27,10 +27,10 @@ import numpy as np
 
 from triptych.media import read_rgb
 from triptych.errors import TriptychError
-from triptych.metrics.face import ARCFACE_RECOGNIZER, ArcFaceBackend, FaceBox, dlib_backend
 from triptych.pipelines.id_table import (Record, Table, compute_all, drop, image_path, load_previous, save, stage_cache,
                                          stage_parser)
 from triptych.pipelines.stage_io import choose_backend, once_per_process, parse_stage_args, run_stage, timed
+from triptych.vision.face import ARCFACE_RECOGNIZER, ArcFaceBackend, FaceBox, dlib_backend
 
 STAGE = "id_verify"
 VERSION = 1
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         table: Table = load_previous(args.out, STAGE)
         if backend == "light":
             cache = stage_cache(args, STAGE, VERSION, embedder="dlib-resnet-v1", jitters=0)
-            label, files = "light: dlib ResNet 128-d (triptych.metrics.face, variant dlib)", dlib_backend().weights
+            label, files = "light: dlib ResNet 128-d (triptych.vision.face, variant dlib)", dlib_backend().weights
         else:
             from triptych import weights as registry
 

@@ -1,6 +1,6 @@
 """Machinery every DVC stage script shares: error reporting, atomic JSON, per-image caches, timing, progress.
 
-conventions.md (DVC): each stage is a small script whose defaults point at the embedded sample, whose
+docs/conventions.md (DVC): each stage is a small script whose defaults point at the embedded sample, whose
 parameters come from ``params.yaml`` (passed on the command line by ``dvc.yaml``), and which does nothing
 new when run again. Per-image work is cached by the image's content sha256 (``ImageCache``), in a folder
 that ``dvc.yaml`` declares ``persist: true`` so an interrupted stage resumes where it stopped instead of

@@ -1,7 +1,7 @@
 """DVC stage ``standardize_vfi``: a frame-interpolation test set -> its triplet list and sha256 manifest.
 
 The user's folder is read in one of the layouts of ``triptych.pipelines.vfi_layouts`` (the AMT @ 70f988f
-benchmark scripts' layouts, protocols.md section 2; ``video`` cuts the embedded sample's triplets), and
+benchmark scripts' layouts, docs/protocols/frame_interpolation.md; ``video`` cuts the embedded sample's triplets), and
 every frame it uses is hashed into a manifest. Outputs, under ``--out`` (``<slug>`` = the name with ``/``
 replaced by ``-``): ``<slug>.manifest.json`` and ``<slug>.triplets.json``, the listing that a real
 benchmark of ``benchmarks/specs/vfi.yaml`` loads (its ``root`` is stored relative to ``--out`` unless

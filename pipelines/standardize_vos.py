@@ -2,7 +2,7 @@
 and masks per protocol variant, a sha256 manifest per (split, variant) and a report of missing, extra and
 mis-counted videos, by name.
 
-protocols.md section 1 (frames decoded as both references decode them: OpenCV, BGR -> RGB; see
+docs/protocols/video_completion.md (frames decoded as both references decode them: OpenCV, BGR -> RGB; see
 ``vos_layouts``):
 
 - ``e2fgvi`` (E2FGVI @ 709cbe3 ``core/dataset.py``): frames resized to 432x240 with PIL's default

@@ -1,15 +1,16 @@
 """Folder layouts of the frame-interpolation test sets: a user's folder -> its list of triplets.
 
-Every layout reads the folder exactly as the AMT @ 70f988f benchmark script (and dataset class) for that
-set does (protocols.md section 2) and returns triplets ``{sample_id, frame0, gt, frame1, t}`` with paths
-relative to the folder. ``sample_id`` is the ground-truth frame's benchmark-relative path without suffix
-(conventions.md, ``--pred-dir`` layouts); ``t`` is the time of the ground truth between the two inputs,
-which the interpolator receives. A missing frame or folder is an ``InputError`` naming the path and what
-the layout expects there, unless subset mode (``LayoutOptions.subset``) was asked for: then the triplets
-whose frames are missing are left out and counted (``Found.skipped``), and the set is recorded as a subset.
-An x8 video folder with fewer than 9 frames (a GoPro copy keeps only non-empty folders in git) yields no
-set, as AMT's loader cuts none from it: it is skipped with a note, and the set is a subset. Frame preparation (Xiph's resize or crop, the x8 sets' 512x512 centre crop) is
-the benchmark variant's and happens when the benchmark is scored (``triptych.benchmarks.vfi``).
+Every layout reads the folder exactly as the AMT @ 70f988f benchmark script (and dataset class) for that set
+does (docs/protocols/frame_interpolation.md, "Benchmarks") and returns triplets ``{sample_id, frame0, gt,
+frame1, t}`` with paths relative to the folder. ``sample_id`` is the ground-truth frame's benchmark-relative
+path without suffix (docs/conventions.md, ``--pred-dir`` layouts); ``t`` is the time of the ground truth
+between the two inputs, which the interpolator receives. A missing frame or folder is an ``InputError``
+naming the path and what the layout expects there, unless subset mode (``LayoutOptions.subset``) was asked
+for: then the triplets whose frames are missing are left out and counted (``Found.skipped``), and the set is
+recorded as a subset. An x8 video folder with fewer than 9 frames (a GoPro copy keeps only non-empty folders
+in git) yields no set, as AMT's loader cuts none from it: it is skipped with a note, and the set is a
+subset. Frame preparation (Xiph's resize or crop, the x8 sets' 512x512 centre crop) is the benchmark
+variant's and happens when the benchmark is scored (``triptych.benchmarks.vfi``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Callable
 
 from triptych.errors import InputError
 from triptych.folders import visible_entries
+from triptych.media import IMAGE_SUFFIXES
 
-Triplet = dict[str, object]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+TripletPaths = dict[str, object]
 
 # xiph.py: the eight Netflix clips, first 100 frames each, written by ffmpeg as %03d.png (001..100).
 XIPH_CLIPS = ("BoxingPractice", "Crosswalk", "DrivingPOV", "FoodMarket", "FoodMarket2", "RitualDance",
@@ -50,7 +51,7 @@ class Found:
     """What a layout read: the triplets, the listed ones left out for missing frames (subset mode), and
     notes on videos that yield no triplet (x8 folders with fewer than 9 frames)."""
 
-    triplets: list[Triplet] = field(default_factory=list)
+    triplets: list[TripletPaths] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -59,7 +60,7 @@ class Found:
         return bool(self.skipped or self.notes)
 
 
-def _triplet(sample_id: str, frame0: str, gt: str, frame1: str, t: float = 0.5) -> Triplet:
+def _triplet(sample_id: str, frame0: str, gt: str, frame1: str, t: float = 0.5) -> TripletPaths:
     return {"sample_id": sample_id, "frame0": frame0, "gt": gt, "frame1": frame1, "t": t}
 
 
@@ -70,7 +71,7 @@ def _require_files(root: Path, rels: list[str], what: str, fix: str) -> None:
                          fix=f"{fix}; or standardize the frames present with --subset 1 (recorded as a subset)")
 
 
-def _add(found: Found, root: Path, triplet: Triplet, what: str, fix: str, options: LayoutOptions) -> None:
+def _add(found: Found, root: Path, triplet: TripletPaths, what: str, fix: str, options: LayoutOptions) -> None:
     """Keep a listed triplet whose three frames exist; one with a missing frame is an error, or, in subset
     mode, left out and counted."""
     rels = [str(triplet[k]) for k in ("frame0", "gt", "frame1")]

@@ -1,5 +1,5 @@
 """Input layouts of the DAVIS / YouTube-VOS video-completion test sets, read as the reference loaders read
-them (protocols.md section 1). Both loaders name a frame's mask by the frame's index, ``<i:05d>.png``,
+them (docs/protocols/video_completion.md). Both loaders name a frame's mask by the frame's index, ``<i:05d>.png``,
 never by the frame's file name, and both decode frames with OpenCV (``IMREAD_COLOR``, then BGR -> RGB).
 
 - ``e2fgvi`` (E2FGVI @ 709cbe3 ``core/dataset.py`` ``TestDataset``, ``core/utils.py`` ``TestZipReader``):
@@ -22,9 +22,9 @@ from typing import Iterator, Protocol
 import cv2
 import numpy as np
 
-from triptych.benchmarks.vos import IMAGE_SUFFIXES
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_entries
+from triptych.media import IMAGE_SUFFIXES
 
 LAYOUTS = ("folders", "e2fgvi")
 

@@ -16,9 +16,10 @@ import pytest
 
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_mask, read_rgb
-from triptych.metrics import ewarp, flow
+from triptych.metrics import ewarp
 from triptych.metrics.convert import to_unit_float32
 from triptych.registry import registry
+from triptych.vision import flow
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,16 +15,16 @@ import torch
 from PIL import Image
 
 from triptych.benchmarks.celeb_protocol import id_slug
-from triptych.benchmarks.personalization import PortraitSet, load_portraits, read_reference
+from triptych.benchmarks.portrait_folders import PortraitSet, load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
-from triptych.methods import Generator, build_method
-from triptych.metrics.face import (
-    DLIB_MAX_SIDE, EmbeddingCache, FaceBackend, cosine, detect_largest_face, dlib_backend, downscale_longest_side,
-    face_similarity, to_uint8_rgb)
+from triptych.methods import Generator, build_method, read_reference
+from triptych.metrics.face_sim import face_similarity
 from triptych.registry import registry
 from triptych.results import read_samples
 from triptych.scoring import load_benchmark, resolve_metrics, score
+from triptych.vision.face import (DLIB_MAX_SIDE, EmbeddingCache, FaceBackend, cosine, detect_largest_face, dlib_backend,
+                                  downscale_longest_side, to_uint8_rgb)
 
 PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
 MARGIN = 0.05  # same-ID cosine must beat other-ID cosine by at least this much, per identity

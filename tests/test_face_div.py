@@ -24,7 +24,7 @@ from triptych import weights
 from triptych.errors import InputError
 from triptych.media import read_rgb
 from triptych.metrics import perceptual
-from triptych.metrics.face import NoFaceError, face_crops, to_uint8_rgb
+from triptych.vision.face import NoFaceError, face_crops, to_uint8_rgb
 from triptych.weights_rule import rule_state_dict
 
 torch.set_num_threads(1)
@@ -194,7 +194,7 @@ def test_celeb_benchmark_calls_it_with_its_groups(network):
     import functools
 
     from triptych.benchmarks.celeb import SET_SAMPLE_ID, CelebImage, CelebTask
-    from triptych.benchmarks.personalization import read_reference
+    from triptych.methods import read_reference
     from triptych.metrics.face_div import face_div_lpips
     from triptych.registry import registry
     from triptych.scoring import MetricUse

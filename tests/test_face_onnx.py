@@ -1,4 +1,4 @@
-"""The ``arcface`` face path (metrics/face.py) on ONNX files with the interfaces of insightface's SCRFD and ArcFace
+"""The ``arcface`` face path (triptych/vision/face.py) on ONNX files with the interfaces of insightface's SCRFD and ArcFace
 models (tests/face_onnx.py): insightface's own ``model_zoo.get_model`` routes them to its ``SCRFD`` and
 ``ArcFaceONNX`` classes, which run inside the backend. Known answers: SCRFD's decoding by hand from the torch
 network's outputs, and the torch recognizer on the aligned crop."""
@@ -14,7 +14,8 @@ import torch
 from face_onnx import ANCHORS, FACES_KEPT, decode_scrfd, export_tiny_recognizer, export_tiny_scrfd
 from triptych.errors import TriptychError
 from triptych.media import read_rgb
-from triptych.metrics import face
+from triptych.metrics import face_sim
+from triptych.vision import face
 
 pytest.importorskip("insightface")
 
@@ -77,7 +78,7 @@ def test_arcface_similarity_runs_through_both_exports(exported):
     embedding = face.face_embedding(image, backend)
     assert embedding.shape == (512,) and np.allclose(embedding, raw / np.linalg.norm(raw), atol=1e-5)
     other = read_rgb(NEWTON[1])
-    value = face.face_similarity_arcface(image, [image, other], backend=backend)
+    value = face_sim.face_similarity_arcface(image, [image, other], backend=backend)
     assert -1.0 <= value < 1.0 - 1e-6
     assert [w["name"] for w in backend.weights] == ["tiny_arcface", "tiny_scrfd"]
 

@@ -23,7 +23,7 @@ from conftest import REPO
 from face_onnx import export_tiny_recognizer
 from test_pipelines import pipeline_repo  # noqa: F401 (the fixture)
 from triptych.media import read_rgb
-from triptych.metrics import face
+from triptych.vision import face
 
 PORTRAITS = REPO / "datasets/samples/portraits"
 

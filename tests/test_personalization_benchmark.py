@@ -21,12 +21,13 @@ from triptych.errors import InputError, TriptychError
 from triptych.leaderboard.reported import load_reported
 from triptych.leaderboard.sitedata import merge_table
 from triptych.leaderboard.table import leaderboard_rows
-from triptych.metrics.face import EmbeddingCache, dlib_backend, face_similarity
+from triptych.metrics.face_sim import face_similarity
 from triptych.metrics.fid import inception_features
 from triptych.metrics.kid import kid_from_features
 from triptych.registry import registry
 from triptych.results import read_run, read_samples
 from triptych.scoring import load_benchmark, score
+from triptych.vision.face import EmbeddingCache, dlib_backend
 
 from conftest import SHARED, fill_with_references, rule_inception
 

@@ -19,9 +19,10 @@ import torch
 
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
-from triptych.metrics import clip_score, dino, face, fid, image_reward, kid, preference
+from triptych.metrics import clip_score, dino, face_sim, fid, image_reward, kid, preference
 from triptych.metrics.frechet import frechet_distance
 from triptych.registry import registry
+from triptych.vision import face
 from triptych.weights import MissingWeightsError, get_spec
 from triptych.weights_rule import apply_weights_rule, rule_tensor
 
@@ -245,9 +246,9 @@ def test_facenet_detects_crops_and_embeds_a_portrait(facenet_rule):
     embedding = facenet_rule.embed(image, box)
     assert embedding.shape == (512,) and np.linalg.norm(embedding) == pytest.approx(1.0)
     assert [w["name"] for w in facenet_rule.weights][1:] == list(face.MTCNN_WEIGHTS)
-    same = face.face_similarity_facenet(NEWTON[0], [NEWTON[0]], backend=facenet_rule)
+    same = face_sim.face_similarity_facenet(NEWTON[0], [NEWTON[0]], backend=facenet_rule)
     assert same == pytest.approx(1.0, abs=1e-9)
-    assert face.face_distance_arcface(NEWTON[0], [NEWTON[0]], backend=facenet_rule) == pytest.approx(0.0, abs=1e-9)
+    assert face_sim.face_distance_arcface(NEWTON[0], [NEWTON[0]], backend=facenet_rule) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_no_face_is_a_recorded_error_not_zero(facenet_rule):
@@ -256,7 +257,7 @@ def test_no_face_is_a_recorded_error_not_zero(facenet_rule):
         face.face_crops(blank, facenet_rule, name="blank.png")
     assert isinstance(info.value, InputError) and "blank.png" in info.value.message
     with pytest.raises(face.NoFaceError):
-        face.face_similarity_facenet(blank, [NEWTON[0]], backend=facenet_rule)
+        face_sim.face_similarity_facenet(blank, [NEWTON[0]], backend=facenet_rule)
 
 
 def test_dlib_face_crops_are_150px_chips():

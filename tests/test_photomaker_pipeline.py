@@ -41,7 +41,7 @@ from triptych.baselines.photomaker_pipeline import (  # noqa: E402
 from triptych.benchmarks.celeb_protocol import CLI_OPTIONS, id_slug, load_protocol, make_plan  # noqa: E402
 from triptych.baselines.photomaker_encoder import id_pixel_values  # noqa: E402
 from triptych.errors import InputError, TriptychError  # noqa: E402
-from triptych.metrics.face import NoFaceError  # noqa: E402
+from triptych.vision.face import NoFaceError  # noqa: E402
 from triptych.results import read_run, read_samples  # noqa: E402
 from triptych.scoring import score  # noqa: E402
 from triptych.weights import MissingWeightsError, get_spec  # noqa: E402
@@ -315,7 +315,7 @@ def test_tiny_v2_slice_generates_with_antelopev2_embeddings_and_scores(tmp_path)
     from face_onnx import export_tiny_recognizer, export_tiny_scrfd
 
     from triptych.baselines.photomaker_faces import AntelopeFaceEmbedder
-    from triptych.metrics.face import ArcFaceBackend, ScrfdDetector
+    from triptych.vision.face import ArcFaceBackend, ScrfdDetector
 
     protocol = load_protocol()
     ids = protocol.ids[:2]

@@ -65,7 +65,7 @@ def test_set_metric_extras_reach_run_json_and_survive_a_resume(kid_rule, pred_di
 
 
 def test_extras_are_written_as_plain_json():
-    """numpy scalars and arrays become numbers and lists; inf and NaN become strings (conventions.md)."""
+    """numpy scalars and arrays become numbers and lists; inf and NaN become strings (docs/conventions.md)."""
     safe = json_safe({"rank": np.int64(3), "ratio": np.float64(math.inf), "norms": np.array([[1.5, -np.inf]]),
                       "bad": float("nan"), "full": np.bool_(True)})
     assert safe == {"rank": 3, "ratio": "inf", "norms": [[1.5, "-inf"]], "bad": "nan", "full": True}

@@ -93,7 +93,7 @@ def test_flolpips_known_answers(alex):
 
 
 def test_flolpips_with_dis_flows_runs_on_a_video(alex):
-    from triptych.metrics.flow import dis_flow
+    from triptych.vision.flow import dis_flow
 
     gt = _video(5, 3)
     rng = np.random.default_rng(6)

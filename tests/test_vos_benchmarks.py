@@ -28,7 +28,7 @@ SUBSET = ("bear", "camel")
 
 
 def vfid_with_rule_weights(pairs, *, batch_stats: bool):
-    """``vfid:e2fgvi`` on an I3D with rule-built weights (docs in ../shared/docs/weights_rule.md): VFID offline."""
+    """``vfid:e2fgvi`` on an I3D with rule-built weights (docs/weights_rule.md): VFID offline."""
     from triptych.metrics.i3d import build_i3d
     from triptych.metrics.vfid import vfid
     from triptych.weights_rule import apply_weights_rule

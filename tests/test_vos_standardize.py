@@ -1,6 +1,6 @@
 """``standardize_vos`` on a tiny fake DAVIS laid out as E2FGVI reads it (per-video zips, ``test_masks/``,
 ``test.json`` in its order) and as ProPainter reads it (plain folders). References: PIL's bicubic resize,
-OpenCV's decode and INTER_LINEAR resize, and a hand-computed dilation (protocols.md section 1)."""
+OpenCV's decode and INTER_LINEAR resize, and a hand-computed dilation (docs/protocols/video_completion.md)."""
 
 from __future__ import annotations
 
@@ -226,13 +226,12 @@ def test_stage_exit_code_and_stderr_on_bad_input(tmp_path: Path, capsys: pytest.
 
 def test_packaged_split_lists_are_the_published_ones() -> None:
     """The lists the stage ships (a fresh clone has no ../shared) equal the shared copies, and hold the
-    video and frame counts protocols.md states."""
-    protocols = SHARED / "docs/protocols.md"
-    if not protocols.is_file():
-        pytest.skip(f"{protocols} not found (set TRIPTYCH_SHARED)")
-    text = protocols.read_text()
-    facts = {"davis_test": re.search(r"DAVIS: (\d+) test videos.*?([\d,]+) frames", text),
-             "youtube-vos_test": re.search(r"YouTube-VOS: (\d+) test videos, ([\d,]+) frames", text)}
+    video and frame counts docs/protocols/video_completion.md states ("Data")."""
+    if not (SHARED / "data/splits").is_dir():
+        pytest.skip(f"{SHARED / 'data/splits'} not found (set TRIPTYCH_SHARED)")
+    text = (REPO / "docs/protocols/video_completion.md").read_text()
+    facts = {"davis_test": re.search(r"\*\*DAVIS\*\*: the (\d+) test videos.*?([\d,]+) frames", text),
+             "youtube-vos_test": re.search(r"\*\*YouTube-VOS\*\*: (\d+) test videos, ([\d,]+) frames", text)}
     for name, fact in facts.items():
         packaged = REPO / f"datasets/splits/{name}.json"
         assert packaged.read_bytes() == (SHARED / f"data/splits/{name}.json").read_bytes()

@@ -512,7 +512,7 @@ def test_every_unpinned_state_dict_entry_declares_an_architecture_that_builds():
 
 
 def _amt_rule_checkpoint(size: str, path: Path) -> Path:
-    """AMT weights of the real architecture built by the weights rule (docs in shared/docs/weights_rule.md),
+    """AMT weights of the real architecture built by the weights rule (docs/weights_rule.md),
     saved as the published checkpoints are: a torch zip holding {'state_dict': ...}."""
     from triptych.baselines.amt import build_amt
     from triptych.weights_rule import rule_state_dict

@@ -66,8 +66,8 @@ def _context(job: ScoreJob) -> _Context:
     return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
 
 
-Measurement = tuple[str, str, str, int, float, "dict[str, Any] | None"]
-Scored = tuple[list[Measurement], "dict[str, str] | None"]  # the measurements, the prediction files read
+MeasuredValue = tuple[str, str, str, int, float, "dict[str, Any] | None"]
+Scored = tuple[list[MeasuredValue], "dict[str, str] | None"]  # the measurements, the prediction files read
 
 
 def score_sample(job: ScoreJob, index: int) -> Scored:
@@ -78,7 +78,7 @@ def score_sample(job: ScoreJob, index: int) -> Scored:
     sample = ctx.data.samples[index]
     per_sample = [m for m in ctx.metrics if m.spec.level != "set"]  # set metrics: scoring.score, at the end
 
-    def measure() -> list[Measurement]:
+    def measure() -> list[MeasuredValue]:
         scores = ctx.data.task.measure(sample, ctx.produce(sample), per_sample)
         return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value,
                  s.extras) for s in scores]

@@ -12,9 +12,9 @@ import shutil
 from typing import Any, Callable, Sequence
 
 from triptych.registry import registry
+from triptych.task_list import TASK_SHORT
 
 MAX_WIDTH = 100
-TASK_SHORT = {"video_inpainting": "inpaint", "frame_interpolation": "interp", "personalization": "person"}
 
 
 def _plugin(spec: Any) -> str | None:
@@ -54,8 +54,8 @@ def _tasks(tasks: Sequence[str]) -> str:
 
 
 # Per kind: the records, and the text columns (header, cell of a record); the last column is cut to fit.
-Column = tuple[str, Callable[[dict[str, Any]], str]]
-KINDS: dict[str, tuple[Callable[[], list[dict[str, Any]]], list[Column]]] = {
+ListingColumn = tuple[str, Callable[[dict[str, Any]], str]]
+KINDS: dict[str, tuple[Callable[[], list[dict[str, Any]]], list[ListingColumn]]] = {
     "metrics": (metric_records, [("metric:variant", lambda r: f"{r['name']}:{r['variant']}"),
                                  ("ver", lambda r: f"v{r['version']}"), ("level", lambda r: r["level"]),
                                  ("better", lambda r: r["direction"]), ("tasks", lambda r: _tasks(r["tasks"])),
@@ -86,7 +86,7 @@ def _cut(text: str, room: int) -> str:
     return text if len(text) <= room else text[:max(room - 1, 0)] + "…"
 
 
-def text_lines(records: Sequence[dict[str, Any]], columns: Sequence[Column], total: int) -> list[str]:
+def text_lines(records: Sequence[dict[str, Any]], columns: Sequence[ListingColumn], total: int) -> list[str]:
     """A header and one line per record, columns aligned, every line at most ``total`` characters."""
     cells = [[_one_line(cell(r)) for _, cell in columns[:-1]] for r in records]
     header = [name for name, _ in columns]

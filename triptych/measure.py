@@ -1,7 +1,7 @@
 """``triptych measure``: one metric variant over a user's own prediction and ground-truth files.
 
 The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one module
-of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``conventions.md``.
+of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``docs/conventions.md``.
 
 User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (LPIPS, DISTS,
 FID, KID, tLP, FloLPIPS, ...) gets the file in place of its first registry weights entry, the trunk; the
@@ -77,7 +77,7 @@ class Measurement:
         return tracked(list(items), f"measure {self.metric.name}:{self.variant.name}", unit, name)
 
     def document(self) -> dict[str, Any]:
-        """The ``triptych measure --json`` document (conventions.md)."""
+        """The ``triptych measure --json`` document (docs/conventions.md)."""
         return json_safe({
             "schema_version": SCHEMA_VERSION,
             "metric": self.metric.name,

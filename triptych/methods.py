@@ -24,8 +24,10 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import torch
 
 from triptych.errors import InputError, TriptychError
+from triptych.media import read_rgb
 from triptych.registry import MethodSpec, registry
 from triptych.schema import check_factory_keys
+from triptych.task_list import TASK_INFO
 
 
 @runtime_checkable
@@ -49,11 +51,8 @@ class Generator(Protocol):
         word, a seed -> generated images (each (3, H', W')). The same seed must give the same images."""
 
 
-PROTOCOLS: dict[str, type] = {
-    "video_inpainting": Inpainter,
-    "frame_interpolation": Interpolator,
-    "personalization": Generator,
-}
+# Each task's method protocol, by the class name triptych/data/tasks.yaml gives it (the classes above).
+PROTOCOLS: dict[str, type] = {task.name: globals()[task.method_protocol] for task in TASK_INFO}
 
 
 def method_for_task(name: str, task: str, weights: str | Path | None = None) -> MethodSpec:
@@ -104,6 +103,11 @@ def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, An
         raise TriptychError(f"method {spec.name!r} ({spec.callable}) does not implement {protocol.__name__}",
                             fix=f"give it the method documented in triptych.methods.{protocol.__name__}")
     return method
+
+
+def read_reference(path: Path) -> torch.Tensor:
+    """A reference photo as a ``Generator`` receives it: float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
 
 
 def check_output(output: torch.Tensor, expected_shape: tuple[int, ...], method: str, sample_id: str) -> torch.Tensor:

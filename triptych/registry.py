@@ -31,6 +31,7 @@ from triptych import schema
 from triptych.errors import SpecError, TriptychError, UnknownNameError
 from triptych.schema import nearest
 from triptych.stats import SamplingUnit
+from triptych.task_list import TASKS
 
 Kind = Literal["metrics", "benchmarks", "methods"]
 
@@ -41,7 +42,6 @@ _SPEC_PACKAGES: dict[str, str] = {
     "methods": "triptych.baselines",
 }
 LEVELS = ("frame", "pair", "video", "triplet", "image", "set")
-TASKS = ("video_inpainting", "frame_interpolation", "personalization")
 # Data files beside the specs that are not registry entries (read by their own loaders).
 NOT_SPECS = {"published_methods.yaml"}  # triptych.published
 
@@ -66,7 +66,7 @@ def load_callable(ref: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """One named, versioned formula of a metric (a metric variant in ``conventions.md``)."""
+    """One named, versioned formula of a metric (a metric variant in ``docs/conventions.md``)."""
 
     name: str
     version: int

@@ -81,7 +81,7 @@ class EfficiencyStep:
 
 
 @dataclass
-class Plan:
+class ReproductionPlan:
     """What reproducing ``table`` takes: the steps, and the published rows that cannot be reproduced."""
 
     table: str
@@ -187,7 +187,7 @@ def _metric_weights(metrics: list[str]) -> list[str]:
 
 
 def make_plan(table: str, data_root: Path, refs: Path | None = None, method: str | None = None,
-              subset: bool = False) -> Plan:
+              subset: bool = False) -> ReproductionPlan:
     """The steps reproducing ``table`` and the published rows that cannot be reproduced, with reasons;
     ``method`` keeps only the steps of that registry method; ``subset`` scores reduced data explicitly
     (``score --subset``: recorded, never paired)."""
@@ -253,7 +253,7 @@ def make_plan(table: str, data_root: Path, refs: Path | None = None, method: str
                                         "(baselines/specs/published_methods.yaml)"))
     for step in steps:
         step.missing = _step_missing(step, data_root)
-    return Plan(table, data_root, steps, unreproducible)
+    return ReproductionPlan(table, data_root, steps, unreproducible)
 
 
 def _step_missing(step: ScoreStep | EfficiencyStep, data_root: Path) -> list[Missing]:

@@ -1,6 +1,6 @@
 """The one results schema of all three tasks: ``RESULTS/<run_id>/samples.parquet`` + ``run.json``.
 
-Rows are tidy (one measurement each; ``conventions.md`` lists the columns). Per-sample rows are first
+Rows are tidy (one measurement each; ``docs/conventions.md`` lists the columns). Per-sample rows are first
 written as parts under ``parts/`` (atomically, one file per batch, each with the fingerprint of what
 produced it) so a killed run keeps what it finished; ``finish`` merges them into ``samples.parquet``. The
 schema version is stored in the Parquet metadata and in ``run.json``, and checked on every read, with the
@@ -245,7 +245,7 @@ def superseded_notes(results: str | Path | None) -> list[str]:
 
 
 def json_safe(value: Any) -> Any:
-    """inf is written as the string "inf" (conventions.md); numpy scalars and arrays (a metric's extras)
+    """inf is written as the string "inf" (docs/conventions.md); numpy scalars and arrays (a metric's extras)
     become plain numbers and lists; a NaN in extras is written as the string "nan", never as bare NaN."""
     if isinstance(value, (np.generic, np.ndarray)):
         value = value.tolist()

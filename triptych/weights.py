@@ -115,7 +115,7 @@ class WeightSpec:
         return self.sha256 is not None
 
 
-Registry = Mapping[str, WeightSpec]
+WeightSpecs = Mapping[str, WeightSpec]
 
 
 # --- the registry ------------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def weights_registry() -> dict[str, WeightSpec]:
     return dict(_load_registry(os.environ.get(EXTRA_ENV, "")))
 
 
-def get_spec(name: str, registry: Registry | None = None) -> WeightSpec:
+def get_spec(name: str, registry: WeightSpecs | None = None) -> WeightSpec:
     table = weights_registry() if registry is None else registry
     if name not in table:
         matches = [n for n in table if n.startswith(name)][:3] or difflib.get_close_matches(name, list(table), n=3,
@@ -286,7 +286,7 @@ def _record_pin(spec: WeightSpec, sha: str, size: int, origin: str) -> None:
     atomic_write_text(pins_path(), json.dumps(pins, indent=2, sort_keys=True) + "\n")
 
 
-def unpin(name: str, registry: Registry | None = None) -> dict[str, Any]:
+def unpin(name: str, registry: WeightSpecs | None = None) -> dict[str, Any]:
     """Remove the trust-on-first-use pin of an unpinned entry and its cached file (the next file must again
     pass the first-use checks). Returns the record appended to ``<TRIPTYCH_HOME>/weights/unpins.jsonl``:
     the removed pin, the removed file, and when."""
@@ -551,7 +551,7 @@ def _verified(spec: WeightSpec, path: Path, origin: str) -> tuple[Path, str]:
     return path, sha
 
 
-def resolve(name: str, registry: Registry | None = None) -> Path:
+def resolve(name: str, registry: WeightSpecs | None = None) -> Path:
     """The verified local path of a registered file; raises if it is missing or does not match."""
     return _resolve(get_spec(name, registry))[0]
 
@@ -622,7 +622,7 @@ def _extract_member(archive: Path, member: str, target: Path) -> None:
         raise _DownloadFailed(f"not a zip archive ({exc})") from exc
 
 
-def fetch(name: str, registry: Registry | None = None, *, timeout: float = 60.0) -> Path:
+def fetch(name: str, registry: WeightSpecs | None = None, *, timeout: float = 60.0) -> Path:
     """Download a registered file into the cache, verify it, then move it into place atomically.
 
     Returns at once when a valid copy is already cached. In offline mode nothing is downloaded: a missing
@@ -678,7 +678,7 @@ def fetch(name: str, registry: Registry | None = None, *, timeout: float = 60.0)
         fix=f"download the file by hand and run 'triptych weights import {spec.name} PATH'")
 
 
-def import_file(name: str, path: str | Path, registry: Registry | None = None) -> Path:
+def import_file(name: str, path: str | Path, registry: WeightSpecs | None = None) -> Path:
     """Verify a file the user obtained and copy it into the cache atomically; returns the cached path.
 
     The copy is checked (size if known, published prefix, format, sha256 if pinned); an unpinned entry
@@ -723,7 +723,7 @@ def user_files_dir() -> Path:
     return weights_dir() / "user"
 
 
-def import_user_file(name: str, path: str | Path, registry: Registry | None = None) -> dict[str, Any]:
+def import_user_file(name: str, path: str | Path, registry: WeightSpecs | None = None) -> dict[str, Any]:
     """Accept a user's own file for entry ``name`` (e.g. a fine-tuned trunk for a pinned entry): it must read
     as a state dict (``load_state_dict``, no pickled code); it is copied to
     ``user_files_dir()/NAME/<sha256[:16]><suffix>``, never to the entry's cache path, so the registry's file
@@ -744,7 +744,7 @@ def import_user_file(name: str, path: str | Path, registry: Registry | None = No
 
 # --- verification and provenance ---------------------------------------------------------------------------------
 
-def verify(name: str, registry: Registry | None = None) -> dict[str, Any]:
+def verify(name: str, registry: WeightSpecs | None = None) -> dict[str, Any]:
     """Re-hash one registered file; raises if it is missing or does not match."""
     spec = get_spec(name, registry)
     path, sha = _resolve(spec)
@@ -752,7 +752,7 @@ def verify(name: str, registry: Registry | None = None) -> dict[str, Any]:
             "pinned": "registry" if spec.pinned else "trust-on-first-use"}
 
 
-def verify_all(registry: Registry | None = None) -> list[dict[str, Any]]:
+def verify_all(registry: WeightSpecs | None = None) -> list[dict[str, Any]]:
     """One report per entry: status ok | missing | mismatch, never raising for a single bad file."""
     reports = []
     for spec in (weights_registry() if registry is None else registry).values():
@@ -768,14 +768,14 @@ def verify_all(registry: Registry | None = None) -> list[dict[str, Any]]:
     return reports
 
 
-def describe(name: str, registry: Registry | None = None) -> dict[str, Any]:
+def describe(name: str, registry: WeightSpecs | None = None) -> dict[str, Any]:
     """Provenance of a registered file for a run JSON: ``{"name", "path", "sha256", "registered": True}``."""
     spec = get_spec(name, registry)
     path, sha = _resolve(spec)
     return {"name": spec.name, "path": str(path), "sha256": sha, "registered": True}
 
 
-def describe_user_file(path: str | Path, registry: Registry | None = None) -> dict[str, Any]:
+def describe_user_file(path: str | Path, registry: WeightSpecs | None = None) -> dict[str, Any]:
     """Provenance of a file passed with ``--weights``.
 
     A file whose sha256 equals an entry's pinned digest (the registry's, or a trust-on-first-use pin) is
@@ -796,7 +796,7 @@ def describe_user_file(path: str | Path, registry: Registry | None = None) -> di
     return {"name": None, "path": str(source), "sha256": sha, "registered": False, "user_supplied": True}
 
 
-def list_entries(registry: Registry | None = None) -> list[dict[str, Any]]:
+def list_entries(registry: WeightSpecs | None = None) -> list[dict[str, Any]]:
     """One row per entry for ``weights list`` (presence is checked without hashing)."""
     table = weights_registry() if registry is None else registry
     return [{"name": s.name, "source": s.source, "pin": pin_label(s), "present": is_present(s),
@@ -870,7 +870,7 @@ def load_trunk(name: str, user_file: str | Path | None = None) -> dict[str, Any]
     return load(name) if user_file is None else load_state_dict(user_file)
 
 
-def load(name: str, registry: Registry | None = None) -> dict[str, Any]:
+def load(name: str, registry: WeightSpecs | None = None) -> dict[str, Any]:
     """Resolve a registered checkpoint and read its state dict, unwrapped by the entry's container key."""
     spec = get_spec(name, registry)
     if spec.format not in STATE_DICT_FORMATS:

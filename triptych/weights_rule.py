@@ -1,4 +1,4 @@
-"""The deterministic weights rule of the model fixtures (``shared/docs/weights_rule.md``), written once.
+"""The deterministic weights rule of the model fixtures (``docs/weights_rule.md``), written once.
 
 The golden fixtures of I3D, E2FGVI / E2FGVI-HQ, AMT-L / AMT-G and the PhotoMaker ID encoder store no
 weights: their outputs were made with weights built from each state-dict key by this rule. A port

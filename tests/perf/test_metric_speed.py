@@ -65,7 +65,7 @@ def _learned_timers(nets: dict[str, Any], pred, gt, mask, video_p, video_g) -> d
     from triptych.metrics import perceptual as p
     from triptych.metrics import temporal as t
     from triptych.metrics.dists import dists_value
-    from triptych.metrics.flow import dis_flow
+    from triptych.vision.flow import dis_flow
 
     return {
         "lpips:alex": lambda: p.lpips_value(nets["alex"], pred, gt),

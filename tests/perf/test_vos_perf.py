@@ -55,7 +55,7 @@ def test_ssim_win65_speed(benchmark, frame_pair, implementation):
 @pytest.mark.parametrize("step", ["dis_flow_both_ways", "warp_occlusion_error"])
 def test_ewarp_pair_speed(benchmark, frame_pair, step):
     from triptych.metrics.ewarp import occlusion_mask, pair_error
-    from triptych.metrics.flow import dis_flow
+    from triptych.vision.flow import dis_flow
 
     a, b = frame_pair
     forward, backward = dis_flow(a, b), dis_flow(b, a)

@@ -16,9 +16,8 @@ from typing import Any, Optional
 
 import typer
 
-# The printed units of thesis_tables.csv, per task (the FLOPs of table 3.1 are GFLOPs, of table 4.1 TFLOPs).
-FLOP_UNITS = {"video_inpainting": ("GFLOPs", 1e9), "frame_interpolation": ("TFLOPs", 1e12),
-              "personalization": ("TFLOPs", 1e12)}
+from triptych.task_list import FLOPS_UNITS
+
 DEFAULT_SIZE = "1280x720"  # the thesis' size for interpolation methods without an architecture of their own
 
 
@@ -138,7 +137,7 @@ def results_rows(doc: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
     them beside the reported ones: params (variant ""), flops (variant ``flop_counter``: 2 FLOPs per
     multiply-add) and runtime (variant ``<device>-median``: other hardware than the thesis')."""
     size = f"{doc['size']['width']}x{doc['size']['height']}"
-    unit, scale = FLOP_UNITS[doc["task"]]
+    unit, scale = FLOPS_UNITS[doc["task"]]
     runtime = doc["runtime_ms"]
     values = [("params", "", doc["params"] / 1e6, "M"),
               ("flops", "flop_counter", None if doc["flops"] is None else doc["flops"] / scale, unit),

@@ -36,7 +36,7 @@ def detect_faces(images: List[Path], backend: str, backbone: str, weights: Optio
     """The detections of every image, with the detector's name and weights records."""
     from triptych.errors import InputError
     from triptych.media import read_rgb
-    from triptych.metrics.face import RetinaFaceBoxes, detection_rows, face_detector
+    from triptych.vision.face import RetinaFaceBoxes, detection_rows, face_detector
 
     stems = [p.stem for p in images]
     if raw_npy is not None:

@@ -10,8 +10,6 @@ from typing import Optional
 
 import typer
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
 
 def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: int = 0,
                    weights: Path | None = None) -> list[Path]:
@@ -30,7 +28,7 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
     from triptych.atomic import atomic_write
     from triptych.errors import InputError
     from triptych.folders import visible_entries
-    from triptych.media import read_mask, read_rgb
+    from triptych.media import IMAGE_SUFFIXES, read_mask, read_rgb
     from triptych.methods import build_method, check_output, method_for_task
 
     spec = method_for_task(method, "video_inpainting", weights)

@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from triptych.task_list import TASKS
+
 
 leaderboard_app = typer.Typer(help="Published and reproduced numbers, side by side.", no_args_is_help=True)
-TASK_ORDER = ("video_inpainting", "frame_interpolation", "personalization")
 
 
 def _fmt(value: float) -> str:
@@ -39,7 +40,7 @@ def _interval(row) -> str:
 @leaderboard_app.command("show")
 def show_command(
     results: Optional[Path] = typer.Option(None, "--results", help="results folder with scored runs"),
-    task: Optional[str] = typer.Option(None, "--task", help="only this task: " + ", ".join(TASK_ORDER)),
+    task: Optional[str] = typer.Option(None, "--task", help="only this task: " + ", ".join(TASKS)),
     all_reported: bool = typer.Option(False, "--all-reported", help="every published method, not only the "
                                       "reference systems (E2FGVI, AMT, PhotoMaker)"),
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="also print the thesis' ablation "
@@ -56,16 +57,16 @@ def show_command(
     from triptych.leaderboard.table import ablation_rows, leaderboard_rows, with_rank_intervals
     from triptych.results import superseded_notes
 
-    if task is not None and task not in TASK_ORDER:
+    if task is not None and task not in TASKS:
         from triptych.errors import UnknownNameError
 
-        raise UnknownNameError(f"--task {task!r} is not a task", fix=f"pass one of {', '.join(TASK_ORDER)}")
+        raise UnknownNameError(f"--task {task!r} is not a task", fix=f"pass one of {', '.join(TASKS)}")
     rows = leaderboard_rows(results, task, all_reported)
     rows = with_rank_intervals(rows) if "ci_low" in rows else rows.assign(rank="")
     for note in superseded_notes(results):
         typer.echo(note, err=True)
     console = Console(width=240)
-    for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
+    for task_name in [t for t in TASKS if t in set(rows["task"])]:
         task_rows = rows[rows["task"] == task_name]
         merged = pd.concat([merge_table(group) for _, group in task_rows.groupby("benchmark", sort=True)],
                            ignore_index=True)
@@ -97,7 +98,7 @@ def show_command(
 
 def _print_ablations(console: Console, rows) -> None:  # noqa: ANN001 (a pandas frame)
     """One table per task: the ablation rows in thesis order, with their notes."""
-    for task_name in [t for t in TASK_ORDER if t in set(rows["task"])]:
+    for task_name in [t for t in TASKS if t in set(rows["task"])]:
         table = Table("table", "method", "benchmark", "split", "metric", "variant", "value", "unit", "note",
                       title=f"{task_name}: ablations (published only; trained differently from the main tables, "
                             "never paired)")

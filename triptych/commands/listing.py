@@ -8,11 +8,12 @@ from enum import Enum
 
 import typer
 
-from triptych.listings import KINDS, MAX_WIDTH, TASK_SHORT, text_lines, width
+from triptych.listings import KINDS, MAX_WIDTH, text_lines, width
 from triptych.registry import registry
+from triptych.task_list import TASK_SHORT
 
 
-class Kind(str, Enum):
+class ListKind(str, Enum):
     metrics = "metrics"
     benchmarks = "benchmarks"
     methods = "methods"
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
                  "narrower); a description that does not fit is cut with '…' (--json has it whole). Tasks: "
                  + ", ".join(f"{short} = {task}" for task, short in TASK_SHORT.items()) + ".")
     def list_command(
-        kind: Kind = typer.Argument(..., help="what to list"),
+        kind: ListKind = typer.Argument(..., help="what to list"),
         as_json: bool = typer.Option(False, "--json", help="print JSON on stdout: one object per entry (per "
                                      "metric variant), with structured fields and the whole description"),
     ) -> None:

@@ -20,7 +20,7 @@ def _write_run(results: Path, m) -> Path:
     writer.begin({"task": "adhoc", "benchmark": "adhoc", "split": "adhoc", "benchmark_variant": "",
                   "method": "pred", "method_version": "", "inputs": m.document()["inputs"],
                   "weights": [m.weights] if m.weights else [], "data": None, "seed": None})
-    # a set-level metric (VFID) is one row for the whole set (conventions.md); others, one row per sample
+    # a set-level metric (VFID) is one row for the whole set (docs/conventions.md); others, one row per sample
     values = ([(Path(m.inputs.gt or m.inputs.pred).name, m.aggregate.compute())] if m.metric.level == "set"
               else m.per_sample)
     rows = [{"run_id": writer.run_id, "task": "adhoc", "benchmark": "adhoc", "split": "adhoc",

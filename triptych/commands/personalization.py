@@ -3,7 +3,7 @@
 It writes ``<out>/<id_slug>/<NN>_<prompt_slug>/`` for every (identity, prompt) of the selection and
 ``<out>/prompts.csv`` + ``<out>/prompts.json``: one row per image to generate, with the prompt's class word
 filled in, the image's seed (``celeb_protocol.image_seed``: ``seed + (i*40 + p)*4 + k``, the seed of ``triptych
-generate`` and of ``triptych score --method``) and the image's path (conventions.md, personalization layout).
+generate`` and of ``triptych score --method``) and the image's path (docs/conventions.md, personalization layout).
 With ``--refs`` the identities are those of the reference folder (``--ids``; the lookup and slice grammar of
 the benchmark and of ``triptych generate``) and each row names the references the method gets
 (``--single-ref``: one per identity, picked by ``--seed`` exactly as the ``single-ref`` benchmark variant

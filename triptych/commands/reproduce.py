@@ -19,7 +19,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _print_plan(plan) -> None:  # noqa: ANN001 (triptych.reproduce.Plan)
+def _print_plan(plan) -> None:  # noqa: ANN001 (triptych.reproduce.ReproductionPlan)
     from triptych.reproduce import EfficiencyStep
 
     rows = sum(len(s.rows) for s in plan.steps)

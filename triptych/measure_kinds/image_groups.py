@@ -2,12 +2,12 @@
 
 ``--pred`` is a folder; its PNG and JPEG images are read recursively and grouped by the folder that holds
 them, named by that folder's path relative to ``--pred`` (``.`` for images directly inside it). On the
-personalization layout ``<id_slug>/<NN>_<prompt_slug>/<k>.png`` (conventions.md) a group is one
+personalization layout ``<id_slug>/<NN>_<prompt_slug>/<k>.png`` (docs/conventions.md) a group is one
 (identity, prompt). Images are sorted within a group. There is no ground truth: ``--gt`` is refused
 (``USES_GT``). ``--weights`` is a user file for the metric's trunk (recorded as user-supplied, in place of
 the registry entry it ``replaces``).
 
-``per_sample`` stays empty (one ``level=set`` value, conventions.md); the aggregate is the set's value and
+``per_sample`` stays empty (one ``level=set`` value, docs/conventions.md); the aggregate is the set's value and
 ``extras`` holds the metric's counts (groups, pairs, images without a face, skipped groups).
 """
 

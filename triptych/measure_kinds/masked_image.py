@@ -10,6 +10,7 @@ the masks the benchmark variant scores with, e.g. E2FGVI's dilated ones). The me
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,14 @@ def check(m: Any, fn: Callable[..., float]) -> None:
         raise InputError(f"metric {m.metric.name!r} scores one region of each frame and needs --mask",
                          fix="pass --mask FILE_OR_FOLDER (single-channel PNGs, > 0 = hole), paired with "
                              "--gt by relative path")
+
+
+def mask_mode(fn: Callable[..., Any]) -> str:
+    """``required``, ``optional`` or ``refused``: how the variant takes ``--mask``."""
+    param = inspect.signature(fn).parameters.get("masks")
+    if param is None:
+        return "refused"
+    return "required" if param.default is inspect.Parameter.empty else "optional"
 
 
 def mask_paths(pairs: list[Pair], mask: Path, gt: Path) -> dict[str, Path]:

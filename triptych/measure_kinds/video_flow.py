@@ -7,7 +7,7 @@ that order.
 
 The variant's callable is ``fn(pred_frames, gt_frames[, flow_dir]) -> VideoEwarp``. If ``flow_dir`` is a
 required parameter, the variant reads stored flows and needs ``--flow-dir`` (``<flow-dir>/`` for one
-video, ``<flow-dir>/<video>/`` for several; conventions.md). If it has no such parameter, the variant
+video, ``<flow-dir>/<video>/`` for several; docs/conventions.md). If it has no such parameter, the variant
 computes its flows from ``--gt`` and refuses ``--flow-dir``. The flows always come from the ground
 truth, so every method scored on a video is measured with the same flows.
 """
@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from triptych.errors import InputError
 from triptych.media import Pair, check_same_size, pair_paths, read_mask, read_prediction, read_rgb
-from triptych.measure_kinds.masked_image import mask_paths
+from triptych.measure_kinds.masked_image import mask_mode, mask_paths
 from triptych.metrics.aggregate import SampleMean
 
 OPTIONS: frozenset[str] = frozenset({"--flow-dir", "--mask"})
@@ -70,8 +70,6 @@ def check(m: Any, fn: Callable[..., Any]) -> None:
     """``--flow-dir`` is required by a variant that reads stored flows and refused by one that computes them;
     ``--mask`` is required by a variant with a ``masks`` parameter (DEVIL's masked E_warp) and refused by the
     others; checked before any weights are looked up."""
-    from triptych.measure_kinds.video_frames import mask_mode
-
     metric = f"{m.metric.name}:{m.variant.name}"
     if mask_mode(fn) == "required" and m.inputs.mask is None:
         raise InputError(f"{metric} needs the hole masks", fix="pass --mask FOLDER laid out like --gt (> 0 = hole)")

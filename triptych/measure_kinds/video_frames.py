@@ -20,21 +20,13 @@ from typing import Any, Callable
 import numpy as np
 
 from triptych.errors import InputError
-from triptych.measure_kinds.masked_image import mask_paths
+from triptych.measure_kinds.masked_image import mask_mode, mask_paths
 from triptych.measure_kinds.video_flow import group_videos
 from triptych.media import check_same_size, pair_paths, read_mask, read_prediction, read_rgb
 from triptych.metrics.aggregate import SampleMean
 
 OPTIONS: frozenset[str] = frozenset({"--mask"})
 REDUCTION = "mean over videos of the per-video value (each the mean over the video's scored frame pairs)"
-
-
-def mask_mode(fn: Callable[..., Any]) -> str:
-    """``required``, ``optional`` or ``refused``: how the variant takes ``--mask``."""
-    param = inspect.signature(fn).parameters.get("masks")
-    if param is None:
-        return "refused"
-    return "required" if param.default is inspect.Parameter.empty else "optional"
 
 
 def check(m: Any, fn: Callable[..., Any]) -> None:

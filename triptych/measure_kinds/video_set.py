@@ -1,6 +1,6 @@
 """Set metrics over videos (VFID): one value for the whole set of (ground truth, prediction) videos.
 
-Inputs (conventions.md, "``triptych measure ... --json``", Videos):
+Inputs (docs/conventions.md, "``triptych measure ... --json``", Videos):
 
 - a folder of images is one video; a folder whose entries are all folders is one video per entry, and
   ``--pred`` / ``--gt`` videos pair by name (a video missing on either side is an error that names it);

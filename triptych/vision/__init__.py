@@ -1,1 +1,2 @@
-"""Vision models shared by the metrics and the dataset pipelines (face detection, ...)."""
+"""Vision toolkits shared by metrics, methods, benchmarks and the dataset pipelines (docs/architecture.md,
+layer 2): faces (``face.py``, ``retinaface.py``), optical flow (``flow.py``), captions, segmentation."""

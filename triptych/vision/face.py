@@ -1,6 +1,8 @@
 """Face detection and identity embedding: the one owner of both, behind a small backend interface.
 
-Face similarity (protocols.md section 3): detect and crop the face, embed it, and take the cosine to
+The face toolkit (docs/architecture.md, layer 2) of the face metrics (``metrics/face_sim.py``,
+``metrics/face_div.py``), the portrait benchmarks and the ID dataset pipeline. Face similarity
+(docs/protocols/personalization.md): detect and crop the face, embed it, and take the cosine to
 the identity's real faces. The paper text says FaceNet, its appendix says ArcFace, and the maintainer
 says "Choosing ArcFace will do" (PhotoMaker#162); no code was released. Each backend is therefore a
 named metric variant (``metrics/specs/personalization.yaml``). Use an embedder that the scored
@@ -136,7 +138,7 @@ class FaceBackend(Protocol):
     """A face detector and embedder pair, named like the metric variant it implements.
 
     ``weights`` records each model file as ``{"name", "path", "sha256"}``, the shape of the weights
-    record in conventions.md.
+    record in docs/conventions.md.
     """
 
     name: str
@@ -226,58 +228,6 @@ class EmbeddingCache:
         if key not in self._store:
             self._store[key] = compute(image)
         return self._store[key]
-
-
-def face_similarity(generated: ImageLike, references: Sequence[ImageLike], backend: FaceBackend, *,
-                    name: str | None = None, reference_names: Sequence[str] | None = None,
-                    cache: EmbeddingCache | None = None) -> float:
-    """Mean cosine between the generated image's largest face and the largest face of each reference.
-
-    protocols.md section 3: "cosine to the ID's real faces", here averaged over the references.
-    The result is the raw cosine in [-1, 1], not x100. The thesis tables print x100, and that
-    scale is applied when the reported rows are loaded. Reference embeddings are computed once per
-    call, or once per run when a ``cache`` is passed.
-    """
-    if len(references) == 0:
-        raise TriptychError(f"{name or 'image'}: face similarity needs at least one reference image",
-                            fix="pass the identity's reference photos")
-    if reference_names is not None and len(reference_names) != len(references):
-        raise TriptychError("reference_names must name every reference image")
-    cache = cache if cache is not None else EmbeddingCache()
-    target = cache.embedding(generated, backend, name)
-    values = []
-    for i, reference in enumerate(references):
-        ref_name = reference_names[i] if reference_names is not None else None
-        if ref_name is None and not isinstance(reference, (str, Path)):
-            ref_name = f"reference image {i}"
-        values.append(cosine(target, cache.embedding(reference, backend, ref_name)))
-    return float(np.mean(values))
-
-
-def face_similarity_dlib(generated: ImageLike, references: Sequence[ImageLike], **kwargs: Any) -> float:
-    """Metric ``face_sim``, variant ``dlib``: ``face_similarity`` with the dlib backend (see ``DlibBackend``)."""
-    return face_similarity(generated, references, dlib_backend(), **kwargs)
-
-
-def face_similarity_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
-                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
-    """Metric ``face_sim``, variant ``arcface``: ``face_similarity`` with ``ArcFaceBackend`` (SCRFD-10GF
-    detection, 5-point alignment to the 112x112 ArcFace template, w600k_r50 embedding, cosine)."""
-    return face_similarity(generated, references, backend or arcface_backend(), **kwargs)
-
-
-def face_similarity_facenet(generated: ImageLike, references: Sequence[ImageLike], *,
-                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
-    """Metric ``face_sim``, variant ``facenet``: ``face_similarity`` with ``FaceNetBackend`` (MTCNN box crop
-    to 160x160, InceptionResnetV1 VGGFace2 embedding, cosine)."""
-    return face_similarity(generated, references, backend or facenet_backend(), **kwargs)
-
-
-def face_distance_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
-                          backend: FaceBackend | None = None, **kwargs: Any) -> float:
-    """Metric ``face_dist``, variant ``arcface``: 1 - the ``arcface`` face similarity, i.e. the mean cosine
-    distance to the references (deepface's ``cosine`` distance, 1 - cos; lower is better), in [0, 2]."""
-    return 1.0 - face_similarity_arcface(generated, references, backend=backend, **kwargs)
 
 
 def face_crops(image: ImageLike, backend: FaceBackend | str = "arcface", *, name: str | None = None,

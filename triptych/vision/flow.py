@@ -1,6 +1,6 @@
 """Optical flow for E_warp: flow files (read and write) and the flow backends, as pure functions.
 
-Conventions (protocols.md section 1, E_warp; conventions.md, ``--flow-dir``):
+Conventions (docs/protocols/video_completion.md, "E_warp"; docs/conventions.md, ``--flow-dir``):
 
 - A flow is float32 (H, W, 2), channel 0 = dx (horizontal, +right), channel 1 = dy (vertical, +down),
   in pixels. ``F_(a->b)(x)`` maps pixel x of frame a to ``x + F(x)`` in frame b.
@@ -85,7 +85,7 @@ def check_flow(flow: np.ndarray, name: str, shape: tuple[int, int] | None = None
 
 
 def read_npy_flow(path: str | Path) -> np.ndarray:
-    """Read a ``.npy`` flow: float32 (H, W, 2), channel 0 = dx (conventions.md, ``--flow-dir``)."""
+    """Read a ``.npy`` flow: float32 (H, W, 2), channel 0 = dx (docs/conventions.md, ``--flow-dir``)."""
     path = Path(path)
     array = load_npy(path, "flow")
     if array.dtype != np.float32:
@@ -111,7 +111,7 @@ def read_flo(path: str | Path) -> np.ndarray:
     magic = np.frombuffer(data, dtype="<f4", count=1)[0]
     if magic != FLO_MAGIC:
         raise InputError(f"{path}: not a Middlebury .flo file (magic number {magic!r}, expected 202021.25)",
-                         fix="write .flo files with the Middlebury layout (triptych.metrics.flow.write_flo), "
+                         fix="write .flo files with the Middlebury layout (triptych.vision.flow.write_flo), "
                              "or store the flow as .npy (H, W, 2) float32")
     width, height = (int(v) for v in np.frombuffer(data, dtype="<i4", count=2, offset=4))
     if not (0 < width <= _MAX_FLO_SIDE and 0 < height <= _MAX_FLO_SIDE):
@@ -168,7 +168,7 @@ def flow_path(flow_dir: str | Path, prefix: str, t: int) -> Path:
             f"{flow_dir / f'{prefix}_{t:05d}.npy'}: flow file not found (nor .flo); pair {t} needs its "
             f"{'forward' if prefix == FORWARD_PREFIX else 'backward'} flow {direction} with t = {t}",
             fix="store fw_%05d.npy (t->t+1) and bw_%05d.npy (t+1->t) for t = 0..T-2 of every video, computed "
-                "on the ground-truth frames (conventions.md, --flow-dir); or use --variant dis")
+                "on the ground-truth frames (docs/conventions.md, --flow-dir); or use --variant dis")
     return found[0]
 
 
