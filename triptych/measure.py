@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.aggregate import SampleMean
 from triptych.progress import tracked
+from triptych.json_values import SCHEMA_VERSION, json_safe
 from triptych.registry import MetricSpec, VariantSpec, registry
-from triptych.results import SCHEMA_VERSION, json_safe
 from triptych.weights import describe, describe_user_file
 
 Item = TypeVar("Item")
