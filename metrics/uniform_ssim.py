@@ -20,12 +20,16 @@ K1, K2 = 0.01, 0.03
 
 
 def _window_means(x: np.ndarray, y: np.ndarray, win: int) -> tuple[np.ndarray, ...]:
-    """Means of x, y, x^2 + y^2 and x y over the ``win`` x ``win`` window centred on each pixel of (H, W, C)
-    frames: (H, W, C) float64 each, of which only the windows inside the frame, ``[r:-r, r:-r]`` with
-    r = win // 2, are used (the others see reflected pixels).
+    """Means of x, y, x^2 + y^2 and x y over every ``win`` x ``win`` window inside (H, W, C) frames:
+    (H - win + 1, W - win + 1, C) float64 each.
 
-    OpenCV's unnormalised box filter (running sums, O(1) per pixel) gives every window's sum. For uint8 frames every sum is an integer below 2^53, so exact in
-    float64 (the products, at most 255^2 = 65025, fit uint16); float64 frames are summed in float64."""
+    OpenCV's unnormalised box filter (running sums, O(1) per pixel) gives the sum of the window centred on
+    every pixel; those reaching past the frame (which see reflected pixels) are cut off. For uint8 frames
+    every sum is an integer below 2^53, so exact in float64 (the products, at most 255^2 = 65025, fit
+    uint16); float64 frames are summed in float64."""
+    r = win // 2
+    inside = (slice(r, x.shape[0] - r), slice(r, x.shape[1] - r))
+
     def box(plane: np.ndarray, squares: bool = False) -> np.ndarray:
         window_sum = cv2.sqrBoxFilter if squares else cv2.boxFilter
         return window_sum(plane, cv2.CV_64F, (win, win), normalize=False, borderType=cv2.BORDER_REFLECT)
@@ -34,9 +38,7 @@ def _window_means(x: np.ndarray, y: np.ndarray, win: int) -> tuple[np.ndarray, .
         sums = (box(x), box(y), box(x, squares=True) + box(y, squares=True), box(x.astype(np.uint16) * y))
     else:
         sums = (box(x), box(y), box(x * x + y * y), box(x * y))
-    for window_sum in sums:
-        window_sum /= float(win * win)
-    return sums
+    return tuple(np.divide(window_sum[inside], float(win * win)) for window_sum in sums)
 
 
 def uniform_ssim_valid(x: np.ndarray, y: np.ndarray, win: int, data_range: float) -> float:
@@ -65,5 +67,4 @@ def uniform_ssim_valid(x: np.ndarray, y: np.ndarray, win: int, data_range: float
     mean_sq += c1
     mean_sq *= usq
     uxuy /= mean_sq
-    r = win // 2  # the windows inside the frame; every channel has as many, so one mean is the channels' mean
-    return float(uxuy[r:x.shape[0] - r, r:x.shape[1] - r].mean())
+    return float(uxuy.mean())  # = the mean of the channels' means: every channel has as many windows
