@@ -99,9 +99,9 @@ def run_in_process(job: ScoreJob, indices: Sequence[int]) -> Result:
 
 
 def _worker_init() -> None:
-    import torch
+    from triptych.threads import single_threaded_worker
 
-    torch.set_num_threads(1)  # one core per worker: N workers use N cores
+    single_threaded_worker()  # one core per worker: N workers use N cores (set before torch is imported)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
