@@ -4,21 +4,11 @@ A complete external triptych method. ``triptych_methods`` is the entry point tha
 class implements ``triptych.methods.Inpainter``.
 
 The package imports nothing heavy: every triptych command loads this entry point, so torch and the
-method's code (``method.py``) are imported only when the method runs.
+method's code (``method.py``: ``from triptych_blur_fill.method import ...``) are imported only when the
+method runs.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    """``BlurFill`` and ``make_blur_fill`` from ``method.py``, imported on first use."""
-    if name in ("BlurFill", "make_blur_fill"):
-        from triptych_blur_fill import method
-
-        return getattr(method, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def triptych_methods() -> dict:

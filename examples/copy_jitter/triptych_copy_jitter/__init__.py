@@ -2,21 +2,11 @@
 the seed. A complete external triptych method implementing ``triptych.methods.Generator``.
 
 The package imports nothing heavy: every triptych command loads this entry point, so torch and the
-method's code (``method.py``) are imported only when the method runs.
+method's code (``method.py``: ``from triptych_copy_jitter.method import ...``) are imported only when the
+method runs.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    """``CopyJitter`` and ``make_copy_jitter`` from ``method.py``, imported on first use."""
-    if name in ("CopyJitter", "make_copy_jitter"):
-        from triptych_copy_jitter import method
-
-        return getattr(method, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def triptych_methods() -> dict:

@@ -3,21 +3,11 @@
 A complete external triptych method implementing ``triptych.methods.Interpolator``.
 
 The package imports nothing heavy: every triptych command loads this entry point, so torch and the
-method's code (``method.py``) are imported only when the method runs.
+method's code (``method.py``: ``from triptych_flow_interp.method import ...``) are imported only when the
+method runs.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    """``DisWarp`` and ``make_dis_warp`` from ``method.py``, imported on first use."""
-    if name in ("DisWarp", "make_dis_warp"):
-        from triptych_flow_interp import method
-
-        return getattr(method, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def triptych_methods() -> dict:
