@@ -36,7 +36,7 @@ def measured_rows(paths: list[Path]) -> dict[str, str]:
                 continue
             verdict = row["status"] if row["status"] != "busy" else "busy: not judged"
             rows[row["suite"]] = (f"| {row['suite']} | {row['result']} | {row['target']} ({verdict}) | "
-                                  f"{row['machine']}; load {row['load']:g} |")
+                                  f"{row['machine']}; other processes {row['load']:g} CPUs |")
     if not rows:
         raise SystemExit(f"error: no speed rows in {', '.join(map(str, paths))}\n"
                          "  fix: run tests/perf/test_speed_targets.py with --benchmark-enable --benchmark-json FILE")

@@ -38,8 +38,8 @@ def test_rows_are_replaced_by_suite_kept_or_appended_and_the_rest_is_untouched(t
     table = lines[3:-3]
     assert table == ["| suite | result | target | measured on |", "|---|---|---|---|",
                      "| old suite | 5 s | — | before |",
-                     "| a | a result | >= 3x (met) | CPU X, 2 CPUs available; load 0.4 |",
-                     "| b | b result | >= 3x (busy: not judged) | CPU X, 2 CPUs available; load 7.5 |"]
+                     "| a | a result | >= 3x (met) | CPU X, 2 CPUs available; other processes 0.4 CPUs |",
+                     "| b | b result | >= 3x (busy: not judged) | CPU X, 2 CPUs available; other processes 7.5 CPUs |"]
 
 
 def test_no_speed_rows_or_no_markers_is_refused_with_the_fix(tmp_path):
