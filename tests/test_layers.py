@@ -27,7 +27,7 @@ LAYER_OF = {
     **{f"triptych.{name}": KERNEL for name in (
         "errors", "atomic", "folders", "media", "manifests", "fingerprints", "weights", "weights_rule", "registry",
         "schema", "stats", "results", "provenance", "methods", "progress", "labels", "published", "task_list",
-        "tasks")},
+        "tasks", "json_values", "threads", "allocator")},
     "triptych.vision": TOOLKITS,
     "triptych.metrics": TASK_PARTS, "triptych.baselines": TASK_PARTS, "triptych.benchmarks": TASK_PARTS,
     "triptych.pipelines": TASK_PARTS,

@@ -99,9 +99,9 @@ def run_in_process(job: ScoreJob, indices: Sequence[int]) -> Result:
 
 
 def _worker_init() -> None:
-    import torch
+    from triptych.threads import single_threaded_worker
 
-    torch.set_num_threads(1)  # one core per worker: N workers use N cores
+    single_threaded_worker()  # one core per worker: N workers use N cores (set before torch is imported)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -131,11 +131,16 @@ def _pool_worker_init(parent: int) -> None:
     _worker_init()
 
 
-def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
+def local_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` local processes (spawned, so no state leaks in from the parent), each of which
-    dies with this process."""
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_pool_worker_init,
-                             initargs=(os.getpid(),)) as pool:
+    dies with this process and uses one thread (``triptych.threads.single_threaded_worker``)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_pool_worker_init,
+                               initargs=(os.getpid(),))
+
+
+def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
+    """One sample per task on a ``local_pool`` of ``workers`` processes."""
+    with local_pool(workers) as pool:
         futures = {pool.submit(score_sample, job, index): index for index in indices}
         try:
             for future in as_completed(futures):

@@ -24,8 +24,9 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.aggregate import SampleMean
 from triptych.progress import tracked
+from triptych.json_values import SCHEMA_VERSION, json_safe
 from triptych.registry import MetricSpec, VariantSpec, registry
-from triptych.results import SCHEMA_VERSION, json_safe
+from triptych.threads import check_threads, configure_scoring_process
 from triptych.weights import describe, describe_user_file
 
 Item = TypeVar("Item")
@@ -57,6 +58,7 @@ class Measurement:
     weights: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
     user_trunk: dict[str, Any] | None = None  # the --weights record when it replaces the variant's trunk
+    threads: int = 1  # --threads: a kind scores samples on this many threads (triptych.threads)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -93,7 +95,9 @@ class Measurement:
         })
 
 
-def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurement:
+def measure(metric: str, variant: str | None, inputs: MeasureInputs, threads: int | None = None) -> Measurement:
+    """Score ``inputs`` with one metric variant on ``threads`` cores (None: the CPUs this process may use)."""
+    threads = check_threads(threads)
     spec = registry().metric(metric)
     chosen = spec.variant(variant)
     try:
@@ -119,7 +123,8 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs) -> Measurem
         given = inputs.gt is not None
         raise InputError(f"metric {metric!r} " + ("does not use --gt" if given else "needs --gt"),
                          fix="drop --gt" if given else "pass the ground truth (or the references) with --gt")
-    result = Measurement(spec, chosen, inputs)
+    result = Measurement(spec, chosen, inputs, threads=threads)
+    configure_scoring_process(threads)  # a kind that scores samples on several threads sets them to 1 meanwhile
     if hasattr(kind, "check"):  # a kind's own option rules come before any weights lookup
         kind.check(result, fn)
     if takes_trunk:  # the user's file stands in for the trunk, the variant's first weights entry

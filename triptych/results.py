@@ -35,10 +35,10 @@ import pyarrow.parquet as pq
 
 from triptych.atomic import atomic_write, atomic_write_text
 from triptych.errors import SchemaError, TriptychError
+from triptych.json_values import SCHEMA_VERSION, json_safe
 from triptych.provenance import code_revision, hardware, package_versions
 from triptych.registry import LEVELS
 
-SCHEMA_VERSION = "1.0"
 SAMPLES_FILE = "samples.parquet"
 RUN_FILE = "run.json"
 PARTS_DIR = "parts"
@@ -242,20 +242,6 @@ def superseded_notes(results: str | Path | None) -> list[str]:
     file, e.g. a committed aggregates JSON, or no folder)."""
     return [f"note: {results}: {line}" for line in current_runs(results).notes()] \
         if results is not None and Path(results).is_dir() else []
-
-
-def json_safe(value: Any) -> Any:
-    """inf is written as the string "inf" (docs/conventions.md); numpy scalars and arrays (a metric's extras)
-    become plain numbers and lists; a NaN in extras is written as the string "nan", never as bare NaN."""
-    if isinstance(value, (np.generic, np.ndarray)):
-        value = value.tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
-    if isinstance(value, dict):
-        return {(k.item() if isinstance(k, np.generic) else k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def request_key(request: dict[str, Any]) -> str:

@@ -19,3 +19,7 @@ progress_options = SimpleNamespace(
                           "sample) even when stderr is not a terminal: one line per sample"),
     quiet=typer.Option(False, "--quiet", help="no progress display"),
 )
+
+# The thread policy of the commands that score (score, measure): triptych.threads.
+threads_option = typer.Option(None, "--threads", help="cores to score with (default: the CPUs this process may "
+                              "run on); several worker processes use one thread each (README 'Speed and memory')")

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from triptych.commands import progress_options
+from triptych.commands import progress_options, threads_option
 
 
 def _write_run(results: Path, m) -> Path:
@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
         out: Optional[Path] = typer.Option(None, "--out", help="also write a run (Parquet + run JSON) here"),
         progress: bool = progress_options.progress, quiet: bool = progress_options.quiet,
+        threads: Optional[int] = threads_option,
     ) -> None:
         """Score your own frames with one named metric variant, exactly as the reference computes it.
         Progress is shown on a terminal; Ctrl-C prints the command that runs it again."""
@@ -61,7 +62,7 @@ def register(app: typer.Typer) -> None:
         set_mode(progress, quiet)
         inputs = MeasureInputs(pred, gt, mask, weights, flow_dir, clip_len, clip_stride)
         try:
-            result = measure(metric, variant, inputs)
+            result = measure(metric, variant, inputs, threads)
         except KeyboardInterrupt:
             print(interrupted_line("nothing saved (measure writes its result once every sample is scored)",
                                    resume=False), file=sys.stderr, flush=True)

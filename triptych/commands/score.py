@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from triptych.commands import interval_options, progress_options
+from triptych.commands import interval_options, progress_options, threads_option
 
 
 def register(app: typer.Typer) -> None:
@@ -53,12 +53,16 @@ def register(app: typer.Typer) -> None:
                                   "parameter): one run each, with the across-seed spread in every run.json; with "
                                   "--pred-dir, replicate seed S is read from PRED_DIR/seed-S"),
         progress: bool = progress_options.progress, quiet: bool = progress_options.quiet,
+        threads: Optional[int] = threads_option,
     ) -> None:
         """Score a method, or a folder of its outputs, on a benchmark; writes one run. Progress is shown on a
         terminal; Ctrl-C keeps the samples scored so far and prints the command that resumes the run."""
         from triptych.progress import set_mode
 
         set_mode(progress, quiet)
+        from triptych.threads import check_threads, configure_scoring_process
+
+        configure_scoring_process(check_threads(threads))  # this process's share; each worker process uses one
         from triptych.errors import TriptychError
         from triptych.results import read_run
         from triptych.scoring import score
