@@ -260,24 +260,25 @@ def face_similarity_dlib(generated: ImageLike, references: Sequence[ImageLike], 
 
 
 def face_similarity_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
-                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
+                            backend: FaceBackend | None = None, trunk: Path | None = None, **kwargs: Any) -> float:
     """Metric ``face_sim``, variant ``arcface``: ``face_similarity`` with ``ArcFaceBackend`` (SCRFD-10GF
-    detection, 5-point alignment to the 112x112 ArcFace template, w600k_r50 embedding, cosine)."""
-    return face_similarity(generated, references, backend or arcface_backend(), **kwargs)
+    detection, 5-point alignment to the 112x112 ArcFace template, w600k_r50 embedding, cosine); ``trunk`` a
+    user's ArcFace ONNX file in place of w600k_r50 (``arcface_backend``)."""
+    return face_similarity(generated, references, backend or arcface_backend(trunk), **kwargs)
 
 
 def face_similarity_facenet(generated: ImageLike, references: Sequence[ImageLike], *,
-                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
+                            backend: FaceBackend | None = None, trunk: Path | None = None, **kwargs: Any) -> float:
     """Metric ``face_sim``, variant ``facenet``: ``face_similarity`` with ``FaceNetBackend`` (MTCNN box crop
-    to 160x160, InceptionResnetV1 VGGFace2 embedding, cosine)."""
-    return face_similarity(generated, references, backend or facenet_backend(), **kwargs)
+    to 160x160, InceptionResnetV1 VGGFace2 embedding, cosine); ``trunk`` a user's InceptionResnetV1 file."""
+    return face_similarity(generated, references, backend or facenet_backend(trunk), **kwargs)
 
 
 def face_distance_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
-                          backend: FaceBackend | None = None, **kwargs: Any) -> float:
+                          backend: FaceBackend | None = None, trunk: Path | None = None, **kwargs: Any) -> float:
     """Metric ``face_dist``, variant ``arcface``: 1 - the ``arcface`` face similarity, i.e. the mean cosine
     distance to the references (deepface's ``cosine`` distance, 1 - cos; lower is better), in [0, 2]."""
-    return 1.0 - face_similarity_arcface(generated, references, backend=backend, **kwargs)
+    return 1.0 - face_similarity_arcface(generated, references, backend=backend, trunk=trunk, **kwargs)
 
 
 def face_crops(image: ImageLike, backend: FaceBackend | str = "arcface", *, name: str | None = None,
@@ -601,11 +602,14 @@ class ArcFaceBackend:
 
 
 @functools.lru_cache(maxsize=1)
-def arcface_backend() -> ArcFaceBackend:
-    """The process-wide ArcFace backend; both ONNX files come sha256-checked from ``triptych.weights``."""
+def arcface_backend(trunk: Path | None = None) -> ArcFaceBackend:
+    """The process-wide ArcFace backend; both ONNX files come sha256-checked from ``triptych.weights``;
+    ``trunk`` a user's recognition ONNX in place of w600k_r50 (``measure --weights``), read by insightface's
+    own ``model_zoo`` as the registry's is; detection stays the registry's SCRFD."""
     from triptych import weights
 
-    return ArcFaceBackend(weights.describe(ARCFACE_RECOGNIZER), weights.describe(ARCFACE_DETECTOR))
+    recognizer = weights.describe(ARCFACE_RECOGNIZER) if trunk is None else weights.describe_user_file(trunk)
+    return ArcFaceBackend(recognizer, weights.describe(ARCFACE_DETECTOR))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -669,11 +673,18 @@ class FaceNetBackend:
 
 
 @functools.lru_cache(maxsize=1)
-def facenet_backend() -> FaceNetBackend:
-    """The process-wide FaceNet backend; all four files come sha256-checked from ``triptych.weights``."""
+def facenet_backend(trunk: Path | None = None) -> FaceNetBackend:
+    """The process-wide FaceNet backend; all four files come sha256-checked from ``triptych.weights``;
+    ``trunk`` a user's InceptionResnetV1 state dict (with the VGGFace2 logits layer) in place of the
+    registry's recogniser (``measure --weights``), loaded strictly; MTCNN stays the registry's."""
     from triptych import weights
 
     model = build_facenet()
-    model.load_state_dict(weights.load(FACENET_RECOGNIZER), strict=True)
+    try:
+        model.load_state_dict(weights.load_trunk(FACENET_RECOGNIZER, trunk), strict=True)
+    except RuntimeError as exc:
+        raise TriptychError(f"{trunk or FACENET_RECOGNIZER}: does not load strictly into facenet-pytorch's InceptionResnetV1 "
+                            f"({str(exc)[:300]})", fix="pass a state dict of the layout of facenet_vggface2") from exc
     mtcnn = [(weights.describe(n), weights.load(n)) for n in MTCNN_WEIGHTS]
-    return FaceNetBackend(model, weights.describe(FACENET_RECOGNIZER), mtcnn)
+    record = weights.describe(FACENET_RECOGNIZER) if trunk is None else weights.describe_user_file(trunk)
+    return FaceNetBackend(model, record, mtcnn)
