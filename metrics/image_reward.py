@@ -1,6 +1,7 @@
 """ImageReward (Xu et al. 2023): a BLIP reward model scoring a generated image against its prompt.
 
-Facts from the ``image-reward`` package 1.5 (PyPI; THUDM/ImageReward), ``ImageReward/ImageReward.py``:
+Facts from THUDM/ImageReward @ c0b9080 ``ImageReward/ImageReward.py`` (packaged as ``image-reward`` 1.5 on
+PyPI):
 
 - network: BLIP's ViT-L/16 image encoder (224 px, width 1024, 24 blocks, 16 heads, LayerNorm eps 1e-6,
   all tokens through the final norm) and BLIP's BERT text encoder with cross-attention to every image
