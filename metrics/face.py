@@ -683,8 +683,9 @@ def facenet_backend(trunk: Path | None = None) -> FaceNetBackend:
     try:
         model.load_state_dict(weights.load_trunk(FACENET_RECOGNIZER, trunk), strict=True)
     except RuntimeError as exc:
-        raise TriptychError(f"{trunk or FACENET_RECOGNIZER}: does not load strictly into facenet-pytorch's InceptionResnetV1 "
-                            f"({str(exc)[:300]})", fix="pass a state dict of the layout of facenet_vggface2") from exc
+        raise TriptychError(f"{trunk or FACENET_RECOGNIZER}: does not load strictly into facenet-pytorch's "
+                            f"InceptionResnetV1 ({str(exc)[:300]})",
+                            fix="pass a state dict of the layout of facenet_vggface2") from exc
     mtcnn = [(weights.describe(n), weights.load(n)) for n in MTCNN_WEIGHTS]
     record = weights.describe(FACENET_RECOGNIZER) if trunk is None else weights.describe_user_file(trunk)
     return FaceNetBackend(model, record, mtcnn)

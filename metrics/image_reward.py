@@ -217,7 +217,8 @@ def vision_config_from_checkpoint(checkpoint: Mapping[str, torch.Tensor]) -> dic
     its tensors, ViT-L/16's head width 64 (1024 / 16): ``VIT_LARGE`` for the published file."""
     prefix = "blip.visual_encoder."
     try:
-        width, patch = checkpoint[prefix + "cls_token"].shape[-1], checkpoint[prefix + "patch_embed.proj.weight"].shape[-1]
+        width = checkpoint[prefix + "cls_token"].shape[-1]
+        patch = checkpoint[prefix + "patch_embed.proj.weight"].shape[-1]
         grid = round((checkpoint[prefix + "pos_embed"].shape[1] - 1) ** 0.5)
         depth = len({k.split(".")[3] for k in checkpoint if k.startswith(prefix + "blocks.")})
         return {"hidden_size": width, "intermediate_size": checkpoint[prefix + "blocks.0.mlp.fc1.weight"].shape[0],

@@ -4,30 +4,29 @@ Both are CLIP ViT-H/14 models fine-tuned on human choices between images of one 
 image and one prompt through the cosine of their unit embeddings (``clip_score.text_image_cosine``, the
 machinery of CLIP-T), with the published weights through the weights registry.
 
-HPSv2 (Wu et al. 2023, tgxs002/HPSv2 @ 708ffb3 ``hpsv2/img_score.py score()``, packaged as ``hpsv2`` 1.2.0): open_clip ``ViT-H-14``
-(GELU, not QuickGELU) whose state dict is the ``state_dict`` entry of ``HPS_v2_compressed.pt`` (version
-"v2.0") or ``HPS_v2.1_compressed.pt`` ("v2.1"), loaded strictly, float32. Preprocessing is the package's
-own validation transform (``hpsv2/src/open_clip/transform.py image_transform(is_train=False)``), which
-differs from open_clip's: RGB, ``ToTensor`` first, then torchvision ``Resize(224, bicubic)`` of the
-*tensor* (shorter side; torchvision >= 0.17 antialiases it, as the pinned torchvision does), centre crop
-224, Normalize with the OpenAI mean / std. Text: open_clip's ViT-H-14 tokenizer (77 tokens). The score is
-``image_features @ text_features.T`` of the L2-normalised features: the raw cosine (the package returns
-e.g. 0.27; its leaderboard prints x100). ``score()`` runs under CUDA autocast; triptych computes in
-float32 and takes the cosine in float64.
+HPSv2 (Wu et al. 2023, tgxs002/HPSv2 @ 708ffb3 ``hpsv2/img_score.py score()``, packaged as ``hpsv2`` 1.2.0):
+open_clip ``ViT-H-14`` (GELU, not QuickGELU) whose state dict is the ``state_dict`` entry of
+``HPS_v2_compressed.pt`` (version "v2.0") or ``HPS_v2.1_compressed.pt`` ("v2.1"), loaded strictly, float32.
+Preprocessing is the package's own validation transform (``hpsv2/src/open_clip/transform.py
+image_transform(is_train=False)``), which differs from open_clip's: RGB, ``ToTensor`` first, then
+torchvision ``Resize(224, bicubic)`` of the *tensor* (shorter side; torchvision >= 0.17 antialiases it, as
+the pinned torchvision does), centre crop 224, Normalize with the OpenAI mean / std. Text: open_clip's
+ViT-H-14 tokenizer (77 tokens). The score is ``image_features @ text_features.T`` of the L2-normalised
+features: the raw cosine (the package returns e.g. 0.27; its leaderboard prints x100). ``score()`` runs
+under CUDA autocast; triptych computes in float32 and takes the cosine in float64.
 
 PickScore (Kirstain et al. 2023, the inference snippet ``calc_probs`` of the yuvalkirstain/PickScore README
-@ 18443d6):
-transformers ``CLIPModel`` built from the ``config.json`` of ``yuvalkirstain/PickScore_v1`` beside its
-``model.safetensors``; image features ``get_image_features`` and text features ``get_text_features``,
-each L2-normalised; score = ``logit_scale.exp() * cos`` (the raw score of one image, variant ``raw``). The
-README's softmax over the candidate images of a prompt is not a variant: over one method's images it sums
-to 1 per prompt, so its mean is 1/k for any images; it only ranks candidates of different methods. Its processor
-is ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``'s: the image processor is CLIP's defaults (PIL bicubic
-shorter side to 224, centre crop 224, /255, OpenAI mean / std), run here as transformers'
-``CLIPImageProcessorPil`` (the PIL path that ``AutoProcessor`` gave in PickScore's time); the tokenizer
-is the OpenAI CLIP BPE, which open_clip's tokenizer applies with the same ids, so the prompt is tokenised
-by open_clip and cut after its end token (what ``padding=True, truncation=True, max_length=77`` gives for
-one prompt).
+@ 18443d6): transformers ``CLIPModel`` built from the ``config.json`` of ``yuvalkirstain/PickScore_v1``
+beside its ``model.safetensors``; image features ``get_image_features`` and text features
+``get_text_features``, each L2-normalised; score = ``logit_scale.exp() * cos`` (the raw score of one image,
+variant ``raw``). The README's softmax over the candidate images of a prompt is not a variant: over one
+method's images it sums to 1 per prompt, so its mean is 1/k for any images; it only ranks candidates of
+different methods. Its processor is ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``'s: the image processor is
+CLIP's defaults (PIL bicubic shorter side to 224, centre crop 224, /255, OpenAI mean / std), run here as
+transformers' ``CLIPImageProcessorPil`` (the PIL path that ``AutoProcessor`` gave in PickScore's time); the
+tokenizer is the OpenAI CLIP BPE, which open_clip's tokenizer applies with the same ids, so the prompt is
+tokenised by open_clip and cut after its end token (what ``padding=True, truncation=True, max_length=77``
+gives for one prompt).
 """
 
 from __future__ import annotations

@@ -66,8 +66,9 @@ def _module(build: Callable[[], torch.nn.Module], name: str) -> Callable[[Path],
     return lambda folder: _save(rule_state_dict(build(), 3, 1.0), folder / name)
 
 
-def _shapes(shapes: dict[str, torch.Tensor], path: Path) -> Path:
-    return _save({k: torch.from_numpy(rule_tensor(k, tuple(v.shape), 3, 1.0)) for k, v in shapes.items()}, path)
+def _rule(shapes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights rule's tensor for every key of a layout (a checkpoint's keys and shapes)."""
+    return {k: torch.from_numpy(rule_tensor(k, tuple(v.shape), 3, 1.0)) for k, v in shapes.items()}
 
 
 def _open_clip(vision_head_width: int, patch: int, quick_gelu: bool) -> Callable[[Path], Path]:
@@ -107,10 +108,9 @@ def _image_reward(folder: Path) -> Path:
     (folder / "vocab.txt").write_text("\n".join(IR_VOCAB) + "\n")
     vision = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
               "image_size": 224, "patch_size": 16}
-    path = _shapes(image_reward.checkpoint_layout(str(folder), vision), folder / "ImageReward.pt")
-    state = torch.load(path, weights_only=True)
+    state = _rule(image_reward.checkpoint_layout(str(folder), vision))
     state["blip.text_encoder.embeddings.position_ids"] = torch.arange(IR_MED["max_position_embeddings"])[None]
-    return _save(state, path)
+    return _save(state, folder / "ImageReward.pt")
 
 
 def _arcface(folder: Path) -> Path:
@@ -134,7 +134,7 @@ def _user_files() -> dict[str, Callable[[Path], Path]]:
         "facenet_vggface2": _module(face.build_facenet, "facenet.pt"),
         "arcface_w600k_r50": _arcface,
         "dino_vits16": _module(lambda: dino.build_vit(dino.DINO_MODELS["dino_vits16"]), "dino.pth"),
-        "dinov2_vits14": lambda folder: _shapes(dino.dinov2_published_state(), folder / "dinov2.pth"),
+        "dinov2_vits14": lambda folder: _save(_rule(dino.dinov2_published_state()), folder / "dinov2.pth"),
         "clip_vit_b32_openai": _open_clip(64, 32, quick_gelu=True),
         "clip_vit_l14_openai": _open_clip(64, 14, quick_gelu=True),
         "hps_v2_0": _open_clip(80, 14, quick_gelu=False),
@@ -216,3 +216,44 @@ def test_every_network_metric_takes_a_user_file(metric, variant, tmp_path, run_c
     assert user["user_supplied"] is True and user["registered"] is False
     assert user.get("replaces") in (replaced, None) and np.isfinite(doc["aggregate"]["value"])
     assert doc["metric_variant"] not in spec.variants
+
+
+# --- the architecture a user file carries, read from published layouts ------------------------------------------
+
+
+@pytest.mark.parametrize("arch,head_widths", [("ViT-B-32", (64, 64)), ("ViT-L-14", (64, 64)), ("ViT-H-14", (80, 64))])
+def test_the_clip_read_from_a_published_layout_is_the_published_architecture(arch, head_widths):
+    """A user's CLIP / HPSv2 file carries its architecture in its tensors: on the layouts of OpenAI's ViT-B/32 and
+    ViT-L/14 (CLIP-T / CLIP-I) and of ViT-H-14 (HPSv2; ``preference.HPS_HEAD_WIDTHS``), the configuration read
+    back is open_clip's own model configuration of that name (shapes only, on the meta device)."""
+    import open_clip
+
+    from triptych.metrics import preference
+    from triptych.metrics.clip_score import clip_config_from_state
+
+    if arch == "ViT-H-14":
+        assert head_widths == preference.HPS_HEAD_WIDTHS
+    state = open_clip.create_model(arch, pretrained=None, device="meta").state_dict()
+    config = clip_config_from_state(state, vision_head_width=head_widths[0], text_head_width=head_widths[1])
+    published = open_clip.get_model_config(arch)
+    assert config["embed_dim"] == published["embed_dim"]
+    for side in ("vision_cfg", "text_cfg"):
+        assert {k: config[side][k] for k in published[side]} == published[side]
+        assert config[side]["mlp_ratio"] == 4.0
+    assert config["vision_cfg"]["width"] // config["vision_cfg"]["head_width"] == {"ViT-H-14": 16, "ViT-L-14": 16,
+                                                                                   "ViT-B-32": 12}[arch]
+
+
+def test_the_vit_read_from_imagereward_pt_layout_is_vit_large(tmp_path):
+    """A user's ImageReward file carries its ViT in its tensors: on ImageReward.pt's full-size layout (BLIP's
+    ViT-L/16 at 224 px) it reads back as ``VIT_LARGE``, the published network."""
+    from test_preference_scores import IR_MED
+
+    from triptych.metrics import image_reward
+
+    (tmp_path / "med_config.json").write_text(json.dumps({
+        **IR_MED, "hidden_size": 768, "intermediate_size": 3072, "max_position_embeddings": 512,
+        "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 30524, "encoder_width": 768}))
+    with torch.device("meta"):
+        layout = image_reward.checkpoint_layout(str(tmp_path))
+    assert image_reward.vision_config_from_checkpoint(layout) == image_reward.VIT_LARGE

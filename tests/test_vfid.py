@@ -333,16 +333,18 @@ def test_measure_vfid_clips_10_stride_1_is_devils_vfid_clips(run_cli, tmp_path, 
             (tmp_path / side / video).mkdir(parents=True)
             for t, frame in enumerate(frames):
                 Image.fromarray(frame).save(tmp_path / side / video / f"{t:05d}.png")
-            window = [torch.from_numpy(f.astype(np.float32).transpose(2, 0, 1) / 255)[None] for f in frames[:10]]
+            convert = lambda f: torch.from_numpy(f.astype(np.float32).transpose(2, 0, 1) / 255)[None]  # noqa: E731
+            window = [convert(f) for f in frames[:10]]
             for t in range(max(1, n - 10 + 1)):
                 with torch.no_grad():
                     x = torch.stack(window, dim=2)  # 1 x 3 x 10 x H x W
                     feats[side].append(model(x)[0].numpy().astype(np.float64))
                 if t + 10 < n:
-                    window = window[1:] + [torch.from_numpy(frames[t + 10].astype(np.float32).transpose(2, 0, 1) / 255)[None]]
+                    window = window[1:] + [convert(frames[t + 10])]
     real, fake = np.stack(feats["gt"]), np.stack(feats["pred"])
     assert len(real) == len(fake) == 6
-    want = calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False))
+    want = calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False),
+                                      fake.mean(0), np.cov(fake, rowvar=False))
     code, out, err = run_cli("measure", "vfid", "--variant", "eval-bn", "--pred", tmp_path / "pred", "--gt",
                              tmp_path / "gt", "--weights", trunk, "--clip-len", 10, "--clip-stride", 1, "--json")
     assert code == 0, err

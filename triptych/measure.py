@@ -3,13 +3,13 @@
 The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one module
 of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``conventions.md``.
 
-User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (every metric
-with a network but dlib's face similarity: LPIPS, DISTS, FID, CLIP, HPSv2, ...) gets the file in place of its first registry weights entry, the trunk; the
-other entries (heads, learned weights) stay the registry's. The file is recorded with its sha256
-(``weights.describe_user_file``, ``replaces`` naming that entry). Unless its sha256 is the entry's own,
-the rows' variant is ``VARIANT+user-<sha8>`` (e.g. ``alex+user-1a2b3c4d``), a name no published row or
-registry variant carries, so it never pairs with published numbers (the leaderboard pairs on
-``metric_variant``, ``leaderboard/sitedata.py``). Kinds that take ``--weights`` themselves (VFID's
+User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (every metric with a
+network but dlib's face similarity: LPIPS, DISTS, FID, CLIP, HPSv2, ...) gets the file in place of its first
+registry weights entry, the trunk; the other entries (heads, learned weights) stay the registry's. The file
+is recorded with its sha256 (``weights.describe_user_file``, ``replaces`` naming that entry). Unless its
+sha256 is the entry's own, the rows' variant is ``VARIANT+user-<sha8>`` (e.g. ``alex+user-1a2b3c4d``), a
+name no published row or registry variant carries, so it never pairs with published numbers (the leaderboard
+pairs on ``metric_variant``, ``leaderboard/sitedata.py``). Kinds that take ``--weights`` themselves (VFID's
 ``video_set``, face diversity's ``image_groups``) keep their own handling.
 """
 
