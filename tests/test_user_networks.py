@@ -257,3 +257,29 @@ def test_the_vit_read_from_imagereward_pt_layout_is_vit_large(tmp_path):
     with torch.device("meta"):
         layout = image_reward.checkpoint_layout(str(tmp_path))
     assert image_reward.vision_config_from_checkpoint(layout) == image_reward.VIT_LARGE
+
+
+@pytest.mark.parametrize("entry", ["arcface_w600k_r50", "clip_vit_b32_openai", "dlib_face_recognition_resnet_v1"])
+def test_weights_import_user_takes_the_file_the_metric_reads(entry, tmp_path, run_cli, monkeypatch):
+    """``weights import NAME FILE --user`` keeps a user file of the kind ``measure --weights`` reads for that
+    entry: an ONNX for the insightface models, a plain state dict for OpenAI's CLIP (a TorchScript entry);
+    dlib's serialised networks have no user-file path and are refused by name. A file of the wrong kind is
+    refused naming the file."""
+    monkeypatch.setenv("TRIPTYCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "user").mkdir()
+    if entry.startswith("dlib"):
+        path = tmp_path / "user/net.dat"
+        path.write_bytes(b"\0" * 64)
+        code, _, err = run_cli("weights", "import", entry, path, "--user")
+        assert code != 0 and "dat file: a user file cannot stand in for it" in err
+        return
+    path = _user_files()[entry](tmp_path / "user")
+    code, out, err = run_cli("weights", "import", entry, path, "--user")
+    assert code == 0, err
+    kind, name, digest, stored = out.strip().split("\t")
+    assert (kind, name, digest) == ("user", entry, f"sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}")
+    assert Path(stored).read_bytes() == path.read_bytes()
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("not a model\n")
+    code, _, err = run_cli("weights", "import", entry, wrong, "--user")
+    assert code == 2 and "wrong.txt" in err

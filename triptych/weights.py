@@ -369,6 +369,17 @@ def _format_problem(fmt: str, path: Path) -> str | None:
     return None
 
 
+def _onnx_problem(path: Path) -> str | None:
+    """Why ``path`` does not parse as an ONNX model (``onnx.load``), or None."""
+    import onnx
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others, depending on the damage
+        return f"onnx.load fails: {str(exc)[:200]}"
+    return None
+
+
 def _source_text(spec: WeightSpec) -> str:
     return "\n".join(f"    {u}" for u in spec.urls)
 
@@ -724,17 +735,25 @@ def user_files_dir() -> Path:
 
 
 def import_user_file(name: str, path: str | Path, registry: Registry | None = None) -> dict[str, Any]:
-    """Accept a user's own file for entry ``name`` (e.g. a fine-tuned trunk for a pinned entry): it must read
-    as a state dict (``load_state_dict``, no pickled code); it is copied to
+    """Accept a user's own file for entry ``name`` (e.g. a fine-tuned trunk for a pinned entry): an ONNX file
+    for an ONNX entry (the insightface models), else a state dict (``load_state_dict``, no pickled code; a
+    TorchScript entry such as OpenAI's CLIP takes the plain state dict its metric reads); it is copied to
     ``user_files_dir()/NAME/<sha256[:16]><suffix>``, never to the entry's cache path, so the registry's file
     and its pin stay as they are. Returns its record (``describe_user_file`` with ``replaces``); scoring with
-    it goes through ``measure --weights`` (rows labelled ``VARIANT+user-<sha8>``, ``triptych/measure.py``)."""
+    it goes through ``measure --weights`` (rows labelled ``VARIANT+user-<sha8>``, ``triptych/measure.py``).
+    dlib's serialised networks (format ``dat``) have no user-file path."""
     spec = get_spec(name, registry)
     source = Path(path).expanduser()
-    if spec.format not in STATE_DICT_FORMATS:
-        raise TriptychError(f"weights {spec.name!r} are a {spec.format} file, not a state dict: a user file cannot "
-                            "stand in for it", fix=f"import the published file with 'triptych weights import {spec.name} PATH'")
-    load_state_dict(source)  # refuses a missing file, pickled code, or anything but a state dict, naming it
+    if spec.format not in (*STATE_DICT_FORMATS, "torchscript", "onnx"):
+        raise TriptychError(f"weights {spec.name!r} are a {spec.format} file: a user file cannot stand in for it",
+                            fix=f"import the published file with 'triptych weights import {spec.name} PATH'")
+    if spec.format == "onnx":
+        problem = "no such file" if not source.is_file() else _format_problem("onnx", source) or _onnx_problem(source)
+        if problem:
+            raise InputError(f"{source}: not an ONNX model ({problem})",
+                             fix=f"pass the ONNX file of your own model for {spec.name}")
+    else:
+        load_state_dict(source)  # refuses a missing file, pickled code, or anything but a state dict, naming it
     sha = sha256_file(source)
     dest = user_files_dir() / spec.name / f"{sha[:16]}{source.suffix.lower()}"
     if not dest.is_file():
