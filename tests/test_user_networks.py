@@ -10,7 +10,8 @@ and ImageReward's ``med_config.json`` beside the file), and an ONNX of ArcFace's
 (tests/face_onnx.py). The measurement must record the file with its sha256 as user-supplied, in place of
 the variant's first weights entry, and label the rows ``VARIANT+user-<sha8>``. Where another of the
 variant's registry files is absent here (the SCRFD detector beside ArcFace, PWC-Net beside FloLPIPS), the
-user file is accepted and the error names that other file. Peer-value checks of user trunks are in
+user file is accepted and the error names that other file. ``face_sim:dlib`` (dlib-serialised networks,
+which no Python tool writes) refuses ``--weights`` by name. Peer-value checks of user trunks are in
 tests/test_user_trunks.py, test_vfid.py, test_pvcs.py and test_face_div.py."""
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def _user_files() -> dict[str, Callable[[Path], Path]]:
     }
 
 
-# dlib's recogniser is a dlib-serialised network: no Python tool writes one, so no small user file exists
-NO_USER_FILE = {"dlib_shape_predictor_5": "dlib's networks are dlib-serialised files; no user file can be built here"}
+# dlib's networks are dlib-serialised files that no Python tool writes: face_sim:dlib refuses --weights
+NO_USER_FILE = {"dlib_shape_predictor_5"}
 
 
 # --- inputs of each measure kind --------------------------------------------------------------------------------
@@ -193,8 +194,12 @@ def test_every_network_metric_takes_a_user_file(metric, variant, tmp_path, run_c
     spec = registry().metric(metric)
     chosen = spec.variant(variant)
     replaced = chosen.weights[0]
-    if replaced in NO_USER_FILE:
-        pytest.xfail(NO_USER_FILE[replaced])
+    if replaced in NO_USER_FILE:  # refused before any input is read, naming the variant and its files
+        (tmp_path / "net.dat").write_bytes(b"\0" * 64)
+        code, _, err = run_cli("measure", metric, "--variant", variant, "--pred", NEWTON[0], "--gt", NEWTON[1],
+                               "--weights", tmp_path / "net.dat")
+        assert code == 2 and f"{metric}:{variant} does not take a user file for its weights ({replaced}" in err
+        return
     builders = _user_files()
     assert replaced in builders, f"{metric}:{variant}: add a small user file of {replaced}'s architecture"
     (tmp_path / "user").mkdir()
