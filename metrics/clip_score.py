@@ -27,8 +27,9 @@ Images are anything ``triptych.vision.face.load_image`` accepts (a path, uint8 H
 
 from __future__ import annotations
 
-import functools
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -37,6 +38,7 @@ from PIL import Image
 
 from triptych.errors import TriptychError
 from triptych.vision.face import EmbeddingCache, ImageLike, load_image
+from triptych.weights import per_file_cache
 
 # weights-registry entry -> (open_clip model name, open_clip pretrained tag)
 CLIP_MODELS: dict[str, tuple[str, str]] = {
@@ -95,17 +97,48 @@ def unit_embedding(vector: torch.Tensor) -> np.ndarray:
     return out / norm
 
 
+def _depth(state: dict[str, torch.Tensor], prefix: str) -> int:
+    return len({m.group(1) for k in state if (m := re.match(rf"{re.escape(prefix)}resblocks\.(\d+)\.", k))})
+
+
+def clip_config_from_state(state: dict[str, torch.Tensor], *, vision_head_width: int = 64,
+                           text_head_width: int = 64) -> dict[str, Any]:
+    """open_clip's model config of a CLIP state dict of open_clip's (= OpenAI's) layout: widths, depths, MLP
+    ratios, patch, input size, context and vocabulary read from its tensors, as open_clip's own reader of
+    OpenAI files does (``build_model_from_openai_state_dict``); the head count is the width over the
+    published model's head width (64 for OpenAI CLIP, 80 for the vision tower of ViT-H-14)."""
+    try:
+        conv, token = state["visual.conv1.weight"], state["token_embedding.weight"]
+        width, text_width = conv.shape[0], token.shape[1]
+        vision = {"layers": _depth(state, "visual.transformer."), "width": width, "head_width": vision_head_width,
+                  "patch_size": conv.shape[-1],
+                  "image_size": round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5) * conv.shape[-1],
+                  "mlp_ratio": state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width}
+        text = {"context_length": state["positional_embedding"].shape[0], "vocab_size": token.shape[0],
+                "width": text_width, "heads": text_width // text_head_width, "layers": _depth(state, "transformer."),
+                "mlp_ratio": state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / text_width}
+        return {"embed_dim": state["text_projection"].shape[1], "vision_cfg": vision, "text_cfg": text}
+    except KeyError as exc:
+        raise TriptychError(f"not a CLIP state dict of open_clip's layout (no {exc.args[0]!r})",
+                            fix="pass the state dict of an open_clip CLIP (visual.conv1.weight, "
+                                "token_embedding.weight, ...)") from exc
+
+
 def build_clip(arch: str, pretrained: str, weights: dict[str, Any],
                state_dict: dict[str, torch.Tensor] | None = None, *, quick_gelu: bool = True,
-               transform: Callable[[int], Callable[[Image.Image], torch.Tensor]] | None = None) -> ClipEncoder:
+               transform: Callable[[int], Callable[[Image.Image], torch.Tensor]] | None = None,
+               config: dict[str, Any] | None = None) -> ClipEncoder:
     """The encoder for ``arch`` (an open_clip model name). With ``state_dict`` it is loaded strictly; without,
     the model keeps open_clip's random initialisation (tests load the weights rule into it).
 
     ``quick_gelu`` forces QuickGELU (OpenAI CLIP; LAION models such as ViT-H-14 use GELU);
-    ``transform(image_size)`` replaces open_clip's evaluation transform (HPSv2 resizes after ToTensor)."""
+    ``transform(image_size)`` replaces open_clip's evaluation transform (HPSv2 resizes after ToTensor);
+    ``config`` (``clip_config_from_state``) builds a CLIP of other widths or depths than ``arch``'s, with
+    ``arch``'s tokenizer (a user's file, ``measure --weights``)."""
     import open_clip
 
-    model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+    model = (open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu) if config is None else
+             open_clip.model.CLIP(**config, quick_gelu=quick_gelu))
     if state_dict is not None:
         model.load_state_dict({k: v for k, v in state_dict.items() if k not in _JIT_ONLY_KEYS}, strict=True)
     model = model.float().eval()
@@ -116,16 +149,35 @@ def build_clip(arch: str, pretrained: str, weights: dict[str, Any],
     return ClipEncoder(model, preprocess, open_clip.get_tokenizer(arch), arch, pretrained, weights)
 
 
-@functools.lru_cache(maxsize=2)
-def clip_encoder(weights_name: str = "clip_vit_b32_openai") -> ClipEncoder:
+def user_clip(arch: str, pretrained: str, trunk: Path, *, head_widths: tuple[int, int] = (64, 64),
+              **options: Any) -> ClipEncoder:
+    """The encoder of a user's CLIP file (``measure --weights``): a plain state dict of open_clip's layout,
+    its architecture read from its tensors (``clip_config_from_state``; ``head_widths`` = vision, text),
+    loaded strictly; ``options`` as for ``build_clip``. Its rows are labelled ``VARIANT+user-<sha8>``."""
+    from triptych import weights
+
+    state = {k: v for k, v in weights.load_state_dict(trunk).items() if k not in _JIT_ONLY_KEYS}
+    config = clip_config_from_state(state, vision_head_width=head_widths[0], text_head_width=head_widths[1])
+    try:
+        return build_clip(arch, pretrained, weights.describe_user_file(trunk), state, config=config, **options)
+    except RuntimeError as exc:
+        raise TriptychError(f"{trunk}: does not load strictly into open_clip's CLIP ({str(exc)[:300]})",
+                            fix=f"pass a state dict of {arch}'s layout") from exc
+
+
+@per_file_cache(maxsize=2)
+def clip_encoder(weights_name: str = "clip_vit_b32_openai", trunk: Path | None = None) -> ClipEncoder:
     """The registry's CLIP, loaded once per process: the file is found and sha256-checked by
-    ``triptych.weights`` (a missing file raises its error naming the file, URL and import command)."""
+    ``triptych.weights`` (a missing file raises its error naming the file, URL and import command);
+    ``trunk`` a user's CLIP file in its place (``user_clip``)."""
     from triptych import weights
 
     if weights_name not in CLIP_MODELS:
         raise TriptychError(f"unknown CLIP weights {weights_name!r}", fix=f"use one of: {', '.join(CLIP_MODELS)}")
-    record = weights.describe(weights_name)
     arch, pretrained = CLIP_MODELS[weights_name]
+    if trunk is not None:
+        return user_clip(arch, pretrained, trunk)
+    record = weights.describe(weights_name)
     try:
         archive = torch.jit.load(record["path"], map_location="cpu")
     except RuntimeError as exc:
@@ -144,13 +196,13 @@ def _image_embedding(image: ImageLike, encoder: TextImageEncoder, cache: Embeddi
 
 def clip_t(generated: ImageLike, prompt: str, *, model: str = "clip_vit_b32_openai",
            encoder: ClipEncoder | None = None, name: str | None = None,
-           cache: EmbeddingCache | None = None) -> float:
+           cache: EmbeddingCache | None = None, trunk: Path | None = None) -> float:
     """Metric ``clip_t``: cosine(CLIP text embedding of ``prompt``, CLIP image embedding of ``generated``).
 
     ``prompt`` is the full prompt with the class word in place. ``model`` is the weights entry (the
-    variant's param); ``encoder`` overrides it (tests). Raw cosine in [-1, 1].
+    variant's param); ``encoder`` overrides it (tests); ``trunk`` a user's CLIP file. Raw cosine in [-1, 1].
     """
-    return text_image_cosine(generated, prompt, encoder or clip_encoder(model), name=name, cache=cache)
+    return text_image_cosine(generated, prompt, encoder or clip_encoder(model, trunk), name=name, cache=cache)
 
 
 def text_image_cosine(generated: ImageLike, prompt: str, encoder: TextImageEncoder, *, name: str | None = None,
@@ -165,8 +217,10 @@ def text_image_cosine(generated: ImageLike, prompt: str, encoder: TextImageEncod
 
 def clip_i(generated: ImageLike, references: Sequence[ImageLike], *, model: str = "clip_vit_b32_openai",
            encoder: ClipEncoder | None = None, name: str | None = None,
-           reference_names: Sequence[str] | None = None, cache: EmbeddingCache | None = None) -> float:
-    """Metric ``clip_i``: mean over the references of cosine(CLIP(generated), CLIP(reference)).
+           reference_names: Sequence[str] | None = None, cache: EmbeddingCache | None = None,
+           trunk: Path | None = None) -> float:
+    """Metric ``clip_i``: mean over the references of cosine(CLIP(generated), CLIP(reference)) (``trunk``:
+    a user's CLIP file, as for ``clip_t``).
 
     Same call as ``face_similarity`` (the ``identity_images`` measure kind and the portrait benchmarks call
     it so); reference embeddings are computed once per run when a ``cache`` is passed. Raw, in [-1, 1].
@@ -174,7 +228,7 @@ def clip_i(generated: ImageLike, references: Sequence[ImageLike], *, model: str 
     if len(references) == 0:
         raise TriptychError(f"{name or 'image'}: CLIP-I needs at least one reference image",
                             fix="pass the identity's reference photos")
-    encoder = encoder or clip_encoder(model)
+    encoder = encoder or clip_encoder(model, trunk)
     cache = cache if cache is not None else EmbeddingCache()
     target = _image_embedding(generated, encoder, cache, name)
     names = list(reference_names) if reference_names is not None else [None] * len(references)

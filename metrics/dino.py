@@ -22,8 +22,8 @@ side to 256, centre crop 224, ToTensor, Normalize with the ImageNet mean (0.485,
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -33,6 +33,7 @@ from PIL import Image
 
 from triptych.errors import TriptychError
 from triptych.vision.face import EmbeddingCache, ImageLike, load_image
+from triptych.weights import per_file_cache
 
 # weights-registry entry -> timm architecture
 DINO_MODELS: dict[str, str] = {
@@ -113,35 +114,44 @@ class DinoEncoder:
         return out / norm
 
 
-@functools.lru_cache(maxsize=2)
-def dino_encoder(weights_name: str = "dino_vits16") -> DinoEncoder:
+@per_file_cache(maxsize=2)
+def dino_encoder(weights_name: str = "dino_vits16", trunk: Path | None = None) -> DinoEncoder:
     """The registry's DINO backbone, loaded once per process through ``triptych.weights`` (sha256-checked;
-    a missing file raises its error naming the file, URL and import command)."""
+    a missing file raises its error naming the file, URL and import command); ``trunk`` a user's file of
+    the same layout in its place (``measure --weights``; a DINOv2 file at its published 518 px grid, as the
+    registry's), loaded strictly."""
     from triptych import weights
 
     if weights_name not in DINO_MODELS:
         raise TriptychError(f"unknown DINO weights {weights_name!r}", fix=f"use one of: {', '.join(DINO_MODELS)}")
-    record = weights.describe(weights_name)
-    state = weights.load(weights_name)
+    record = weights.describe(weights_name) if trunk is None else weights.describe_user_file(trunk)
+    state = weights.load_trunk(weights_name, trunk)
     if weights_name == "dinov2_vits14":
         state = dinov2_to_224(state)
     model = build_vit(DINO_MODELS[weights_name])
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise TriptychError(f"{trunk or record['path']}: does not load strictly into timm's "
+                            f"{DINO_MODELS[weights_name]} ({str(exc)[:300]})",
+                            fix=f"pass a state dict of the layout of {weights_name}") from exc
     return DinoEncoder(model.eval(), dino_transform(), DINO_MODELS[weights_name], record)
 
 
 def dino_similarity(generated: ImageLike, references: Sequence[ImageLike], *, model: str = "dino_vits16",
                     encoder: DinoEncoder | None = None, name: str | None = None,
-                    reference_names: Sequence[str] | None = None, cache: EmbeddingCache | None = None) -> float:
+                    reference_names: Sequence[str] | None = None, cache: EmbeddingCache | None = None,
+                    trunk: Path | None = None) -> float:
     """Metric ``dino``: mean over the references of cosine(CLS(generated), CLS(reference)).
 
-    ``model`` is the weights entry (the variant's param); ``encoder`` overrides it (tests). Same call as
+    ``model`` is the weights entry (the variant's param); ``encoder`` overrides it (tests); ``trunk`` a
+    user's backbone file (``dino_encoder``). Same call as
     ``face_similarity``; with a ``cache`` each reference is embedded once per run. Raw, in [-1, 1].
     """
     if len(references) == 0:
         raise TriptychError(f"{name or 'image'}: DINO similarity needs at least one reference image",
                             fix="pass the identity's reference photos")
-    encoder = encoder or dino_encoder(model)
+    encoder = encoder or dino_encoder(model, trunk)
     cache = cache if cache is not None else EmbeddingCache()
 
     def embed(image: ImageLike, label: str | None) -> np.ndarray:

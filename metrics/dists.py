@@ -22,7 +22,6 @@ the ``DISTS-pytorch`` wheel. Lower is more similar; identical images give 0 up t
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Mapping
 
@@ -33,6 +32,7 @@ from torch import nn
 
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.perceptual import device, features_state, trunk_features
+from triptych.weights import per_file_cache
 
 BACKBONE_WEIGHTS = "lpips_backbone_vgg16"
 ALPHA_BETA_WEIGHTS = "dists_alpha_beta"
@@ -100,7 +100,7 @@ class DistsNet(nn.Module):
         return 1 - (structure + texture).flatten()
 
 
-@functools.lru_cache(maxsize=2)
+@per_file_cache(maxsize=2)
 def dists_network(trunk: Path | None = None) -> DistsNet:
     """The registered DISTS network, loaded once (a missing VGG16 file raises the weights manager's error);
     ``trunk`` a user's VGG16 file in place of the registry's (``measure --weights``)."""

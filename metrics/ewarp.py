@@ -360,10 +360,13 @@ def ewarp_dis(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]
     return video_ewarp(pred_frames, flowlib.dis_flow_pairs(gt_frames), flowlib.dis_provenance())
 
 
-def ewarp_raft(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]) -> VideoEwarp:
-    """Variant ``raft``: E_warp of the prediction with torchvision RAFT-Large flows of the ground truth."""
+def ewarp_raft(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
+               trunk: Path | None = None) -> VideoEwarp:
+    """Variant ``raft``: E_warp of the prediction with torchvision RAFT-Large flows of the ground truth
+    (``trunk``: a user's RAFT-Large file in place of the registry's, ``measure --weights``)."""
     _check_video(pred_frames, gt_frames)
-    return video_ewarp(pred_frames, flowlib.raft_flow_pairs(gt_frames), flowlib.raft_provenance())
+    return video_ewarp(pred_frames, flowlib.raft_flow_pairs(gt_frames, trunk=trunk),
+                       flowlib.raft_provenance(trunk=trunk))
 
 
 def _composited(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],

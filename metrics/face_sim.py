@@ -50,21 +50,22 @@ def face_similarity_dlib(generated: ImageLike, references: Sequence[ImageLike], 
 
 
 def face_similarity_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
-                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
+                            backend: FaceBackend | None = None, trunk: Path | None = None, **kwargs: Any) -> float:
     """Metric ``face_sim``, variant ``arcface``: ``face_similarity`` with ``ArcFaceBackend`` (SCRFD-10GF
-    detection, 5-point alignment to the 112x112 ArcFace template, w600k_r50 embedding, cosine)."""
-    return face_similarity(generated, references, backend or arcface_backend(), **kwargs)
+    detection, 5-point alignment to the 112x112 ArcFace template, w600k_r50 embedding, cosine); ``trunk`` a
+    user's ArcFace ONNX file in place of w600k_r50 (``arcface_backend``)."""
+    return face_similarity(generated, references, backend or arcface_backend(trunk), **kwargs)
 
 
 def face_similarity_facenet(generated: ImageLike, references: Sequence[ImageLike], *,
-                            backend: FaceBackend | None = None, **kwargs: Any) -> float:
+                            backend: FaceBackend | None = None, trunk: Path | None = None, **kwargs: Any) -> float:
     """Metric ``face_sim``, variant ``facenet``: ``face_similarity`` with ``FaceNetBackend`` (MTCNN box crop
-    to 160x160, InceptionResnetV1 VGGFace2 embedding, cosine)."""
-    return face_similarity(generated, references, backend or facenet_backend(), **kwargs)
+    to 160x160, InceptionResnetV1 VGGFace2 embedding, cosine); ``trunk`` a user's InceptionResnetV1 file."""
+    return face_similarity(generated, references, backend or facenet_backend(trunk), **kwargs)
 
 
 def face_distance_arcface(generated: ImageLike, references: Sequence[ImageLike], *,
-                          backend: FaceBackend | None = None, **kwargs: Any) -> float:
+                          backend: FaceBackend | None = None, trunk: Path | None = None, **kwargs: Any) -> float:
     """Metric ``face_dist``, variant ``arcface``: 1 - the ``arcface`` face similarity, i.e. the mean cosine
     distance to the references (deepface's ``cosine`` distance, 1 - cos; lower is better), in [0, 2]."""
-    return 1.0 - face_similarity_arcface(generated, references, backend=backend, **kwargs)
+    return 1.0 - face_similarity_arcface(generated, references, backend=backend, trunk=trunk, **kwargs)

@@ -27,7 +27,6 @@ Each image is one forward pass (batch size 1), so no batch size can change a fea
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,6 +38,7 @@ from PIL import Image
 from triptych.errors import InputError, TriptychError
 from triptych.metrics.frechet import frechet_distance
 from triptych.vision.face import ImageLike, load_image
+from triptych.weights import per_file_cache
 
 FID_SIZE = 299
 FID_WEIGHTS = "inception_fid"
@@ -118,7 +118,7 @@ class FidNetwork:
         return self.model(RESIZES[resize](image))[0].numpy()
 
 
-@functools.lru_cache(maxsize=2)
+@per_file_cache(maxsize=2)
 def fid_network(trunk: Path | None = None) -> FidNetwork:
     """The registry's FID Inception (``inception_fid``), loaded strictly once per process; ``trunk`` a
     user's file of the same architecture in its place (``measure --weights``), recorded as user-supplied."""

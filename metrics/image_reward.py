@@ -1,6 +1,7 @@
 """ImageReward (Xu et al. 2023): a BLIP reward model scoring a generated image against its prompt.
 
-Facts from the ``image-reward`` package 1.5 (PyPI; THUDM/ImageReward), ``ImageReward/ImageReward.py``:
+Facts from THUDM/ImageReward @ c0b9080 ``ImageReward/ImageReward.py`` (packaged as ``image-reward`` 1.5 on
+PyPI):
 
 - network: BLIP's ViT-L/16 image encoder (224 px, width 1024, 24 blocks, 16 heads, LayerNorm eps 1e-6,
   all tokens through the final norm) and BLIP's BERT text encoder with cross-attention to every image
@@ -22,7 +23,6 @@ hold the same parameters under other names; ``model_state`` renames ImageReward.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from dataclasses import dataclass
@@ -35,6 +35,7 @@ from PIL import Image
 
 from triptych.errors import TriptychError
 from triptych.vision.face import ImageLike, load_image
+from triptych.weights import per_file_cache
 
 REWARD_MEAN = 0.16717362830052426
 REWARD_STD = 1.0333394966054072
@@ -211,25 +212,67 @@ def build_scorer(net: ImageRewardNet, vocab: Path, weights: dict[str, Any]) -> I
     return ImageRewardScorer(net.float().eval(), blip_tokenizer(vocab), reward_transform(), weights)
 
 
-@functools.lru_cache(maxsize=1)
-def image_reward_scorer(weights_name: str = "image_reward_v1") -> ImageRewardScorer:
-    """The registry's ImageReward.pt with med_config.json and bert-base-uncased's vocab.txt beside it."""
-    from triptych import weights
-    from triptych.vision.hf_folder import model_folder
+def vision_config_from_checkpoint(checkpoint: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """The BLIP ViT of an ImageReward.pt state dict: width, depth, MLP width, patch and input size read from
+    its tensors, ViT-L/16's head width 64 (1024 / 16): ``VIT_LARGE`` for the published file."""
+    prefix = "blip.visual_encoder."
+    try:
+        width = checkpoint[prefix + "cls_token"].shape[-1]
+        patch = checkpoint[prefix + "patch_embed.proj.weight"].shape[-1]
+        grid = round((checkpoint[prefix + "pos_embed"].shape[1] - 1) ** 0.5)
+        depth = len({k.split(".")[3] for k in checkpoint if k.startswith(prefix + "blocks.")})
+        return {"hidden_size": width, "intermediate_size": checkpoint[prefix + "blocks.0.mlp.fc1.weight"].shape[0],
+                "num_hidden_layers": depth, "num_attention_heads": width // 64, "image_size": grid * patch,
+                "patch_size": patch}
+    except KeyError as exc:
+        raise TriptychError(f"not an ImageReward state dict (no {exc.args[0]!r})",
+                            fix="pass a state dict of ImageReward.pt's layout (blip.visual_encoder.*, "
+                                "blip.text_encoder.*, mlp.*)") from exc
 
-    folder, record = model_folder(weights_name, ("med_config.json",))
+
+def load_scorer(checkpoint: Mapping[str, torch.Tensor], folder: Path, record: dict[str, Any],
+                vision: Mapping[str, Any] = VIT_LARGE) -> ImageRewardScorer:
+    """An ImageReward checkpoint loaded strictly into the network of the ``med_config.json`` in ``folder``,
+    with bert-base-uncased's ``vocab.txt`` there."""
     if not (folder / "vocab.txt").is_file():
         raise TriptychError(f"{folder}: ImageReward needs bert-base-uncased's vocab.txt beside its weights",
                             fix=f"download {VOCAB_SOURCE} into {folder}")
-    net = ImageRewardNet(read_med_config(folder / "med_config.json"))
-    net.load_state_dict(model_state(weights.load(weights_name)), strict=True)
+    net = ImageRewardNet(read_med_config(folder / "med_config.json"), vision)
+    net.load_state_dict(model_state(checkpoint), strict=True)
     return build_scorer(net, folder / "vocab.txt", record)
 
 
+@per_file_cache(maxsize=1)
+def image_reward_scorer(weights_name: str = "image_reward_v1", trunk: Path | None = None) -> ImageRewardScorer:
+    """The registry's ImageReward.pt with med_config.json and bert-base-uncased's vocab.txt beside it;
+    ``trunk`` a user's file in its place (``measure --weights``): a state dict of ImageReward.pt's layout with
+    its own med_config.json and vocab.txt beside it, its ViT read from its tensors
+    (``vision_config_from_checkpoint``), loaded strictly."""
+    from triptych import weights
+    from triptych.vision.hf_folder import model_folder
+
+    if trunk is not None:
+        checkpoint = weights.load_state_dict(trunk)
+        folder = Path(trunk).parent
+        if not (folder / "med_config.json").is_file():
+            raise TriptychError(f"{trunk}: a user's ImageReward file needs its med_config.json beside it",
+                                fix=f"copy the BLIP med_config.json the model was built from into {folder}")
+        try:
+            return load_scorer(checkpoint, folder, weights.describe_user_file(trunk),
+                               vision_config_from_checkpoint(checkpoint))
+        except RuntimeError as exc:
+            raise TriptychError(f"{trunk}: does not load strictly into ImageReward's network ({str(exc)[:300]})",
+                                fix="pass a state dict of ImageReward.pt's layout and its med_config.json") from exc
+    folder, record = model_folder(weights_name, ("med_config.json",))
+    return load_scorer(weights.load(weights_name), folder, record)
+
+
 def image_reward(generated: ImageLike, prompt: str, *, model: str = "image_reward_v1",
-                 scorer: ImageRewardScorer | None = None, name: str | None = None) -> float:
-    """Metric ``image_reward``: ImageReward's normalised reward of ``generated`` for ``prompt``."""
+                 scorer: ImageRewardScorer | None = None, name: str | None = None,
+                 trunk: Path | None = None) -> float:
+    """Metric ``image_reward``: ImageReward's normalised reward of ``generated`` for ``prompt`` (``trunk``:
+    a user's ImageReward file)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise TriptychError(f"{name or 'image'}: ImageReward needs a non-empty prompt", fix="pass the prompt text")
     array, _ = load_image(generated, name)
-    return (scorer or image_reward_scorer(model)).score(array, prompt)
+    return (scorer or image_reward_scorer(model, trunk)).score(array, prompt)

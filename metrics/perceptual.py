@@ -25,7 +25,6 @@ available, else on the CPU.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from triptych.errors import InputError, TriptychError
+from triptych.weights import per_file_cache
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@functools.lru_cache(maxsize=4)
+@per_file_cache(maxsize=4)
 def lpips_network(net: str, trunk: Path | None = None) -> LpipsNet:
     """The registered LPIPS network of a trunk, loaded once through the weights manager (missing trunk
     weights raise its ``MissingWeightsError``, naming the file, its URL and the import command); ``trunk``

@@ -24,7 +24,6 @@ are returned and ``measure`` averages them in float64 (a difference of float32 r
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -35,12 +34,13 @@ from triptych.errors import InputError
 from triptych.metrics.i3d import InceptionI3d, _no_tf32, clip_tensor, load_i3d
 from triptych.metrics.perceptual import EPS, composite, device
 from triptych.metrics.temporal import _check_video, _unit
+from triptych.weights import per_file_cache
 
 PVCS_ENDPOINTS = ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f", "Mixed_5c")
 WINDOW = 10
 
 
-@functools.lru_cache(maxsize=2)
+@per_file_cache(maxsize=2)
 def pvcs_network(trunk: Path | None = None) -> InceptionI3d:
     """The registry's I3D (or a user's ``trunk`` file, ``measure --weights``) in eval mode on ``device()``."""
     model, _ = load_i3d(trunk, device())

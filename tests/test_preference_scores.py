@@ -314,3 +314,52 @@ def test_full_size_image_reward_layout_is_the_packages(tmp_path):
     assert shapes["blip.text_encoder.embeddings.word_embeddings.weight"] == (30524, 768)
     assert shapes["mlp.layers.0.weight"] == (1024, 768) and shapes["mlp.layers.7.weight"] == (1, 16)
     assert shapes["blip.vision_proj.weight"] == (256, 1024) and shapes["blip.text_proj.weight"] == (256, 768)
+
+
+# --- user files (measure --weights): the peers' own computation on the user's network ------------------------
+
+
+def test_hpsv2_with_a_user_file_is_hpsv2s_score_on_that_network(tmp_path, run_cli):
+    """A user's HPSv2 file (an open_clip CLIP state dict; its widths and depths read from the tensors with
+    ViT-H-14's head widths) scores as hpsv2's ``score()`` does on that network: the formula and transform
+    written out above, on the same open_clip model filled by the weights rule."""
+    import open_clip
+
+    model = open_clip.model.CLIP(32, {"layers": 2, "width": 160, "head_width": 80, "patch_size": 14, "image_size": 224},
+                                 {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2},
+                                 quick_gelu=False).eval()
+    apply_weights_rule(model, 4, 1.0)
+    torch.save(model.state_dict(), tmp_path / "my_hps.pt")
+    (tmp_path / "prompt.txt").write_text(PROMPT + "\n")
+    with torch.no_grad():
+        image = model.encode_image(_hpsv2_transform(Image.open(NEWTON[1]))[None], normalize=True)
+        text = model.encode_text(open_clip.tokenize([PROMPT]), normalize=True)
+    expected = float((image @ text.T)[0, 0])
+    code, out, err = run_cli("measure", "hpsv2", "--variant", "v2_1", "--pred", NEWTON[1], "--gt",
+                             tmp_path / "prompt.txt", "--weights", tmp_path / "my_hps.pt", "--json")
+    assert code == 0, err
+    assert json.loads(out)["aggregate"]["value"] == pytest.approx(expected, abs=2e-6) and abs(expected) > 1e-3
+
+
+def test_pickscore_with_a_user_file_is_clipmodels_logit_per_image(pick_enc, hf_clip_tokenizer, tmp_path, run_cli):
+    """A user's PickScore file (a CLIPModel state dict with its config.json beside it) scores as the README's
+    ``calc_probs`` does before its softmax: ``CLIPModel(...).logits_per_image`` on that network."""
+    from safetensors.torch import save_file
+    from transformers import CLIPImageProcessorPil
+
+    pick_enc.model.config.to_json_file(str(tmp_path / "config.json"))
+    save_file(pick_enc.model.state_dict(), str(tmp_path / "my_pick.safetensors"))
+    (tmp_path / "prompt.txt").write_text(PROMPT + "\n")
+    pixels = CLIPImageProcessorPil()(images=Image.open(NEWTON[2]).convert("RGB"), return_tensors="pt")["pixel_values"]
+    text = hf_clip_tokenizer(PROMPT, padding=True, truncation=True, max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        expected = float(pick_enc.model(pixel_values=pixels, **text).logits_per_image[0, 0])
+    code, out, err = run_cli("measure", "pickscore", "--variant", "raw", "--pred", NEWTON[2], "--gt",
+                             tmp_path / "prompt.txt", "--weights", tmp_path / "my_pick.safetensors", "--json")
+    assert code == 0, err
+    assert json.loads(out)["aggregate"]["value"] == pytest.approx(expected, rel=1e-5)
+    (tmp_path / "alone").mkdir()  # the same file without its config.json beside it
+    (tmp_path / "my_pick.safetensors").rename(tmp_path / "alone/my_pick.safetensors")
+    code, _, err = run_cli("measure", "pickscore", "--variant", "raw", "--pred", NEWTON[2], "--gt",
+                           tmp_path / "prompt.txt", "--weights", tmp_path / "alone/my_pick.safetensors")
+    assert code != 0 and "needs the config.json of its CLIPModel beside it" in err

@@ -305,3 +305,49 @@ def test_measure_vfid_without_weights_surfaces_the_missing_file(run_cli, tennis,
                              tennis / "gt", "--clip-len", 6, "--json")
     assert code == 2 and out == ""
     assert "weights 'i3d_rgb_imagenet' are not in the cache" in err and "triptych weights import" in err
+
+
+def test_measure_vfid_clips_10_stride_1_is_devils_vfid_clips(run_cli, tmp_path, empty_home):
+    """DEVIL's clip VFID (MichiganCOG/video-inpainting-evaluation @ d339a12 vfid_clips_computer.py with
+    src/fid/util.py extract_video_clip_features): InceptionI3d in eval(), every 10-frame window of each video
+    at stride 1 (frames uint8 / 255 stacked as 1 x 3 x 10 x H x W), its 'Logits' endpoint feature (Mixed_5c
+    averaged over T, H, W), the features of all clips pooled, np.mean / np.cov and pytorch-fid's
+    calculate_frechet_distance (the function DEVIL vendors in src/fid). Written out here window by window on
+    videos of 12, 11 and 10 frames (6 clips a side) with a weights-rule I3D; only the I3D forward is shared."""
+    import torch
+    from PIL import Image
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    torch.set_num_threads(1)
+    model = build_i3d()
+    apply_weights_rule(model, 5, 1.0)
+    model.eval()
+    trunk = tmp_path / "i3d.pt"
+    torch.save(model.state_dict(), trunk)
+    rng = np.random.default_rng(11)
+    feats: dict[str, list[np.ndarray]] = {"gt": [], "pred": []}
+    for video, n in (("a", 12), ("b", 11), ("c", 10)):
+        gt = rng.integers(0, 256, (n, 40, 48, 3), dtype=np.uint8)
+        pred = np.clip(gt.astype(int) + rng.integers(-40, 41, gt.shape), 0, 255).astype(np.uint8)
+        for side, frames in (("gt", gt), ("pred", pred)):
+            (tmp_path / side / video).mkdir(parents=True)
+            for t, frame in enumerate(frames):
+                Image.fromarray(frame).save(tmp_path / side / video / f"{t:05d}.png")
+            convert = lambda f: torch.from_numpy(f.astype(np.float32).transpose(2, 0, 1) / 255)[None]  # noqa: E731
+            window = [convert(f) for f in frames[:10]]
+            for t in range(max(1, n - 10 + 1)):
+                with torch.no_grad():
+                    x = torch.stack(window, dim=2)  # 1 x 3 x 10 x H x W
+                    feats[side].append(model(x)[0].numpy().astype(np.float64))
+                if t + 10 < n:
+                    window = window[1:] + [convert(frames[t + 10])]
+    real, fake = np.stack(feats["gt"]), np.stack(feats["pred"])
+    assert len(real) == len(fake) == 6
+    want = calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False),
+                                      fake.mean(0), np.cov(fake, rowvar=False))
+    code, out, err = run_cli("measure", "vfid", "--variant", "eval-bn", "--pred", tmp_path / "pred", "--gt",
+                             tmp_path / "gt", "--weights", trunk, "--clip-len", 10, "--clip-stride", 1, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["aggregate"]["n"] == 6 and want > 0
+    assert doc["aggregate"]["value"] == pytest.approx(want, rel=1e-5)

@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
+from conftest import REPO
 from triptych import weights as w
 from triptych.errors import InputError, TriptychError, UnknownNameError
 
@@ -567,3 +569,39 @@ def test_a_pickle_carrying_code_is_refused_unrun_and_unpinned_on_fetch_import_an
             w.resolve("t_unpinned")
         dest.unlink()
     assert not marker.exists() and w.read_pins() == {}
+
+
+def test_a_user_file_rewritten_at_the_same_path_is_loaded_anew(tmp_path):
+    """per_file_cache keys a loader's cache on the user file's path, size and mtime: the same file is loaded
+    once, a rewritten one again (never the stale network)."""
+    from triptych.weights import per_file_cache
+
+    loads = []
+
+    @per_file_cache(maxsize=2)
+    def load_network(name: str = "net", trunk=None):
+        loads.append(name)
+        return Path(trunk).read_text() if trunk else "registry"
+
+    user = tmp_path / "trunk.pt"
+    user.write_text("first")
+    assert load_network(trunk=user) == "first" and load_network("net", user) == "first"
+    assert len(loads) == 1
+    user.write_text("second, longer")
+    os.utime(user, ns=(user.stat().st_atime_ns, user.stat().st_mtime_ns + 10**9))
+    assert load_network(trunk=user) == "second, longer" and len(loads) == 2
+    assert load_network() == "registry" and load_network() == "registry" and len(loads) == 3
+
+
+def test_every_cached_network_loader_with_a_user_trunk_uses_per_file_cache():
+    """No loader that takes ``trunk`` (a user's file) is cached by a plain lru_cache keyed on the path alone."""
+    import ast
+
+    offenders = []
+    for path in [*REPO.glob("metrics/*.py"), *REPO.glob("triptych/**/*.py"), *REPO.glob("baselines/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and any(a.arg == "trunk" for a in node.args.args):
+                names = {ast.unparse(d) for d in node.decorator_list}
+                if any("lru_cache" in n or n.endswith("cache") and "per_file_cache" not in n for n in names):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.name}")
+    assert offenders == []

@@ -3,13 +3,13 @@
 The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one module
 of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``docs/conventions.md``.
 
-User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (LPIPS, DISTS,
-FID, KID, tLP, FloLPIPS, ...) gets the file in place of its first registry weights entry, the trunk; the
-other entries (heads, learned weights) stay the registry's. The file is recorded with its sha256
-(``weights.describe_user_file``, ``replaces`` naming that entry). Unless its sha256 is the entry's own,
-the rows' variant is ``VARIANT+user-<sha8>`` (e.g. ``alex+user-1a2b3c4d``), a name no published row or
-registry variant carries, so it never pairs with published numbers (the leaderboard pairs on
-``metric_variant``, ``leaderboard/sitedata.py``). Kinds that take ``--weights`` themselves (VFID's
+User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (every metric with a
+network but dlib's face similarity: LPIPS, DISTS, FID, CLIP, HPSv2, ...) gets the file in place of its first
+registry weights entry, the trunk; the other entries (heads, learned weights) stay the registry's. The file
+is recorded with its sha256 (``weights.describe_user_file``, ``replaces`` naming that entry). Unless its
+sha256 is the entry's own, the rows' variant is ``VARIANT+user-<sha8>`` (e.g. ``alex+user-1a2b3c4d``), a
+name no published row or registry variant carries, so it never pairs with published numbers (the leaderboard
+pairs on ``metric_variant``, ``leaderboard/sitedata.py``). Kinds that take ``--weights`` themselves (VFID's
 ``video_set``, face diversity's ``image_groups``) keep their own handling.
 """
 
@@ -112,8 +112,8 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs, threads: in
             what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
                     f"does not take a user file for its weights ({', '.join(chosen.weights)})")
             raise InputError(f"metric {metric}:{chosen.name} {what}",
-                             fix="drop --weights; it replaces the trunk of lpips, lpips_masked, dists, fid, kid, "
-                                 "frame_fid, tlp, flolpips, vfid, pvcs and face_div")
+                             fix="drop --weights; it replaces the network file of a metric with one "
+                                 "(README, 'Perceptual and temporal metrics')")
         given.discard("--weights")
     unused = sorted(given - kind.OPTIONS)
     if unused:

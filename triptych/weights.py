@@ -35,6 +35,7 @@ import difflib
 import functools
 import importlib.metadata
 import importlib.util
+import inspect
 import json
 import os
 import re
@@ -366,6 +367,17 @@ def _format_problem(fmt: str, path: Path) -> str | None:
             return "it is neither a torch.save zip archive nor a pickle"
     elif fmt == "torchscript" and not head.startswith(b"PK\x03\x04"):
         return "it is not a TorchScript (zip) archive"
+    return None
+
+
+def _onnx_problem(path: Path) -> str | None:
+    """Why ``path`` does not parse as an ONNX model (``onnx.load``), or None."""
+    import onnx
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others, depending on the damage
+        return f"onnx.load fails: {str(exc)[:200]}"
     return None
 
 
@@ -724,17 +736,25 @@ def user_files_dir() -> Path:
 
 
 def import_user_file(name: str, path: str | Path, registry: WeightSpecs | None = None) -> dict[str, Any]:
-    """Accept a user's own file for entry ``name`` (e.g. a fine-tuned trunk for a pinned entry): it must read
-    as a state dict (``load_state_dict``, no pickled code); it is copied to
+    """Accept a user's own file for entry ``name`` (e.g. a fine-tuned trunk for a pinned entry): an ONNX file
+    for an ONNX entry (the insightface models), else a state dict (``load_state_dict``, no pickled code; a
+    TorchScript entry such as OpenAI's CLIP takes the plain state dict its metric reads); it is copied to
     ``user_files_dir()/NAME/<sha256[:16]><suffix>``, never to the entry's cache path, so the registry's file
     and its pin stay as they are. Returns its record (``describe_user_file`` with ``replaces``); scoring with
-    it goes through ``measure --weights`` (rows labelled ``VARIANT+user-<sha8>``, ``triptych/measure.py``)."""
+    it goes through ``measure --weights`` (rows labelled ``VARIANT+user-<sha8>``, ``triptych/measure.py``).
+    dlib's serialised networks (format ``dat``) have no user-file path."""
     spec = get_spec(name, registry)
     source = Path(path).expanduser()
-    if spec.format not in STATE_DICT_FORMATS:
-        raise TriptychError(f"weights {spec.name!r} are a {spec.format} file, not a state dict: a user file cannot "
-                            "stand in for it", fix=f"import the published file with 'triptych weights import {spec.name} PATH'")
-    load_state_dict(source)  # refuses a missing file, pickled code, or anything but a state dict, naming it
+    if spec.format not in (*STATE_DICT_FORMATS, "torchscript", "onnx"):
+        raise TriptychError(f"weights {spec.name!r} are a {spec.format} file: a user file cannot stand in for it",
+                            fix=f"import the published file with 'triptych weights import {spec.name} PATH'")
+    if spec.format == "onnx":
+        problem = "no such file" if not source.is_file() else _format_problem("onnx", source) or _onnx_problem(source)
+        if problem:
+            raise InputError(f"{source}: not an ONNX model ({problem})",
+                             fix=f"pass the ONNX file of your own model for {spec.name}")
+    else:
+        load_state_dict(source)  # refuses a missing file, pickled code, or anything but a state dict, naming it
     sha = sha256_file(source)
     dest = user_files_dir() / spec.name / f"{sha[:16]}{source.suffix.lower()}"
     if not dest.is_file():
@@ -862,6 +882,31 @@ def load_state_dict(path: str | Path, container_key: str | None = None, fmt: str
         hint = "" if container_key else "; is it wrapped in a container key such as 'state_dict'?"
         raise TriptychError(f"{path}: entries that are not tensors: {', '.join(bad[:5])}{hint}")
     return dict(obj)
+
+
+def per_file_cache(maxsize: int):
+    """``functools.lru_cache`` for a network loader whose ``trunk`` argument may be a user's file
+    (``measure --weights``): the key also holds that file's resolved path, size and modification time, so a
+    file rewritten at the same path is loaded anew, never silently reused. ``cache_clear`` as lru_cache's."""
+    def decorate(loader):
+        signature = inspect.signature(loader)
+
+        @functools.lru_cache(maxsize=maxsize)
+        def cached(stamp: tuple[str, int, int] | None, args: tuple, kwargs: tuple) -> Any:
+            return loader(*args, **dict(kwargs))
+
+        @functools.wraps(loader)
+        def load_once(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            trunk = bound.arguments.get("trunk")
+            path = Path(trunk).expanduser().resolve() if trunk is not None else None
+            stamp = (str(path), path.stat().st_mtime_ns, path.stat().st_size) if path and path.is_file() else None
+            return cached(stamp, bound.args, tuple(sorted(bound.kwargs.items())))
+
+        load_once.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
+        return load_once
+    return decorate
 
 
 def load_trunk(name: str, user_file: str | Path | None = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from PIL import Image
 
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
+from triptych.weights import per_file_cache
 
 ImageLike = Union[np.ndarray, torch.Tensor, str, Path]
 
@@ -550,12 +551,15 @@ class ArcFaceBackend:
         return _unit_vector(self.raw_embedding(image, box), "arcface")
 
 
-@functools.lru_cache(maxsize=1)
-def arcface_backend() -> ArcFaceBackend:
-    """The process-wide ArcFace backend; both ONNX files come sha256-checked from ``triptych.weights``."""
+@per_file_cache(maxsize=1)
+def arcface_backend(trunk: Path | None = None) -> ArcFaceBackend:
+    """The process-wide ArcFace backend; both ONNX files come sha256-checked from ``triptych.weights``;
+    ``trunk`` a user's recognition ONNX in place of w600k_r50 (``measure --weights``), read by insightface's
+    own ``model_zoo`` as the registry's is; detection stays the registry's SCRFD."""
     from triptych import weights
 
-    return ArcFaceBackend(weights.describe(ARCFACE_RECOGNIZER), weights.describe(ARCFACE_DETECTOR))
+    recognizer = weights.describe(ARCFACE_RECOGNIZER) if trunk is None else weights.describe_user_file(trunk)
+    return ArcFaceBackend(recognizer, weights.describe(ARCFACE_DETECTOR))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -618,12 +622,20 @@ class FaceNetBackend:
         return _unit_vector(out, "facenet")
 
 
-@functools.lru_cache(maxsize=1)
-def facenet_backend() -> FaceNetBackend:
-    """The process-wide FaceNet backend; all four files come sha256-checked from ``triptych.weights``."""
+@per_file_cache(maxsize=1)
+def facenet_backend(trunk: Path | None = None) -> FaceNetBackend:
+    """The process-wide FaceNet backend; all four files come sha256-checked from ``triptych.weights``;
+    ``trunk`` a user's InceptionResnetV1 state dict (with the VGGFace2 logits layer) in place of the
+    registry's recogniser (``measure --weights``), loaded strictly; MTCNN stays the registry's."""
     from triptych import weights
 
     model = build_facenet()
-    model.load_state_dict(weights.load(FACENET_RECOGNIZER), strict=True)
+    try:
+        model.load_state_dict(weights.load_trunk(FACENET_RECOGNIZER, trunk), strict=True)
+    except RuntimeError as exc:
+        raise TriptychError(f"{trunk or FACENET_RECOGNIZER}: does not load strictly into facenet-pytorch's "
+                            f"InceptionResnetV1 ({str(exc)[:300]})",
+                            fix="pass a state dict of the layout of facenet_vggface2") from exc
     mtcnn = [(weights.describe(n), weights.load(n)) for n in MTCNN_WEIGHTS]
-    return FaceNetBackend(model, weights.describe(FACENET_RECOGNIZER), mtcnn)
+    record = weights.describe(FACENET_RECOGNIZER) if trunk is None else weights.describe_user_file(trunk)
+    return FaceNetBackend(model, record, mtcnn)

@@ -307,13 +307,15 @@ RAFT_MULTIPLE = 8
 RAFT_MIN_SIDE = 128  # torchvision RAFT's correlation pyramid needs feature maps of at least 16 x 16
 
 
-def load_raft(weights: str = RAFT_WEIGHTS) -> Any:
-    """torchvision ``raft_large`` with the registered weights, in eval mode on the CPU."""
+def load_raft(weights: str = RAFT_WEIGHTS, trunk: Path | None = None) -> Any:
+    """torchvision ``raft_large`` with the registered weights (or ``trunk``, a user's state dict of the same
+    layout, ``measure --weights``), in eval mode on the CPU."""
     from torchvision.models.optical_flow import raft_large
 
     from triptych import weights as weights_registry
 
-    state = weights_registry.load(weights)  # verified against its sha256 pin; MissingWeightsError if absent
+    # the registry's file is verified against its sha256 pin (MissingWeightsError if absent)
+    state = weights_registry.load_trunk(weights, trunk)
     model = raft_large(weights=None, progress=False)
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -353,23 +355,27 @@ def raft_flow(model: Any, frame_a: np.ndarray, frame_b: np.ndarray, device: str 
 
 
 def raft_flow_pairs(gt_frames: Sequence[np.ndarray], model: Any | None = None,
-                    device: str | None = None) -> Iterator[FlowPair]:
-    """Backend ``raft``: forward and backward RAFT-Large flows of pairs t = 0..T-2 of the ground truth."""
+                    device: str | None = None, trunk: Path | None = None) -> Iterator[FlowPair]:
+    """Backend ``raft``: forward and backward RAFT-Large flows of pairs t = 0..T-2 of the ground truth
+    (``trunk``: a user's RAFT-Large file instead of the registry's)."""
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = (model if model is not None else load_raft()).to(device)
+    model = (model if model is not None else load_raft(trunk=trunk)).to(device)
     for t in range(len(gt_frames) - 1):
         yield FlowPair(raft_flow(model, gt_frames[t], gt_frames[t + 1], device),
                        raft_flow(model, gt_frames[t + 1], gt_frames[t], device))
 
 
-def raft_provenance(device: str | None = None) -> dict[str, Any]:
+def raft_provenance(device: str | None = None, trunk: Path | None = None) -> dict[str, Any]:
     import torch
     import torchvision
 
+    from triptych.weights import describe_user_file
+
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return {"backend": "raft", "weights": RAFT_WEIGHTS, "torchvision": torchvision.__version__,
+    weights = RAFT_WEIGHTS if trunk is None else f"user file {trunk} (sha256 {describe_user_file(trunk)['sha256']})"
+    return {"backend": "raft", "weights": weights, "torchvision": torchvision.__version__,
             "torch": torch.__version__, "num_flow_updates": RAFT_UPDATES, "device": device,
             "input": "uint8 RGB / 255 -> [-1, 1], replicate-padded to a multiple of 8 (split evenly), "
                      "flow cropped back"}
