@@ -16,7 +16,8 @@ def interpolate_pair(method: str, frame0: Path, frame1: Path, t: float = 0.5, we
     method returned it (not clamped, not rounded; AMT clamps inside its forward, as the reference does).
 
     The frames are read as uint8 RGB and converted by the frame interpolation task's own ``to_tensor``
-    (``benchmarks/vfi.py``: AMT ``img2tensor``, uint8 / 255, float32), as ``triptych score`` converts them. ``weights`` replaces the method's registry weights with a file.
+    (``benchmarks/vfi.py``: AMT ``img2tensor``, uint8 / 255, float32), as ``triptych score`` converts them.
+    ``weights`` replaces the method's registry weights with a file.
     """
     from triptych.benchmarks.vfi import to_tensor
     from triptych.errors import InputError
