@@ -6,7 +6,7 @@ inside the package (``benchmarks/data/personalization_celeb.json``, a copy of th
 this module is the one place that turns it into generation requests and into the ``--pred-dir`` layout
 of docs/conventions.md: ``<id_slug>/<NN>_<prompt_slug>/<k>.png``, ``NN`` the prompt's index in file order.
 
-It is shared by the benchmark (``benchmarks/celeb.py``), ``triptych generate`` (``baselines/generation_job.py``)
+It is shared by the benchmark (``benchmarks/celeb.py``), ``triptych generate`` (``benchmarks/generation_job.py``)
 and ``triptych personalization init``, so the three read reference folders, slice the protocol and seed each
 image the same way:
 

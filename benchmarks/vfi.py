@@ -180,7 +180,8 @@ def _listing_subset(listing: dict[str, Any], expected: int | None) -> dict[str, 
     return None
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """A uint8 (H, W, 3) frame as a method receives it: float32 (3, H, W) = uint8 / 255 (AMT ``img2tensor``)."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0  # AMT img2tensor
 
 
@@ -195,7 +196,7 @@ class FrameInterpolation:
         return self.prepare(read_rgb(path), path)
 
     def predict(self, method: Any, triplet: Triplet) -> np.ndarray:
-        f0, f1 = _to_tensor(self.read(triplet.frame0)), _to_tensor(self.read(triplet.frame1))
+        f0, f1 = to_tensor(self.read(triplet.frame0)), to_tensor(self.read(triplet.frame1))
         out = check_output(method.interpolate(f0, f1, triplet.t), tuple(f0.shape), type(method).__name__,
                            triplet.sample_id)
         return out.permute(1, 2, 0).numpy()  # float32 HWC, unrounded, unclamped: the metric variant decides

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -77,6 +77,13 @@ def process_mask(path: Path, size: tuple[int, int], dilation_iterations: int) ->
         kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
         mask = cv2.dilate(mask, kernel, iterations=dilation_iterations)
     return mask
+
+
+def truncate(frames: np.ndarray) -> np.ndarray:
+    """E2FGVI evaluate.py's quantisation of completed frames in [0, 1]: ``(pred * 255).astype(uint8)``
+    truncates; clipped first so that out-of-range values cannot wrap around (a no-op for a tanh-bounded
+    model such as E2FGVI)."""
+    return np.clip(frames * 255.0, 0, 255).astype(np.uint8)
 
 
 def _list_images(folder: Path) -> list[Path]:
@@ -169,13 +176,17 @@ class VideoCompletion:
     video, because a method needs it.
     """
 
-    def __init__(self, variant_params: dict[str, Any]) -> None:
+    def __init__(self, variant_params: dict[str, Any], scored: bool = True) -> None:
         self.size = tuple(variant_params["size"])
         self.dilation = int(variant_params["mask_dilation"])
+        self.scored = scored
 
     def mask(self, path: Path) -> np.ndarray:
-        """The variant's processed mask of one frame; a mask with no hole, or only hole, is refused."""
+        """The variant's processed mask of one frame. When the frames are ``scored`` (a benchmark), a mask
+        with no hole, or only hole, is refused; completing a user's video (``triptych inpaint``) takes any."""
         mask = process_mask(path, self.size, self.dilation)
+        if not self.scored:
+            return mask
         if not mask.any():
             raise InputError(f"{path}: the mask has no hole, so the frame would score as a perfect copy",
                              fix="fixed-mask protocols need a hole in every frame: fix or regenerate the mask")
@@ -218,9 +229,7 @@ class VideoCompletion:
             # the method already truncated, composited and merged as the protocol does (E2FGVI's evaluate.py
             # scores the 0.5/0.5 merge of overlapping windows in float): its values are kept, in [0, 1]
             return np.clip(kept, 0.0, 1.0).astype(np.float32)
-        # E2FGVI evaluate.py: (pred * 255).astype(uint8) truncates; clip first so out-of-range values
-        # cannot wrap around (a no-op for a tanh-bounded model such as E2FGVI).
-        return np.clip(kept * 255.0, 0, 255).astype(np.uint8)
+        return truncate(kept)
 
     def check_predictions(self, pred_dir: Path, videos: Sequence[Video]) -> None:
         """``pred_dir`` holds exactly one frame per ground-truth frame: anything else is named up front."""
@@ -263,6 +272,16 @@ class VideoCompletion:
         if pred.dtype != np.uint8:  # a method's protocol frames, float in [0, 1]: composite in [0, 1], float64
             return pred.astype(np.float64) * hole + (gt / 255.0) * (1 - hole), gt
         return pred * hole + gt * (1 - hole), gt
+
+    def complete(self, method: Any, video: Video) -> Iterator[np.ndarray]:
+        """The completed frames of a video as uint8 (H, W, 3) images, in frame order: the method's
+        prediction (``predict``; protocol frames truncated to uint8 as well) composited with the variant's
+        mask, the frame ``triptych score`` composites (what ``triptych inpaint`` writes)."""
+        prediction = self.predict(method, video)
+        if prediction.dtype != np.uint8:
+            prediction = truncate(prediction)
+        for t in range(len(video.frames)):
+            yield self.composite(video, prediction, t)[0]
 
     def measure(self, video: Video, prediction: np.ndarray | list[Path], metrics: Sequence[MetricUse]) -> list[Score]:
         """Frame-level metrics frame by frame (one frame in memory at a time); video-level ones (E_warp) over

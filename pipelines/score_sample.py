@@ -2,7 +2,8 @@
 
 Each pair goes through ``triptych.scoring.score``, the machinery of ``triptych score`` (manifest check,
 per-sample parts, run JSON with provenance). ``--runs demo`` scores the demo's pairs
-(``triptych.commands.demo.DEMO_RUNS``: the simple baselines of all three tasks on the embedded sample);
+(``triptych.task_list.DEMO_RUNS``, from ``triptych/data/tasks.yaml``: the simple baselines of all three tasks
+on the embedded sample);
 otherwise ``--runs`` lists ``benchmark:method`` pairs separated by commas.
 
 ``--scored`` records what was scored and nothing that depends on the machine (no run id, time, value or
@@ -20,6 +21,7 @@ from triptych.errors import TriptychError
 from triptych.pipelines.stage_io import run_stage, timed, write_json
 from triptych.results import read_run
 from triptych.scoring import score
+from triptych.task_list import DEMO_RUNS
 
 
 def parse_runs(text: str) -> list[tuple[str, str]]:
@@ -29,8 +31,6 @@ def parse_runs(text: str) -> list[tuple[str, str]]:
     [('sample-triplets', 'linear_blend')]
     """
     if text.strip() == "demo":
-        from triptych.commands.demo import DEMO_RUNS
-
         return list(DEMO_RUNS)
     pairs = []
     for item in (p.strip() for p in text.split(",") if p.strip()):

@@ -1,4 +1,4 @@
-"""The protocol's generation job (baselines/generation_job.py) driven by the registered ``reference_copy``
+"""The protocol's generation job (benchmarks/generation_job.py) driven by the registered ``reference_copy``
 generator: layout, seeds, reference folders, timing rows, resume after an interruption (file mtimes)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from triptych.baselines.generation_job import RECORDS_DIR, SUMMARY_FILE, TABLE_FILE, run_job
+from triptych.benchmarks.generation_job import RECORDS_DIR, SUMMARY_FILE, TABLE_FILE, run_job
 from triptych.benchmarks.celeb_protocol import (
     CLI_OPTIONS,
     id_slug,

@@ -140,6 +140,18 @@ def test_inpaint_command_writes_what_score_composites(tmp_path, capsys, fixtures
     assert not np.array_equal(written[raw_hole], original[raw_hole])
 
 
+def test_inpaint_command_completes_a_frame_with_no_hole_as_a_copy(tmp_path, capsys):
+    """A user's video may have frames without a hole (the object left the view): ``triptych inpaint`` takes
+    them (a benchmark refuses such a mask) and writes the frame unchanged; the other frames are completed."""
+    frames, masks = _tennis_folders(tmp_path, n=3)
+    Image.new("L", (432, 240), 0).save(masks / "00001.png")
+    code = main(["inpaint", "--method", "mean_fill", "--frames", str(frames), "--masks", str(masks),
+                 "--out", str(tmp_path / "out"), "--dilation", "4"])
+    assert code == 0, capsys.readouterr().err
+    assert np.array_equal(read_rgb(tmp_path / "out/00001.png"), read_rgb(frames / "00001.png"))
+    assert not np.array_equal(read_rgb(tmp_path / "out/00000.png"), read_rgb(frames / "00000.png"))
+
+
 def test_inpaint_command_names_a_missing_mask_and_a_size_mismatch(tmp_path, capsys):
     frames, masks = _tennis_folders(tmp_path)
     (masks / "00002.png").unlink()

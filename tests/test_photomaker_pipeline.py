@@ -28,7 +28,7 @@ from PIL import Image
 pytest.importorskip("diffusers")
 pytest.importorskip("open_clip")
 
-from triptych.baselines.generation_job import SUMMARY_FILE, TABLE_FILE, run_job  # noqa: E402
+from triptych.benchmarks.generation_job import SUMMARY_FILE, TABLE_FILE, run_job  # noqa: E402
 from triptych.baselines.photomaker_pipeline import (  # noqa: E402
     GenerationSettings,
     PhotoMakerGenerator,

@@ -78,3 +78,24 @@ def test_runs_cli_lists_and_shows(run_cli, tmp_path):
     assert json.loads(out)["benchmark"] == "sample-triplets"
     code, _, err = run_cli("runs", "show", "nope", "--results", tmp_path)
     assert code == 2 and "runs list" in err
+
+
+def test_result_row_fills_every_column_from_the_run_metadata(tmp_path):
+    """The run's identity columns come from its metadata, the measurement from the call; the row passes the
+    schema check and round-trips through a run's parts."""
+    from triptych.results import COLUMNS, RUN_COLUMNS, result_row, run_metadata
+
+    meta = run_metadata("frame_interpolation", "vimeo90k", "test", "amt", "amt-s", "1", weights=[], data=None,
+                        seed=0)
+    assert meta["weights"] == [] and meta["seed"] == 0 and meta["data"] is None
+    writer = RunWriter(tmp_path, "r1")
+    writer.begin(meta)
+    row = result_row(writer.run_id, writer.meta, "clip/1", "frame", "psnr", "amt", 2, 31.5, "dB")
+    assert tuple(row) == COLUMNS
+    assert [row[c] for c in RUN_COLUMNS] == ["frame_interpolation", "vimeo90k", "test", "amt", "amt-s", "1"]
+    assert (row["run_id"], row["sample_id"], row["level"], row["metric"], row["metric_variant"],
+            row["metric_version"], row["value"], row["unit"]) == ("r1", "clip/1", "frame", "psnr", "amt", 2, 31.5, "dB")
+    writer.add_rows([row], part="part-000000")
+    writer.finish({})
+    frame = read_samples(tmp_path / "r1" / "samples.parquet")
+    assert frame.to_dict("records") == [row]

@@ -1,4 +1,5 @@
-"""One definition of every list, and no two classes of the same name (issue #19, item 5).
+"""One definition of every list, and no two classes of the same name (issue #19, item 5); one builder of a
+results row (issue #19, item 3).
 
 The task list lives in ``triptych/data/tasks.yaml`` (read by ``triptych.task_list``), the image suffixes in
 ``triptych.media``; every other module imports them. These tests read the package's source with ``ast``, so a
@@ -82,3 +83,17 @@ def test_reference_methods_are_published_systems_of_their_task() -> None:
     assert {task for task, _ in published} == set(TASKS)
     missing = [(task, m) for task, methods in REFERENCE_METHODS.items() for m in methods if (task, m) not in published]
     assert missing == []
+
+
+# Writers that still build their rows by hand, each with what removes it: a new one fails, and so does a
+# listed one that no longer does (take it off the list).
+HAND_BUILT_ROWS = {"triptych/commands/measure.py": "its _write_run switches to triptych.results.result_row"}
+
+
+def test_every_results_row_comes_from_result_row() -> None:
+    """A dict literal with a row's ``run_id``, ``sample_id`` and ``metric_version`` keys is a results row built
+    by hand; only ``triptych.results.result_row`` builds one, so the columns are spelled once."""
+    row_keys = {"run_id", "sample_id", "metric_version"}
+    builders = {path for path, tree in _modules().items() for node in ast.walk(tree)
+                if isinstance(node, ast.Dict) and row_keys <= {_literal(k) for k in node.keys if k is not None}}
+    assert builders - {"triptych/results.py"} == set(HAND_BUILT_ROWS)

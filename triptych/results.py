@@ -26,7 +26,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,25 @@ SCHEMA = pa.schema([
     ("unit", pa.string()),
 ], metadata={"triptych_schema_version": SCHEMA_VERSION})
 COLUMNS = tuple(SCHEMA.names)
+# the columns that name the run (its task, benchmark and method): every row of a run repeats them
+RUN_COLUMNS = ("task", "benchmark", "split", "benchmark_variant", "method", "method_version")
+
+
+def run_metadata(task: str, benchmark: str, split: str, benchmark_variant: str, method: str,
+                 method_version: str | None, **about: Any) -> dict[str, Any]:
+    """A run's metadata as every writer passes it to ``RunWriter.begin``: the ``RUN_COLUMNS`` that its rows
+    repeat, then what else the writer records (``weights``, ``data``, ``seed``, ...; docs/conventions.md)."""
+    return {"task": task, "benchmark": benchmark, "split": split, "benchmark_variant": benchmark_variant,
+            "method": method, "method_version": method_version, **about}
+
+
+def result_row(run_id: str, run: Mapping[str, Any], sample_id: str, level: str, metric: str, metric_variant: str,
+               metric_version: int, value: float, unit: str) -> dict[str, Any]:
+    """One row of the results schema (``COLUMNS``): the run's id, the ``RUN_COLUMNS`` read from its metadata
+    (``run_metadata``, or ``RunWriter.meta``), and one measurement."""
+    return {"run_id": run_id, **{column: run[column] for column in RUN_COLUMNS}, "sample_id": sample_id,
+            "level": level, "metric": metric, "metric_variant": metric_variant, "metric_version": metric_version,
+            "value": value, "unit": unit}
 
 
 def new_run_id(label: str) -> str:

@@ -28,7 +28,8 @@ from triptych.metrics.aggregate import SampleMean
 from triptych.methods import PROTOCOLS, build_method, check_method_keys, method_for_task
 from triptych.progress import interrupted_line, sample_progress
 from triptych.registry import BenchmarkSpec, load_callable, registry
-from triptych.results import RunWriter, busy_run, folder_lock, new_run_id, request_key, runs_of_request, wait_for
+from triptych.results import (RunWriter, busy_run, folder_lock, new_run_id, request_key, result_row, run_metadata,
+                              runs_of_request, wait_for)
 from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
 from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, set_interval, units_of
 from triptych.tasks import BenchmarkData, MetricUse, Score
@@ -292,19 +293,18 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                **({"device": device} if device else {})}
     identity = _identity(data, metrics, run_weights, method_spec, python_method, label, method_version,
                          request["pred_dir"])
-    meta = {
-        "task": data.spec.task, "benchmark": data.spec.benchmark, "split": data.spec.split,
-        "benchmark_variant": data.variant, "benchmark_version": data.spec.version,
-        "benchmark_params": data.variant_params, **({"benchmark_extras": data.extras} if data.extras else {}),
-        "method": label, "method_version": method_version, "pred_dir": request["pred_dir"],
-        "data": {"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root),
-                 "subset": data.subset},
-        "weights": run_weights, "seed": 0,
-        "executor": {"name": executor, "workers": workers, "ray_address": ray_address},
-        "plugins": {what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
-        "method_source": ("python object " + type(python_method).__qualname__ if python_method is not None
-                          else method_spec.source if method_spec is not None else "prediction folder"),
-    }
+    meta = run_metadata(
+        data.spec.task, data.spec.benchmark, data.spec.split, data.variant, label, method_version,
+        benchmark_version=data.spec.version, benchmark_params=data.variant_params,
+        **({"benchmark_extras": data.extras} if data.extras else {}), pred_dir=request["pred_dir"],
+        data={"manifest": data.manifest.name, "manifest_sha256": data.manifest.sha256, "root": str(data.root),
+              "subset": data.subset},
+        weights=run_weights, seed=0,
+        executor={"name": executor, "workers": workers, "ray_address": ray_address},
+        plugins={what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
+        method_source=("python object " + type(python_method).__qualname__ if python_method is not None
+                       else method_spec.source if method_spec is not None else "prediction folder"),
+    )
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
                    request["pred_dir"], data.manifest.sha256, tuple(metric_names or ()), tuple(sorted(params.items())),
                    str(weights) if weights is not None else None, device)
@@ -357,14 +357,11 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
     merge the parts into the run's rows and aggregates."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
-    run_method, run_version = writer.meta["method"], writer.meta["method_version"]
+    run_method = writer.meta["method"]
 
     def rows(measurements: list[tuple[str, str, str, int, float, Any]]) -> list[dict[str, Any]]:
-        return [{"run_id": writer.run_id, "task": data.spec.task, "benchmark": data.spec.benchmark,
-                 "split": data.spec.split, "benchmark_variant": data.variant, "method": run_method,
-                 "method_version": run_version, "sample_id": sample_id, "level": unit[metric][0],
-                 "metric": metric, "metric_variant": variant, "metric_version": version, "value": value,
-                 "unit": unit[metric][1]}
+        return [result_row(writer.run_id, writer.meta, sample_id, unit[metric][0], metric, variant, version, value,
+                           unit[metric][1])
                 for sample_id, metric, variant, version, value, _ in measurements]
 
     def flags(measurements: list[tuple[str, str, str, int, float, Any]]) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ import yaml
 class TaskInfo:
     """One task: its name (a results row's ``task``), its page title, its short name in listings, the
     published systems whose reported rows the leaderboard shows by default, the name of its method protocol
-    class in ``triptych.methods``, and the unit its FLOPs are printed in (name, size in FLOPs)."""
+    class in ``triptych.methods``, the unit its FLOPs are printed in (name, size in FLOPs), and the
+    (benchmark, method) runs of ``triptych demo`` on the embedded sample."""
 
     name: str
     title: str
@@ -24,12 +25,14 @@ class TaskInfo:
     reference_methods: tuple[str, ...]
     method_protocol: str
     flops_unit: tuple[str, float]
+    demo_runs: tuple[tuple[str, str], ...]
 
 
 def _load() -> tuple[TaskInfo, ...]:
     text = resources.files("triptych").joinpath("data/tasks.yaml").read_text(encoding="utf-8")
     return tuple(TaskInfo(name, e["title"], e["short"], tuple(e["reference_methods"]), e["method_protocol"],
-                          (e["flops_unit"][0], float(e["flops_unit"][1])))
+                          (e["flops_unit"][0], float(e["flops_unit"][1])),
+                          tuple((e["demo"]["benchmark"], method) for method in e["demo"]["methods"]))
                  for name, e in yaml.safe_load(text).items())
 
 
@@ -39,3 +42,5 @@ TASK_TITLES: dict[str, str] = {task.name: task.title for task in TASK_INFO}
 TASK_SHORT: dict[str, str] = {task.name: task.short for task in TASK_INFO}
 REFERENCE_METHODS: dict[str, tuple[str, ...]] = {task.name: task.reference_methods for task in TASK_INFO}
 FLOPS_UNITS: dict[str, tuple[str, float]] = {task.name: task.flops_unit for task in TASK_INFO}
+# (benchmark, method) pairs scored by ``triptych demo`` and ``score_sample --runs demo``, task by task
+DEMO_RUNS: tuple[tuple[str, str], ...] = tuple(run for task in TASK_INFO for run in task.demo_runs)

@@ -7,15 +7,7 @@ from pathlib import Path
 import typer
 
 from triptych.commands import progress_options
-
-
-# (benchmark, method) pairs scored by the demo: one simple baseline or more per task.
-DEMO_RUNS = (
-    ("sample-tennis", "mean_fill"),
-    ("sample-triplets", "linear_blend"),
-    ("sample-portraits", "reference_copy"),
-    ("sample-portraits", "other_id"),
-)
+from triptych.task_list import DEMO_RUNS
 
 
 def register(app: typer.Typer) -> None:

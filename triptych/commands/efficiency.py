@@ -132,20 +132,28 @@ def efficiency_document(method: str, weights: Path | None, size: str | None, run
     return doc
 
 
+def run_meta(doc: dict[str, Any]) -> dict[str, Any]:
+    """The run metadata of the figures (``triptych.results.run_metadata``): benchmark ``any``, split the frame size."""
+    from triptych.results import run_metadata
+
+    size = f"{doc['size']['width']}x{doc['size']['height']}"
+    return run_metadata(doc["task"], "any", size, "", doc["method"], str(doc["method_version"]),
+                        weights=[doc["weights"]] if doc["weights"] else [], data=None, seed=0)
+
+
 def results_rows(doc: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
     """The figures as rows of the results schema, in the thesis' printed units, so the leaderboard can put
     them beside the reported ones: params (variant ""), flops (variant ``flop_counter``: 2 FLOPs per
     multiply-add) and runtime (variant ``<device>-median``: other hardware than the thesis')."""
-    size = f"{doc['size']['width']}x{doc['size']['height']}"
+    from triptych.results import result_row
+
+    run = run_meta(doc)
     unit, scale = FLOPS_UNITS[doc["task"]]
     runtime = doc["runtime_ms"]
     values = [("params", "", doc["params"] / 1e6, "M"),
               ("flops", "flop_counter", None if doc["flops"] is None else doc["flops"] / scale, unit),
               ("runtime", f"{runtime['device']}-median" if runtime else "", runtime and runtime["median"], "ms/frame")]
-    return [{"run_id": run_id, "task": doc["task"], "benchmark": "any", "split": size,
-             "benchmark_variant": "", "method": doc["method"], "method_version": str(doc["method_version"]),
-             "sample_id": size, "level": "set", "metric": metric, "metric_variant": variant, "metric_version": 1,
-             "value": float(value), "unit": unit_}
+    return [result_row(run_id, run, run["split"], "set", metric, variant, 1, float(value), unit_)
             for metric, variant, value, unit_ in values if value is not None]
 
 
@@ -153,10 +161,7 @@ def write_run(results: Path, doc: dict[str, Any]) -> Path:
     from triptych.results import RunWriter, new_run_id
 
     writer = RunWriter(results, new_run_id(f"efficiency-{doc['method']}"))
-    size = f"{doc['size']['width']}x{doc['size']['height']}"
-    writer.begin({"task": doc["task"], "benchmark": "any", "split": size, "benchmark_variant": "",
-                  "method": doc["method"], "method_version": str(doc["method_version"]),
-                  "weights": [doc["weights"]] if doc["weights"] else [], "data": None, "seed": 0})
+    writer.begin(run_meta(doc))
     writer.add_rows(results_rows(doc, writer.run_id), part="part-000000")
     writer.finish({"efficiency": {k: doc[k] for k in ("flop_counter", "flops", "macs", "runtime_ms", "reported")}})
     return writer.run_dir

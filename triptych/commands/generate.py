@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
                                   "--pred-dir OUT --seeds N')"),
     ) -> None:
         """Generate a protocol slice with a registered generator (resumable: existing images are kept)."""
-        from triptych.baselines.generation_job import run_job
+        from triptych.benchmarks.generation_job import run_job
         from triptych.benchmarks.celeb_protocol import CLI_OPTIONS, load_protocol, make_plan
         from triptych.errors import InputError
         from triptych.methods import build_method

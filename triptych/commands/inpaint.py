@@ -17,19 +17,18 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
     completed frames as ``out/<frame stem>.png`` and return their paths. ``weights`` replaces the method's
     registered checkpoint with a user file (methods whose factory takes ``weights``).
 
-    The written frame is ``uint8(pred) * mask + frame * (1 - mask)`` with the method's output truncated
-    to uint8 (clipped first) and the (dilated) mask: exactly what ``triptych score`` composites.
+    The frames are the video completion task's own (``benchmarks/vos.py``: ``VideoCompletion.complete``) at
+    the frames' size with ``dilation``: the prediction truncated to uint8 and composited with the (dilated)
+    mask, exactly what ``triptych score`` composites (docs/protocols/video_completion.md).
     """
-    import cv2
-    import numpy as np
-    import torch
     from PIL import Image
 
     from triptych.atomic import atomic_write
+    from triptych.benchmarks.vos import VideoCompletion, Video
     from triptych.errors import InputError
     from triptych.folders import visible_entries
-    from triptych.media import IMAGE_SUFFIXES, read_mask, read_rgb
-    from triptych.methods import build_method, check_output, method_for_task
+    from triptych.media import IMAGE_SUFFIXES, image_size
+    from triptych.methods import build_method, method_for_task
 
     spec = method_for_task(method, "video_inpainting", weights)
     if dilation < 0:
@@ -46,40 +45,27 @@ def inpaint_folder(method: str, frames: Path, masks: Path, out: Path, dilation: 
         duplicate = next(s for s in stems if stems.count(s) > 1)
         raise InputError(f"--frames {frames}: two frames share the name {duplicate!r}",
                          fix="keep one file per frame name")
-    missing = [p for p in frame_paths if not (masks / f"{p.stem}.png").is_file()]
+    mask_paths = [masks / f"{p.stem}.png" for p in frame_paths]
+    missing = [p for p, m in zip(frame_paths, mask_paths) if not m.is_file()]
     if missing:
         raise InputError(f"{masks / (missing[0].stem + '.png')}: mask missing for frame {missing[0].name} "
                          f"({len(missing)} of {len(frame_paths)} frames have no mask)",
                          fix="give every frame a mask PNG with the frame's name in --masks")
+    size = image_size(frame_paths[0])
+    for path, mask_path in zip(frame_paths, mask_paths):
+        width, height = image_size(path)
+        if (width, height) != size:
+            raise InputError(f"{path}: frame is {width}x{height}, the first frame {frame_paths[0].name} is "
+                             f"{size[0]}x{size[1]}", fix="all frames of a video must have one size")
+        mask_width, mask_height = image_size(mask_path)
+        if (mask_width, mask_height) != size:
+            raise InputError(f"{mask_path}: mask is {mask_width}x{mask_height}, its frame {path.name} is "
+                             f"{width}x{height}", fix="resize the mask (NEAREST) to its frame's size")
 
-    images, holes = [], []
-    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    for path in frame_paths:
-        image = read_rgb(path)
-        if images and image.shape != images[0].shape:
-            raise InputError(f"{path}: frame is {image.shape[1]}x{image.shape[0]}, the first frame "
-                             f"{frame_paths[0].name} is {images[0].shape[1]}x{images[0].shape[0]}",
-                             fix="all frames of a video must have one size")
-        mask_path = masks / f"{path.stem}.png"
-        hole = read_mask(mask_path).astype(np.uint8)
-        if hole.shape != image.shape[:2]:
-            raise InputError(f"{mask_path}: mask is {hole.shape[1]}x{hole.shape[0]}, its frame {path.name} is "
-                             f"{image.shape[1]}x{image.shape[0]}", fix="resize the mask (NEAREST) to its frame's size")
-        if dilation:
-            hole = cv2.dilate(hole, kernel, iterations=dilation)
-        images.append(image)
-        holes.append(hole)
-    video = np.stack(images)
-    hole = np.stack(holes)
-    x = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255.0
-    m = torch.from_numpy(hole)[:, None].float()
-    model = build_method(spec)
-    pred = check_output(model.inpaint(x, m), tuple(x.shape), method, str(frames))
-    # as benchmarks/vos.py (E2FGVI evaluate.py): clip, truncate to uint8, composite with the mask
-    pred = np.clip(pred.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255).astype(np.uint8)
-    completed = pred * hole[..., None] + video * (1 - hole[..., None])
+    task = VideoCompletion({"size": size, "mask_dilation": dilation}, scored=False)
+    video = Video(str(frames), tuple(frame_paths), tuple(mask_paths))
     written = []
-    for path, frame in zip(frame_paths, completed):
+    for path, frame in zip(frame_paths, task.complete(build_method(spec), video)):
         target = out / f"{path.stem}.png"
         atomic_write(target, lambda tmp, f=frame: Image.fromarray(f).save(tmp, format="PNG"))
         written.append(target)

@@ -15,11 +15,11 @@ def interpolate_pair(method: str, frame0: Path, frame1: Path, t: float = 0.5, we
     """The method's output for the pair (``frame0``, ``frame1``) at time ``t``: float32 (3, H, W), as the
     method returned it (not clamped, not rounded; AMT clamps inside its forward, as the reference does).
 
-    The frames are read as uint8 RGB and converted as AMT ``img2tensor`` (uint8 / 255, float32), the
-    conversion ``triptych score`` uses. ``weights`` replaces the method's registry weights with a file.
+    The frames are read as uint8 RGB and converted by the frame interpolation task's own ``to_tensor``
+    (``benchmarks/vfi.py``: AMT ``img2tensor``, uint8 / 255, float32), as ``triptych score`` converts them.
+    ``weights`` replaces the method's registry weights with a file.
     """
-    import torch
-
+    from triptych.benchmarks.vfi import to_tensor
     from triptych.errors import InputError
     from triptych.media import read_rgb
     from triptych.methods import build_method, check_output, method_for_task
@@ -33,7 +33,7 @@ def interpolate_pair(method: str, frame0: Path, frame1: Path, t: float = 0.5, we
         (h0, w0), (h1, w1) = images[0].shape[:2], images[1].shape[:2]
         raise InputError(f"{frame1}: frame is {w1}x{h1}, but {frame0} is {w0}x{h0}",
                          fix="both input frames must have one size")
-    f0, f1 = (torch.from_numpy(image).permute(2, 0, 1).float() / 255.0 for image in images)
+    f0, f1 = (to_tensor(image) for image in images)
     model = build_method(spec)
     return check_output(model.interpolate(f0, f1, t), tuple(f0.shape), method, f"{frame0.name}+{frame1.name}")
 

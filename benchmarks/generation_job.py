@@ -145,7 +145,7 @@ def write_outputs(out: Path, requests: Sequence[CelebImage], run_id: str, method
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from triptych.results import COLUMNS, SCHEMA, json_safe, utc_now, validate_rows
+    from triptych.results import COLUMNS, SCHEMA, json_safe, result_row, run_metadata, utc_now, validate_rows
 
     records, missing = [], []
     for request in requests:
@@ -157,10 +157,9 @@ def write_outputs(out: Path, requests: Sequence[CelebImage], run_id: str, method
     bad = [r["path"] for r in records if not math.isfinite(float(r["seconds"]))]
     if bad:
         raise TriptychError(f"non-finite generation time in records of {bad[:3]}", fix="delete those images and rerun")
-    rows = [{"run_id": run_id, "task": "personalization", "benchmark": protocol.name, "split": "test",
-             "benchmark_variant": "", "method": method, "method_version": method_version,
-             "sample_id": r["path"][:-len(".png")], "level": "image", "metric": METRIC, "metric_variant": "",
-             "metric_version": 1, "value": float(r["seconds"]), "unit": "s"} for r in records]
+    run = run_metadata("personalization", protocol.name, "test", "", method, method_version)
+    rows = [result_row(run_id, run, r["path"][:-len(".png")], "image", METRIC, "", 1, float(r["seconds"]), "s")
+            for r in records]
     frame = validate_rows(pd.DataFrame(rows, columns=list(COLUMNS)), str(out / TABLE_FILE))
     table = pa.Table.from_pandas(frame, schema=SCHEMA, preserve_index=False)
     table_path = atomic_write(out / TABLE_FILE, lambda tmp: pq.write_table(table, str(tmp)))
