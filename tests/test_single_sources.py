@@ -85,15 +85,10 @@ def test_reference_methods_are_published_systems_of_their_task() -> None:
     assert missing == []
 
 
-# Writers that still build their rows by hand, each with what removes it: a new one fails, and so does a
-# listed one that no longer does (take it off the list).
-HAND_BUILT_ROWS = {"triptych/commands/measure.py": "its _write_run switches to triptych.results.result_row"}
-
-
 def test_every_results_row_comes_from_result_row() -> None:
     """A dict literal with a row's ``run_id``, ``sample_id`` and ``metric_version`` keys is a results row built
     by hand; only ``triptych.results.result_row`` builds one, so the columns are spelled once."""
     row_keys = {"run_id", "sample_id", "metric_version"}
     builders = {path for path, tree in _modules().items() for node in ast.walk(tree)
                 if isinstance(node, ast.Dict) and row_keys <= {_literal(k) for k in node.keys if k is not None}}
-    assert builders - {"triptych/results.py"} == set(HAND_BUILT_ROWS)
+    assert builders - {"triptych/results.py"} == set()

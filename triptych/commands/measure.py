@@ -14,20 +14,16 @@ from triptych.commands import progress_options, threads_option
 
 
 def _write_run(results: Path, m) -> Path:
-    from triptych.results import RunWriter, new_run_id
+    from triptych.results import RunWriter, new_run_id, result_row, run_metadata
 
     writer = RunWriter(results, new_run_id(f"measure-{m.metric.name}"))
-    writer.begin({"task": "adhoc", "benchmark": "adhoc", "split": "adhoc", "benchmark_variant": "",
-                  "method": "pred", "method_version": "", "inputs": m.document()["inputs"],
-                  "weights": [m.weights] if m.weights else [], "data": None, "seed": None})
+    writer.begin(run_metadata("adhoc", "adhoc", "adhoc", "", "pred", "", inputs=m.document()["inputs"],
+                              weights=[m.weights] if m.weights else [], data=None, seed=None))
     # a set-level metric (VFID) is one row for the whole set (docs/conventions.md); others, one row per sample
     values = ([(Path(m.inputs.gt or m.inputs.pred).name, m.aggregate.compute())] if m.metric.level == "set"
               else m.per_sample)
-    rows = [{"run_id": writer.run_id, "task": "adhoc", "benchmark": "adhoc", "split": "adhoc",
-             "benchmark_variant": "", "method": "pred", "method_version": "", "sample_id": sid,
-             "level": m.metric.level, "metric": m.metric.name, "metric_variant": m.variant_label,
-             "metric_version": m.variant.version, "value": value, "unit": m.metric.unit}
-            for sid, value in values]
+    rows = [result_row(writer.run_id, writer.meta, sid, m.metric.level, m.metric.name, m.variant_label,
+                       m.variant.version, value, m.metric.unit) for sid, value in values]
     writer.add_rows(rows, part="part-000000")
     writer.finish({"metrics": [{"metric": m.metric.name, "variant": m.variant_label,
                                 "version": m.variant.version, "aggregate": m.document()["aggregate"]}]})
