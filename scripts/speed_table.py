@@ -34,7 +34,8 @@ def measured_rows(paths: list[Path]) -> dict[str, str]:
             row = bench.get("extra_info", {}).get("speed_row")
             if row is None:
                 continue
-            verdict = row["status"] if row["status"] != "busy" else "busy: not judged"
+            verdict = {"busy": "busy: not judged", "recorded": "recorded on CI, not judged"}.get(row["status"],
+                                                                                                   row["status"])
             rows[row["suite"]] = (f"| {row['suite']} | {row['result']} | {row['target']} ({verdict}) | "
                                   f"{row['machine']}; other processes {row['load']:g} CPUs |")
     if not rows:

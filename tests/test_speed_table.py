@@ -31,7 +31,7 @@ def test_rows_are_replaced_by_suite_kept_or_appended_and_the_rest_is_untouched(t
                       "<!-- /speed-table -->\n\nafter\n", encoding="utf-8")
     bench = tmp_path / "speed.json"
     bench.write_text(json.dumps({"benchmarks": [_row("a", "met", 0.4), _row("b", "busy", 7.5),
-                                                {"extra_info": {}}]}), encoding="utf-8")
+                                                _row("c", "recorded", 0.1), {"extra_info": {}}]}), encoding="utf-8")
     assert _run(str(bench), "--readme", str(readme)).returncode == 0
     lines = readme.read_text(encoding="utf-8").splitlines()
     assert lines[:3] == ["intro", "", start] and lines[-2:] == ["", "after"]
@@ -39,7 +39,9 @@ def test_rows_are_replaced_by_suite_kept_or_appended_and_the_rest_is_untouched(t
     assert table == ["| suite | result | target | measured on |", "|---|---|---|---|",
                      "| old suite | 5 s | — | before |",
                      "| a | a result | >= 3x (met) | CPU X, 2 CPUs available; other processes 0.4 CPUs |",
-                     "| b | b result | >= 3x (busy: not judged) | CPU X, 2 CPUs available; other processes 7.5 CPUs |"]
+                     "| b | b result | >= 3x (busy: not judged) | CPU X, 2 CPUs available; other processes 7.5 CPUs |",
+                     "| c | c result | >= 3x (recorded on CI, not judged) | CPU X, 2 CPUs available; other processes "
+                     "0.1 CPUs |"]
 
 
 def test_no_speed_rows_or_no_markers_is_refused_with_the_fix(tmp_path):

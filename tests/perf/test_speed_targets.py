@@ -17,6 +17,9 @@ Each target is asserted only on a quiet machine: during the measurement, the oth
 (all CPU time in ``/proc/stat`` less this test's own, children included) kept at most 0.5 of a core busy
 per core. On a busy machine the suite measures and records everything, prints that load (and the 1-minute
 load average) and emits a ``BusyMachineWarning`` (the row says "busy"), and never reports the target as met.
+``TRIPTYCH_SPEED_TARGETS=record`` (what ``.ci/run`` sets: a shared CI runner's neighbours slow it in ways
+``/proc/stat`` does not show) records every row as "recorded" with a warning saying whether the target
+would be met, and asserts nothing.
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ def _verdict(benchmark: Any, suite: str, result: str, ratio: float, goal: float,
     """Record a target's row for ``scripts/speed_table.py``, then assert it on a quiet machine, or warn."""
     cpus = available_cpus()
     quiet = load.cores <= 0.5 * cpus
-    status = ("met" if met else "NOT met") if quiet else "busy"
+    record_only = os.environ.get("TRIPTYCH_SPEED_TARGETS", "assert") == "record"
+    status = "busy" if not quiet else ("recorded" if record_only else "met" if met else "NOT met")
     target = f"{'>=' if unit == 'x' else '<'} {goal:g}{' ' + unit if unit != 'x' else 'x'}"
     busy_text = f"other processes {load.cores:.2f} of {cpus} CPUs, load average {load.load_average:.2f}"
     benchmark.extra_info["speed_row"] = {
@@ -140,6 +144,11 @@ def _verdict(benchmark: Any, suite: str, result: str, ratio: float, goal: float,
         warnings.warn(BusyMachineWarning(
             f"{suite}: measured while {busy_text} (quiet means at most {0.5 * cpus:g} CPUs used by others); "
             f"the target ({target}) is not judged: {result}"))
+        return
+    if record_only:
+        warnings.warn(BusyMachineWarning(
+            f"{suite}: TRIPTYCH_SPEED_TARGETS=record (a shared CI runner): the target ({target}) is recorded, "
+            f"not judged: {result}; it would be {'met' if met else 'NOT met'}"))
         return
     assert met, f"{suite}: {result}, below its target {target} on a quiet machine ({busy_text})"
 
