@@ -108,14 +108,16 @@ def bilinear_taps(flow: np.ndarray) -> BilinearTaps:
 def sample(taps: BilinearTaps, image: np.ndarray) -> list[np.ndarray]:
     """The planes of ``image`` (H, W, C) sampled at the taps: C float32 (H, W) planes, not masked and not
     clipped; per pixel ``w_tl I_tl + w_tr I_tr + w_bl I_bl + w_br I_br``, summed in that order. Plane by
-    plane: a gather from one contiguous plane is several times faster than from interleaved channels."""
+    plane: a gather from one contiguous plane is several times faster than from interleaved channels. The
+    taps are clamped into the frame already (``bilinear_taps``), so ``take(mode="wrap")`` never wraps: it
+    only skips numpy's bounds check, about a third of each gather's time."""
     planes = []
     for plane in cv2.split(np.asarray(image, dtype=np.float32)):
         flat = plane.ravel()
-        out = flat.take(taps.index[0])
+        out = flat.take(taps.index[0], mode="wrap")
         out *= taps.weight[0]
         for index, weight in zip(taps.index[1:], taps.weight[1:]):
-            term = flat.take(index)
+            term = flat.take(index, mode="wrap")
             term *= weight
             out += term
         planes.append(out.reshape(taps.shape))
