@@ -68,8 +68,8 @@ def uniform_ssim_valid(x: np.ndarray, y: np.ndarray, win: int, data_range: float
     product, squares, covariance, variances = (np.empty(block) for _ in range(4))
     row_sums = np.zeros(sx.shape[1:])
     for start in range(0, sx.shape[0], ROWS_PER_BLOCK):
-        rows = slice(start, start + ROWS_PER_BLOCK)
-        n = len(range(*rows.indices(sx.shape[0])))
+        rows = slice(start, min(start + ROWS_PER_BLOCK, sx.shape[0]))
+        n = rows.stop - start
         p, q, cov, var = product[:n], squares[:n], covariance[:n], variances[:n]
         np.multiply(sx[rows], sy[rows], out=p, dtype=np.float64)
         np.square(sx[rows], out=q, dtype=np.float64)

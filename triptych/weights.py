@@ -900,8 +900,10 @@ def per_file_cache(maxsize: int):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             trunk = bound.arguments.get("trunk")
-            path = Path(trunk).expanduser().resolve() if trunk is not None else None
-            stamp = (str(path), path.stat().st_mtime_ns, path.stat().st_size) if path and path.is_file() else None
+            stamp = None  # no user file, or a missing one (the loader refuses it, naming it)
+            if trunk is not None and (path := Path(trunk).expanduser().resolve()).is_file():
+                status = path.stat()
+                stamp = (str(path), status.st_mtime_ns, status.st_size)
             return cached(stamp, bound.args, tuple(sorted(bound.kwargs.items())))
 
         load_once.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
