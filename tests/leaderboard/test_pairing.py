@@ -7,44 +7,19 @@ read from the runs and from the published table, never typed in."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from vfi_fake_layouts import adobe240_x8_test_frames, rule_amt_s_checkpoint
 from test_leaderboard_site import _need_browser, _open, _table, start_browser
 from triptych.leaderboard.reported import load_reported
 from triptych.pipelines.standardize_vfi import main as standardize_vfi
 from triptych.registry import registry
 from triptych.results import list_runs, read_run
-from triptych.weights_rule import apply_weights_rule
 
 BENCH = "adobe240/x8-test"
-
-
-def _rule_checkpoint(path: Path, seed: int) -> Path:
-    """AMT-S with rule-built weights, saved as AMT releases its checkpoints (a dict with 'state_dict')."""
-    from triptych.baselines.amt import build_amt
-
-    model = build_amt("S")
-    apply_weights_rule(model, seed=seed, gain=1.0)
-    torch.save({"state_dict": model.state_dict()}, path)
-    return path
-
-
-def _adobe240(root: Path) -> Path:
-    """test_frames/ with 10 video folders: [9::10] selects the tenth, 9 smooth 520x516 frames (one x8 set)."""
-    for i in range(9):
-        (root / f"clip_{i:02d}").mkdir(parents=True)
-    video = root / "clip_09"
-    video.mkdir()
-    yy, xx = np.mgrid[0:516, 0:520]
-    for t in range(9):
-        frame = np.stack([(xx + 4 * t) % 256, (yy + 2 * t) % 256, (xx + yy) // 4 % 256], axis=-1).astype(np.uint8)
-        Image.fromarray(frame).save(video / f"{t:05d}.png")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +32,13 @@ def runs(tmp_path_factory) -> dict[str, object]:
     patch.setenv("TRIPTYCH_HOME", str(base / "home"))  # private: the imported file's sha256 becomes the pin
     torch.set_num_threads(1)
     data = base / "datasets"
-    standardize_vfi(["--name", BENCH, "--layout", "adobe240", "--root", str(_adobe240(base / "test_frames")),
+    standardize_vfi(["--name", BENCH, "--layout", "adobe240", "--root", str(adobe240_x8_test_frames(base / "test_frames")),
                      "--out", str(data / "build/vfi")])
     results = base / "results"
-    assert cli(["weights", "import", "amt_s_gopro", str(_rule_checkpoint(base / "gopro_amt-s.pth", 0))]) == 0
+    assert cli(["weights", "import", "amt_s_gopro", str(rule_amt_s_checkpoint(base / "gopro_amt-s.pth", 0))]) == 0
     assert cli(["score", "--benchmark", BENCH, "--method", "amt-s-gopro", "--data-root", str(data),
                 "--out", str(results)]) == 0
-    user = _rule_checkpoint(base / "mine.pth", 1)
+    user = rule_amt_s_checkpoint(base / "mine.pth", 1)
     assert cli(["score", "--benchmark", BENCH, "--method", "amt-s-gopro", "--weights", str(user), "--data-root",
                 str(data), "--out", str(results)]) == 0
     by_kind = {("user" if r["request"].get("weights_sha256") else "pinned"): r for r in list_runs(results)}

@@ -8,22 +8,19 @@ hole masks; the run records the subset and never pairs."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from vos_fake_layouts import make_e2fgvi_davis
 from triptych.manifests import read_manifest, verify_manifest
 from triptych.pipelines.standardize_vos import main as standardize_vos
 from triptych.results import read_run, read_samples
 
-RAW = (120, 64)  # raw frame (W, H), resized to the benchmark's 432x240
-LAYOUT = {"bear": 3, "blackswan": 2, "camel": 2}  # test.json, in E2FGVI's order
 SUBSET = ("bear", "camel")
 
 
@@ -47,27 +44,6 @@ def vfid_rule(monkeypatch):
     rule = dataclasses.replace(vfid.variant("e2fgvi"), name="rule", callable="test_vos_benchmarks:vfid_with_rule_weights",
                                weights=())
     monkeypatch.setitem(registry().metrics, "vfid", dataclasses.replace(vfid, variants={**vfid.variants, "rule": rule}))
-
-
-def make_e2fgvi_davis(root: Path) -> Path:
-    """E2FGVI's datasets/davis layout: per-video zips of JPEG frames, one mask PNG per frame (a block hole
-    that moves), test.json."""
-    rng = np.random.default_rng(3)
-    (root / "JPEGImages").mkdir(parents=True)
-    for v, (video, count) in enumerate(LAYOUT.items()):
-        with zipfile.ZipFile(root / "JPEGImages" / f"{video}.zip", "w") as archive:
-            for t in range(count):
-                frame = rng.integers(0, 256, (RAW[1], RAW[0], 3), dtype=np.uint8)
-                buffer = io.BytesIO()
-                Image.fromarray(frame).save(buffer, "JPEG", quality=92)
-                archive.writestr(f"{t:05d}.jpg", buffer.getvalue())
-        (root / "test_masks" / video).mkdir(parents=True)
-        for t in range(count):
-            mask = np.zeros((RAW[1], RAW[0]), np.uint8)
-            mask[10 + 3 * t:30 + 3 * t, 20 + 5 * v:50 + 5 * v] = 255
-            Image.fromarray(mask).save(root / "test_masks" / video / f"{t:05d}.png")
-    (root / "test.json").write_text(json.dumps(LAYOUT))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ the variant's first weights entry, and label the rows ``VARIANT+user-<sha8>``. W
 variant's registry files is absent here (the SCRFD detector beside ArcFace, PWC-Net beside FloLPIPS), the
 user file is accepted and the error names that other file. ``face_sim:dlib`` (dlib-serialised networks,
 which no Python tool writes) refuses ``--weights`` by name. Peer-value checks of user trunks are in
-tests/test_user_trunks.py, test_preference_scores.py (HPSv2, PickScore), test_vfid.py, test_pvcs.py and
+tests/metrics/test_user_trunks.py, test_preference_scores.py (HPSv2, PickScore), test_vfid.py, test_pvcs.py and
 test_face_div.py."""
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from triptych.measure_kinds.video_frames import mask_mode
 from triptych.registry import registry
 from triptych.weights_rule import rule_state_dict, rule_tensor
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+from conftest import REPO
+
+PORTRAITS = REPO / "datasets/samples/portraits"
 NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 PROMPT = "a photo of a man wearing a spacesuit, on the moon"
 

@@ -157,7 +157,7 @@ def cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
 
 def test_every_module_has_a_layer() -> None:
     unplaced = sorted(m for m in _module_files() if layer(m) is None)
-    assert unplaced == [], "place each module in LAYER_OF (tests/test_layers.py) and in docs/architecture.md"
+    assert unplaced == [], "place each module in LAYER_OF (tests/repo/test_layers.py) and in docs/architecture.md"
 
 
 def test_no_new_upward_or_sideways_import() -> None:

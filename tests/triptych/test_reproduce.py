@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import vfi_fake_layouts as fake
-from test_pairing import _adobe240, _rule_checkpoint
+from vfi_fake_layouts import adobe240_x8_test_frames, rule_amt_s_checkpoint
 from triptych.pipelines.standardize_vfi import main as standardize_vfi
 from triptych.results import list_runs
 from triptych.weights import get_spec
@@ -123,7 +123,7 @@ def test_a_run_on_a_tiny_case_scores_what_is_present_and_prints_published_vs_rep
     --subset as the user asked): that step runs, the others are skipped for their missing data, and every
     published row of the run stands beside its reproduced value; a subset never pairs, and says so."""
     data, results = fresh / "data", fresh / "results"
-    code, _, err = run_cli("weights", "import", "amt_s", _rule_checkpoint(fresh / "amt-s.pth", 0))
+    code, _, err = run_cli("weights", "import", "amt_s", rule_amt_s_checkpoint(fresh / "amt-s.pth", 0))
     assert code == 0, err
     root = fake.make_vimeo90k(fresh / "vimeo_triplet", ["00001/0001", "00001/0002"])
     rng = np.random.default_rng(0)
@@ -170,10 +170,10 @@ def test_a_full_split_run_pairs_and_gets_its_verdict(fresh, run_cli, fixtures_di
     from triptych.registry import registry
 
     data, results = fresh / "data", fresh / "results"
-    code, _, err = run_cli("weights", "import", "amt_s_gopro", _rule_checkpoint(fresh / "gopro_amt-s.pth", 0))
+    code, _, err = run_cli("weights", "import", "amt_s_gopro", rule_amt_s_checkpoint(fresh / "gopro_amt-s.pth", 0))
     assert code == 0, err
     standardize_vfi(["--name", "adobe240/x8-test", "--layout", "adobe240",
-                     "--root", str(_adobe240(fresh / "test_frames")), "--out", str(data / "build/vfi")])
+                     "--root", str(adobe240_x8_test_frames(fresh / "test_frames")), "--out", str(data / "build/vfi")])
     code, out, err = run_cli("reproduce", "4.2", "--data-root", data, "--out", results)
     assert code == 0, err
     assert "step 1: skipped, missing data gopro/x8-test" in out

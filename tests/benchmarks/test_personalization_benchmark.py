@@ -29,9 +29,8 @@ from triptych.results import read_run, read_samples
 from triptych.scoring import load_benchmark, score
 from triptych.vision.face import EmbeddingCache, dlib_backend
 
-from conftest import SHARED, fill_with_references, rule_inception
+from conftest import REPO, SHARED, fill_with_references, rule_inception
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "datasets/samples/portraits"
 BENCH = "celeb-25id-40prompt"
 SMALL = {"ids": "found", "prompts": "2", "images_per_prompt": "2"}  # 2 prompts x 2 images per identity

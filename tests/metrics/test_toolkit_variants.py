@@ -21,7 +21,7 @@ from triptych.metrics.ssim import ssim_devil, ssim_skimage7
 from triptych.registry import registry
 
 # The fixture's IE values are float32 in 8..15 (one ulp is 9.5e-7 there); exact integer means in float64
-# lie within 4.6e-7 of them (tests/test_extra_metrics.py), and within 4.6e-7 of VFIBenchmark's float32
+# lie within 4.6e-7 of them (tests/metrics/test_extra_metrics.py), and within 4.6e-7 of VFIBenchmark's float32
 # formula run here. 1e-6 = about one float32 ulp.
 IE_ABS = 1e-6
 TENNIS = REPO / "datasets/samples/tennis"

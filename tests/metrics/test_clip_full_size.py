@@ -21,10 +21,12 @@ from PIL import Image
 from triptych.metrics import clip_score
 from triptych.weights_rule import rule_state_dict
 
+from conftest import REPO
+
 pytest.importorskip("open_clip")
 pytestmark = pytest.mark.slow
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+PORTRAITS = REPO / "datasets/samples/portraits"
 NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 SCARLETT = sorted((PORTRAITS / "scarletthead_woman").iterdir())
 PROMPT = "a photo of a man wearing a hat"

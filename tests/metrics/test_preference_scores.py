@@ -34,7 +34,9 @@ from triptych.registry import registry
 from triptych.weights import UntrustedWeightsError, get_spec, import_file
 from triptych.weights_rule import apply_weights_rule
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+from conftest import REPO
+
+PORTRAITS = REPO / "datasets/samples/portraits"
 NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 TINY_HPS = "triptych-test-tiny-hps"  # open_clip's CLIP of ViT-H-14 (patch 14, 224, GELU), 2 layers, narrow
 PROMPT = "a photo of a man wearing a spacesuit, on the moon"

@@ -1,7 +1,7 @@
 """The packaged method-identity mapping (baselines/specs/published_methods.yaml, triptych.published): every
 entry names a registered method, registered weights, published rows that exist, and a benchmark variant of
 its tables' benchmarks; the pairing rule refuses what is not the published checkpoint on the full split.
-(The end-to-end pairing of a real run: tests/test_pairing.py.)"""
+(The end-to-end pairing of a real run: tests/leaderboard/test_pairing.py.)"""
 
 from __future__ import annotations
 

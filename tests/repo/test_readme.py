@@ -31,7 +31,7 @@ NOT_RUN = {
     ".venv/bin/pytest": "the test suite itself (CI runs it, .ci/run)",
     ".venv/bin/pytest -m slow tests/perf/test_speed_targets.py --benchmark-enable --benchmark-json speed.json":
         "the speed suite (minutes; CI runs the slow suites, .ci/run) and the README rewrite it feeds; "
-        "tests/test_speed_table.py checks the rewrite",
+        "tests/scripts/test_speed_table.py checks the rewrite",
     ".venv/bin/triptych weights import i3d_rgb_imagenet ~/Downloads/i3d_rgb_imagenet.pt":
         "needs the I3D weights file downloaded by the user",
     ".venv/bin/triptych measure ewarp --variant files --pred my_method/tennis --gt gt/tennis --flow-dir flows/tennis --json":

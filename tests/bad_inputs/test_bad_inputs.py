@@ -119,7 +119,7 @@ def test_the_catalogue_documents_every_case_module():
         assert ids == [c.id for c in cases], path
         all_ids += ids
     assert len(all_ids) == len(set(all_ids)), "a case id is used twice"
-    assert len(sections["tests/test_bad_inputs.py"]) >= 25
+    assert len(sections["tests/bad_inputs/test_bad_inputs.py"]) >= 25
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

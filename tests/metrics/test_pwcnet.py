@@ -21,8 +21,10 @@ from triptych.errors import InputError
 from triptych.metrics import pwcnet, temporal
 from triptych.weights_rule import rule_tensor
 
+from conftest import REPO
+
 torch.set_num_threads(1)
-KEYS = json.loads((Path(__file__).parent / "data" / "pwcnet_default_keys.json").read_text())["keys"]
+KEYS = json.loads((REPO / "tests" / "data" / "pwcnet_default_keys.json").read_text())["keys"]
 
 
 def naive_correlation(first: np.ndarray, second: np.ndarray, radius: int) -> np.ndarray:
@@ -112,7 +114,7 @@ def test_flows_equal_the_reference_codes_on_the_same_weights(home):
     not multiples of 64, so the resize in and out is covered."""
     weights.import_file("pwcnet_default", _rule_file(home))
     model = pwcnet.load_pwcnet()
-    reference = np.load(Path(__file__).parent / "data" / "pwcnet_reference_flows.npz")
+    reference = np.load(REPO / "tests" / "data" / "pwcnet_reference_flows.npz")
     for height, width, shift in ((70, 100, 3), (90, 120, 5)):
         rng = np.random.default_rng(height * 1000 + width)
         base = rng.integers(0, 256, (height, width + shift, 3), dtype=np.uint8)

@@ -26,7 +26,9 @@ from triptych.vision import face
 from triptych.weights import MissingWeightsError, get_spec
 from triptych.weights_rule import apply_weights_rule, rule_tensor
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+from conftest import REPO
+
+PORTRAITS = REPO / "datasets/samples/portraits"
 NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 SCARLETT = sorted((PORTRAITS / "scarletthead_woman").iterdir())
 SEED, GAIN = 0, 1.0

@@ -11,6 +11,8 @@ import pytest
 
 from triptych.results import list_runs, read_samples
 
+from conftest import REPO
+
 FLAGGED = ["newton/loo_0/0", "newton/loo_1/0", "newton/loo_2/0", "newton/loo_3/0", "scarletthead/loo_0/0",
            "scarletthead/loo_1/0", "scarletthead/loo_2/0", "scarletthead/loo_3/0"]
 
@@ -63,7 +65,7 @@ def test_an_unknown_no_face_policy_is_refused_before_any_run_folder(tmp_path, ru
 
 def test_a_method_that_fails_on_its_first_sample_leaves_no_run_folder(tmp_path, run_cli):
     """A prediction folder whose first file is corrupt: refused on the first sample, nothing kept."""
-    frames = Path(__file__).resolve().parent.parent / "datasets/samples/tennis/frames"
+    frames = REPO / "datasets/samples/tennis/frames"
     pred = tmp_path / "pred" / "tennis"
     pred.mkdir(parents=True)
     for c in (1, 6, 11, 16, 21):

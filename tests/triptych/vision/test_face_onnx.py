@@ -17,9 +17,11 @@ from triptych.media import read_rgb
 from triptych.metrics import face_sim
 from triptych.vision import face
 
+from conftest import REPO
+
 pytest.importorskip("insightface")
 
-PORTRAITS = Path(__file__).resolve().parent.parent / "datasets/samples/portraits"
+PORTRAITS = REPO / "datasets/samples/portraits"
 NEWTON = sorted((PORTRAITS / "newton_man").iterdir())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bad_input_cases import Case, assert_clear_error
-from test_vos_benchmarks import make_e2fgvi_davis
+from vos_fake_layouts import make_e2fgvi_davis
 from triptych.pipelines.standardize_vos import main as standardize_vos
 
 

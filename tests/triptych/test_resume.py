@@ -72,7 +72,7 @@ def test_kill_9_then_the_same_command_resumes_without_recomputing(tmp_path):
 def test_a_failing_sample_keeps_the_finished_ones_and_the_fix_resumes(tmp_path, fixtures_dir):
     pred_dir = tmp_path / "pred/tennis"
     pred_dir.mkdir(parents=True)
-    frames = Path(__file__).resolve().parent.parent / "datasets/samples/tennis/frames"
+    frames = REPO / "datasets/samples/tennis/frames"
     for c in (1, 6):  # good predictions for the first two triplets only, corrupt ones for the others
         shutil.copy(frames / f"{c - 1:05d}.png", pred_dir / f"{c:05d}.png")
     for c in (11, 16, 21):
