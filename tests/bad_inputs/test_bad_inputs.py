@@ -90,13 +90,13 @@ CASES = [
 
 
 def _catalogue_sections() -> dict[str, list[str]]:
-    """docs/bad_inputs.md, one section per test module: ``## Title (`tests/test_bad_inputs_x.py`)`` followed
+    """docs/bad_inputs.md, one section per test module: ``## Title (`tests/bad_inputs/test_bad_inputs_x.py`)`` followed
     by a table whose first column holds the case ids, in the module's order."""
     text = (REPO / "docs/bad_inputs.md").read_text(encoding="utf-8")
     sections: dict[str, list[str]] = {}
     for block in re.split(r"^## ", text, flags=re.M)[1:]:
         title, _, body = block.partition("\n")
-        named = re.search(r"`(tests/test_bad_inputs\w*\.py)`", title)
+        named = re.search(r"`(tests/bad_inputs/test_bad_inputs\w*\.py)`", title)
         if named:
             key = named.group(1) + (" ACCEPTED" if "accepted" in title.lower() else "")
             sections[key] = re.findall(r"^\| `([a-z0-9-]+)` \|", body, flags=re.M)
@@ -104,13 +104,13 @@ def _catalogue_sections() -> dict[str, list[str]]:
 
 
 def test_the_catalogue_documents_every_case_module():
-    """Every ``tests/test_bad_inputs*.py`` module has its section, with its case ids in order, and no id is
+    """Every ``tests/bad_inputs/test_bad_inputs*.py`` module has its section, with its case ids in order, and no id is
     used twice across the catalogue."""
     import importlib
 
     sections = _catalogue_sections()
-    modules = sorted(p.name for p in (REPO / "tests").glob("test_bad_inputs*.py"))
-    assert sorted({k.split()[0].removeprefix("tests/") for k in sections}) == modules
+    modules = sorted(p.name for p in (REPO / "tests/bad_inputs").glob("test_bad_inputs*.py"))
+    assert sorted({k.split()[0].removeprefix("tests/bad_inputs/") for k in sections}) == modules
     all_ids: list[str] = []
     for key, ids in sections.items():
         path, _, accepted = key.partition(" ")
