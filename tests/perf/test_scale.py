@@ -88,3 +88,43 @@ def test_ray_within_15_percent_of_the_local_pool(tmp_path, benchmark):
              f"{samples} portrait samples (dlib face similarity): Ray {rate['ray x2']:.2f} samples/s, local pool "
              f"{rate['local x2']:.2f} samples/s ({ratio:.2f}x); Ray instance start {ray_start:.1f} s, paid once "
              "per cluster", ratio, 0.85, ratio >= 0.85, "x", load)
+
+
+ROUND_TRIPS = 50  # one-call chunks sent to one actor in turn: the per-chunk overhead
+
+
+def test_scaling_model_costs(benchmark):
+    """The per-frame and per-run costs that docs/scaling.md's model of a YouTube-VOS run uses, on one core:
+    decoding a 432x240 frame, I3D's forward per frame of a whole-video clip (VFID; random weights, the
+    same compute), and Ray's instance start, actor start and per-chunk overhead (2 workers)."""
+    ray = pytest.importorskip("ray")
+    import numpy as np
+
+    from test_speed_targets import SAMPLE, _best_seconds
+    from triptych.executors import _ChunkWorker, ray_map
+    from triptych.media import read_rgb
+    from triptych.metrics.i3d import InceptionI3d, i3d_features
+    from triptych.threads import configure_scoring_process
+
+    configure_scoring_process(1)
+    frames = sorted(SAMPLE.glob("*.png"))
+    decode_s, clip = _best_seconds(lambda: np.stack([read_rgb(f) for f in frames]), 3)
+    i3d_s, _ = _best_seconds(lambda: i3d_features(clip, InceptionI3d().eval()), 2)
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    costs = {"decode ms/frame": decode_s / len(frames) * 1000, "i3d ms/frame": i3d_s / len(frames) * 1000,
+             "ray instance start s": time.perf_counter() - start}
+    try:
+        start = time.perf_counter()
+        list(ray_map(abs, [(0,), (1,)], 2, None))  # a builtin: importable by every worker
+        costs["ray actors start s"] = time.perf_counter() - start
+        worker = ray.remote(num_cpus=1)(_ChunkWorker).remote()
+        ray.get(worker.run.remote(abs, [(0, (1,))]))
+        chunk_s, _ = _best_seconds(lambda: [ray.get(worker.run.remote(abs, [(0, (i,))])) for i in range(ROUND_TRIPS)],
+                                   1)
+        costs["ray ms per chunk"] = chunk_s / ROUND_TRIPS * 1000
+    finally:
+        ray.shutdown()
+    benchmark.pedantic(lambda: None, rounds=1)  # the numbers are the extra_info below
+    benchmark.extra_info.update(costs)
+    print("\n" + ", ".join(f"{k}: {v:.3g}" for k, v in costs.items()))
