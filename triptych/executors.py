@@ -31,10 +31,10 @@ from typing import Any, Callable, Iterator, Sequence
 from triptych.errors import TriptychError
 
 EXECUTORS = ("local", "ray")
-Results = Iterator[tuple[int, Any]]  # (position of the call, its result), in completion order
+Completed = Iterator[tuple[int, Any]]  # (position of the call, its result), in completion order
 
 
-def run_in_process(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Results:
+def run_in_process(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Completed:
     for position, call in enumerate(calls):
         yield position, fn(*call)
 
@@ -79,7 +79,7 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
                                initargs=(os.getpid(),))
 
 
-def run_in_pool(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int) -> Results:
+def run_in_pool(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int) -> Completed:
     """One call per task on a ``local_pool`` of ``workers`` processes."""
     with local_pool(workers) as pool:
         futures = {pool.submit(fn, *call): position for position, call in enumerate(calls)}
@@ -126,7 +126,7 @@ def _ray() -> Any:
     return ray
 
 
-def ray_map(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None) -> Results:
+def ray_map(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None) -> Completed:
     """``fn(*calls[i])`` on ``workers`` Ray actors (a local instance, or the cluster at ``address``), each
     given one chunk at a time (``chunks``); yields ``(i, result)`` as each chunk comes back. A call's error
     arrives unchanged, after the results of the calls its chunk finished before it."""
@@ -175,7 +175,7 @@ def check_executor(executor: str, workers: int) -> None:
 
 
 def run(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], executor: str = "local", workers: int = 1,
-        address: str | None = None) -> Results:
+        address: str | None = None) -> Completed:
     """``fn(*call)`` for each of ``calls`` (``fn`` importable by name, the calls picklable, unless run in this
     process): in this process (local, 1 worker), on a ``local_pool`` (local, N workers) or on Ray."""
     check_executor(executor, workers)

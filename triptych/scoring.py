@@ -1,9 +1,11 @@
 """``triptych score``: benchmark + (method | prediction folder) -> one run in the results schema.
 
 Flow: the registry resolves the benchmark, its variant and its (metric, variant) pairs -> the benchmark's
-loader lists the samples and checks the data against its manifest -> for each sample the task module
-produces the prediction (from the method, or read from ``--pred-dir``) and measures it -> its rows are
-written as one part file -> ``finish`` merges the parts and records the aggregates and provenance.
+loader lists the samples and checks the data against its manifest -> the executor (``triptych.executors``,
+a generic map) runs ``score_sample`` for each sample, where the task module produces the prediction (from
+the method, or read from ``--pred-dir``) and measures it -> its rows are written as one part file ->
+``finish`` merges the parts and records the aggregates (with the pooling the benchmark spec declares) and
+provenance.
 """
 
 from __future__ import annotations
