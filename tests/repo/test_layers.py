@@ -27,12 +27,12 @@ LAYER_OF = {
     **{f"triptych.{name}": KERNEL for name in (
         "errors", "atomic", "folders", "media", "manifests", "fingerprints", "weights", "weights_rule", "registry",
         "schema", "stats", "results", "provenance", "methods", "progress", "labels", "published", "task_list",
-        "tasks", "json_values", "threads", "allocator")},
+        "tasks", "json_values", "threads", "allocator", "executors")},
     "triptych.vision": TOOLKITS,
     "triptych.metrics": TASK_PARTS, "triptych.baselines": TASK_PARTS, "triptych.benchmarks": TASK_PARTS,
     "triptych.pipelines": TASK_PARTS,
     **{f"triptych.{name}": ORCHESTRATION for name in (
-        "scoring", "executors", "api", "compare", "measure", "measure_kinds", "reproduce", "doctor", "listings",
+        "scoring", "api", "compare", "measure", "measure_kinds", "reproduce", "doctor", "listings",
         "seeds", "leaderboard")},
     # the DVC stages that run the orchestrator (``triptych score``, the leaderboard) are entry points, as a
     # command is: no module imports them (docs/architecture.md)
@@ -50,13 +50,9 @@ FACADE = {("triptych", "triptych.api")}
 KNOWN_VIOLATIONS = {
     # item 1: warping and occlusion are flow tools, not the metric
     ("triptych.baselines.vfi", "triptych.metrics.ewarp"): "item 1 (warping and occlusion to triptych/vision/flow.py)",
-    # item 1: a pipeline stage's helpers use the executor
-    ("triptych.pipelines.stage_io", "triptych.executors"): "item 1 (the generic map below the task parts)",
 }
 # Import cycles today, each as its set of modules -> the issue #19 item that breaks it.
-KNOWN_CYCLES = {
-    frozenset({"triptych.executors", "triptych.scoring"}): "item 1 (a generic executor; the worker in scoring)",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def _module_files() -> dict[str, Path]:

@@ -29,7 +29,8 @@ SAMPLE = REPO / "datasets/samples/tennis"
 # blocks (by their first line) that do not run here
 NOT_RUN = {
     ".venv/bin/pytest": "the test suite itself (CI runs it, .ci/run)",
-    ".venv/bin/pytest -m slow tests/perf/test_speed_targets.py --benchmark-enable --benchmark-json speed.json":
+    ".venv/bin/pytest -m slow tests/perf/test_speed_targets.py tests/perf/test_scale.py --benchmark-enable "
+    "--benchmark-json speed.json":
         "the speed suite (minutes; CI runs the slow suites, .ci/run) and the README rewrite it feeds; "
         "tests/scripts/test_speed_table.py checks the rewrite",
     ".venv/bin/triptych weights import i3d_rgb_imagenet ~/Downloads/i3d_rgb_imagenet.pt":

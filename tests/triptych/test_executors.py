@@ -36,12 +36,15 @@ def test_ray_gives_the_rows_of_the_local_executor(tmp_path):
     assert _rows(local) == _rows(on_ray)
 
 
-def test_an_error_in_a_worker_keeps_its_message_and_fix(tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_an_error_in_a_worker_keeps_its_message_and_fix(tmp_path, executor):
+    if executor == "ray":
+        pytest.importorskip("ray")
     (tmp_path / "pred/tennis").mkdir(parents=True)
     for c in (1, 6, 11, 16, 21):  # every prediction present (checked up front), none decodes
         (tmp_path / f"pred/tennis/{c:05d}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(TriptychError) as info:
-        score("sample-triplets", tmp_path / "r", pred_dir=tmp_path / "pred", workers=2)
+        score("sample-triplets", tmp_path / "r", pred_dir=tmp_path / "pred", executor=executor, workers=2)
     # two workers: whichever corrupt middle frame fails first is the one reported (centres 1, 6, 11, 16, 21)
     assert any(f"{c:05d}.png" in info.value.message for c in (1, 6, 11, 16, 21))
     # a worker may fail before any sample is scored (then no run is kept) or after the other kept some
@@ -126,3 +129,21 @@ def test_kill_9_of_a_two_worker_parent_leaves_no_process_behind(tmp_path):
                               "sample-portraits", "--method", "reference_copy", "--out", str(out)],
                              capture_output=True, text=True)
     assert resumed.returncode == 0 and "part(s) reused" in resumed.stderr, resumed.stderr
+
+
+@pytest.mark.parametrize("count,workers,sizes", [(80, 2, [10] * 8), (5, 2, [1] * 5), (10, 3, [1] * 10),
+                                                 (509, 1, [128] * 3 + [125])])
+def test_ray_chunks_cover_every_call_once_in_order(count, workers, sizes):
+    from triptych.executors import chunks
+
+    cut = chunks(count, workers)
+    assert [len(c) for c in cut] == sizes
+    assert [p for c in cut for p in c] == list(range(count))
+
+
+def test_executors_run_any_function_in_process_and_in_a_pool():
+    """The executor is a generic map: ``fn(*call)`` by position, whatever the function."""
+    from triptych.executors import run
+
+    calls = [(-3,), (4,), (-5,)]
+    assert sorted(run(abs, calls)) == sorted(run(abs, calls, workers=2)) == [(0, 3), (1, 4), (2, 5)]

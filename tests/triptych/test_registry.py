@@ -89,3 +89,12 @@ def test_param_values_take_the_type_of_the_variant_value():
     for raw, default in (("abc", 4), ("true", 4), ("2.5", 4), ("432", [432, 240]), ("[a, b]", [432, 240])):
         with pytest.raises(TriptychError, match=re.escape(f"--param k={raw!r}")):
             typed_override("k", raw, default, "w")
+
+
+def test_pooling_is_declared_by_each_benchmark_not_by_its_task():
+    """Per-video means come from the spec's ``pooling`` (validated: tests/test_bad_inputs_specs.py), so a
+    video-completion benchmark that declares none is pooled over frames only."""
+    reg = registry()
+    assert reg.benchmark("sample-tennis").pooling == {"frame": "per_video"}
+    assert reg.benchmark("davis").pooling == reg.benchmark("youtube-vos").pooling == {"frame": "per_video"}
+    assert reg.benchmark("sample-triplets").pooling == {} and reg.benchmark("sample-portraits").pooling == {}
