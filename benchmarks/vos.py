@@ -171,7 +171,7 @@ def load_standardized(spec: BenchmarkSpec, variant: str, params: dict[str, Any],
 class VideoCompletion:
     """The task module of video completion (see ``triptych.tasks.TaskModule``).
 
-    Scoring streams: ``measure`` holds one frame, its mask and its prediction at a time, so a
+    Scoring streams: ``measure`` holds two composited frames and their ground truth at a time, so a
     prediction folder of any length is scored in bounded memory. Only ``predict`` holds the whole
     video, because a method needs it.
     """
@@ -284,22 +284,35 @@ class VideoCompletion:
             yield self.composite(video, prediction, t)[0]
 
     def measure(self, video: Video, prediction: np.ndarray | list[Path], metrics: Sequence[MetricUse]) -> list[Score]:
-        """Frame-level metrics frame by frame (one frame in memory at a time); video-level ones (E_warp) over
-        lazy frame sequences that read each composite when it is indexed, so memory stays bounded too."""
+        """Every requested metric from one decoding of each frame (docs/performance.md): frame t's ground
+        truth, mask and prediction are read and composited once, its frame-level metrics scored then, and the
+        video-level ones (E_warp, reading pairs t, t + 1 in order) read it from a ``FrameWindow`` of the
+        last two frames, so memory stays bounded for a video of any length. The rows come in frame order,
+        the video rows last."""
         if len(prediction) != len(video.frames):
             raise TriptychError(f"video {video.name!r}: {len(prediction)} predicted frames for {len(video.frames)}")
         per_frame = [m for m in metrics if m.spec.level != "video"]
-        scores = []
-        for t, frame_path in enumerate(video.frames):
+        frame_scores: dict[int, list[Score]] = {}
+
+        def make(t: int) -> tuple[np.ndarray, np.ndarray]:
             composite, gt = self.composite(video, prediction, t)
-            sample_id = f"{video.name}/{frame_path.stem}"
-            scores.extend(Score(sample_id, m, float(m.fn(composite, gt, **m.variant.params))) for m in per_frame)
+            if t not in frame_scores:
+                sample_id = f"{video.name}/{video.frames[t].stem}"
+                frame_scores[t] = [Score(sample_id, m, float(m.fn(composite, gt, **m.variant.params)))
+                                   for m in per_frame]
+            return composite, gt
+
+        window = FrameWindow(make)
+        count = len(video.frames)
+        video_scores = []
         for m in (m for m in metrics if m.spec.level == "video"):
-            pred_frames = LazyFrames(len(video.frames), lambda t: self.composite(video, prediction, t)[0])
-            gt_frames = LazyFrames(len(video.frames), lambda t: process_frame(video.frames[t], self.size))
-            result = m.fn(pred_frames, gt_frames, **m.variant.params)
-            scores.append(Score(video.name, m, float(getattr(result, "value", result))))
-        return scores
+            result = m.fn(LazyFrames(count, lambda t: window[t][0]), LazyFrames(count, lambda t: window[t][1]),
+                          **m.variant.params)
+            video_scores.append(Score(video.name, m, float(getattr(result, "value", result))))
+        for t in range(count):
+            if t not in frame_scores:
+                make(t)
+        return [score for t in range(count) for score in frame_scores[t]] + video_scores
 
     def _clip(self, video: Video, frame: Callable[[int], np.ndarray]) -> np.ndarray:
         """One video's frames as a (T, H, W, 3) clip: uint8, or float32 in [0, 1] for protocol frames."""
@@ -325,6 +338,21 @@ class VideoCompletion:
 
         pairs = [pair(video) for video in videos]
         return [Score.from_result(SET_SAMPLE_ID, m, m.fn(pairs, **m.variant.params)) for m in metrics]
+
+
+class FrameWindow:
+    """Frame t's (composite, ground truth), made by ``make(t)`` when first asked for and kept while it is one
+    of the last ``size`` frames made: a pass over pairs (t, t + 1) in order makes each frame once."""
+
+    def __init__(self, make: Callable[[int], tuple[np.ndarray, np.ndarray]], size: int = 2) -> None:
+        self._make, self._size, self._kept = make, size, {}
+
+    def __getitem__(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        if t not in self._kept:
+            self._kept[t] = self._make(t)
+            if len(self._kept) > self._size:
+                del self._kept[next(iter(self._kept))]  # the oldest made (dicts keep insertion order)
+        return self._kept[t]
 
 
 class LazyFrames(SequenceABC):

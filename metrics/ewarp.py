@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -270,24 +270,26 @@ def mean_float32(values: Sequence[float]) -> float:
     return float(total / np.float32(len(values)))
 
 
-def checked_flows(frames: Sequence[np.ndarray], flows: Iterable[FlowPair]) -> list[tuple[np.ndarray, np.ndarray]]:
+def checked_flows(frames: Sequence[np.ndarray], flows: Iterable[FlowPair]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The (forward, backward) flows of pairs 0..T-2, each checked against its frame's size; exactly one
-    pair of flows per frame pair."""
+    pair of flows per frame pair. Yielded one pair at a time, as ``flows`` makes them, so a caller that
+    scores pair t before asking for pair t + 1 reads the frames in order and holds one pair of flows
+    (the benchmarks decode each frame once: docs/performance.md)."""
     if len(frames) < 2:
         raise InputError(f"a video of {len(frames)} frame(s) has no frame pair",
                          fix="E_warp needs at least 2 frames per video")
-    out = []
+    count = 0
     for t, pair in enumerate(flows):
         if t >= len(frames) - 1:
             raise InputError(f"more flow pairs than the {len(frames) - 1} frame pairs of the video",
                              fix="compute the flows on the frames that are scored")
         shape = np.asarray(frames[t]).shape[:2]
-        out.append((flowlib.check_flow(pair.forward, f"forward flow of pair {t}", shape),
-                    flowlib.check_flow(pair.backward, f"backward flow of pair {t}", shape)))
-    if len(out) != len(frames) - 1:
-        raise InputError(f"{len(out)} flow pair(s) for the {len(frames) - 1} frame pairs of the video",
+        yield (flowlib.check_flow(pair.forward, f"forward flow of pair {t}", shape),
+               flowlib.check_flow(pair.backward, f"backward flow of pair {t}", shape))
+        count += 1
+    if count != len(frames) - 1:
+        raise InputError(f"{count} flow pair(s) for the {len(frames) - 1} frame pairs of the video",
                          fix="give one forward and one backward flow per pair t = 0..T-2")
-    return out
 
 
 def video_ewarp(frames: Sequence[np.ndarray], flows: Iterable[FlowPair],
