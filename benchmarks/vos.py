@@ -24,7 +24,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 from triptych.errors import InputError, TriptychError
@@ -219,6 +218,8 @@ class VideoCompletion:
 
     def _predict_range(self, method: Any, video: Video, lo: int, hi: int, start: int, stop: int) -> np.ndarray:
         """Call the method on frames lo..hi-1 and keep the outputs of frames start..stop-1."""
+        import torch  # only where a method runs: scoring a prediction folder never loads it
+
         frames = np.stack([process_frame(p, self.size) for p in video.frames[lo:hi]])
         masks = np.stack([self.mask(p) for p in video.masks[lo:hi]])
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0

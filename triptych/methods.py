@@ -19,15 +19,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from triptych.errors import InputError, TriptychError
 from triptych.media import read_rgb
 from triptych.registry import MethodSpec, registry
 from triptych.schema import check_factory_keys
 from triptych.task_list import TASK_INFO
+
+if TYPE_CHECKING:  # torch is imported where a method runs, not by a process that only scores files
+    import torch
 
 
 @runtime_checkable
@@ -107,11 +108,15 @@ def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, An
 
 def read_reference(path: Path) -> torch.Tensor:
     """A reference photo as a ``Generator`` receives it: float32 (3, H, W) tensor in [0, 1] (uint8 / 255)."""
+    import torch
+
     return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
 
 
 def check_output(output: torch.Tensor, expected_shape: tuple[int, ...], method: str, sample_id: str) -> torch.Tensor:
     """A method's output must have the expected shape and be finite; say which method and sample if not."""
+    import torch
+
     if not isinstance(output, torch.Tensor):
         raise TriptychError(f"method {method!r} returned {type(output).__name__} for sample {sample_id!r}",
                             fix="return a torch.Tensor (see triptych.methods)")

@@ -45,6 +45,26 @@ def test_lazy_frames_read_each_frame_once_in_a_pairwise_pass():
         frames[4]
 
 
+def test_measure_decodes_each_frame_once_for_frame_metrics_and_ewarp(tennis, monkeypatch):
+    """PSNR, SSIM and E_warp from one composite per frame (docs/performance.md), the rows unchanged: frame
+    rows in frame order, then the video's E_warp, as each metric alone gives them."""
+    from triptych.scoring import resolve_metrics
+
+    task, video = tennis
+    prediction = task.predict(make_mean_fill(), video)
+    metrics = resolve_metrics(load_benchmark("sample-tennis", data_root=REPO / "datasets").spec,
+                              ["psnr:e2fgvi", "ssim:win65", "ewarp:dis"])
+    made = []
+    composite = task.composite
+    monkeypatch.setattr(task, "composite", lambda v, p, t: made.append(t) or composite(v, p, t))
+    rows = task.measure(video, prediction, metrics)
+    assert made == list(range(len(video.frames)))
+    psnr, ssim, ewarp = (task.measure(video, prediction, [m]) for m in metrics)
+    expected = [score for pair in zip(psnr, ssim) for score in pair] + ewarp
+    assert len(ewarp) == 1 and len(rows) == 2 * len(video.frames) + 1
+    assert [(s.sample_id, s.metric, s.value) for s in rows] == [(s.sample_id, s.metric, s.value) for s in expected]
+
+
 def test_ewarp_is_a_video_row_equal_to_the_metric_on_the_composites(tennis, tmp_path):
     task, video = tennis
     run = score("sample-tennis", tmp_path / "run", method="mean_fill",
