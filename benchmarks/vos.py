@@ -46,6 +46,10 @@ class Video:
     frames: tuple[Path, ...]
     masks: tuple[Path, ...]
 
+    def __len__(self) -> int:
+        """The number of frames: the sample's cost, by which ``triptych score`` hands out the longest first."""
+        return len(self.frames)
+
 
 def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """E2FGVI frame resize of a decoded uint8 RGB frame: ``Image.resize(size)``, PIL's default bicubic filter.

@@ -427,7 +427,8 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
     """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
     merge the parts into the run's rows and aggregates. A method object is scored in this process, with its
     context built once here; every other job goes to the executor as ``score_sample`` calls."""
-    todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
+    todo = sorted((i for i in range(len(data.samples)) if not writer.has_part(_part(i))),
+                  key=lambda i: -_cost(data.samples[i]))  # longest first: the workers finish together
     work = (score_sample if method_object is None
             else functools.partial(_measure, _build_context(job, method_object)))
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
@@ -490,6 +491,12 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
 
 
 SET_PART = "part-set"  # sorts after every per-sample part
+
+
+def _cost(sample: Any) -> int:
+    """A sample's relative cost: its length where it has one (a video's frames), else 1. Only the order in
+    which samples are handed out depends on it; each sample's rows are its own part, merged in index order."""
+    return len(sample) if hasattr(sample, "__len__") else 1
 
 
 def _sample_label(sample: Any, index: int) -> str:
