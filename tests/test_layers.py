@@ -48,8 +48,6 @@ FACADE = {("triptych", "triptych.api")}
 
 # Imports that break the rules today, (importer, imported) -> the issue #19 item that removes it.
 KNOWN_VIOLATIONS = {
-    # item 1: warping and occlusion are flow tools, not the metric
-    ("triptych.baselines.vfi", "triptych.metrics.ewarp"): "item 1 (warping and occlusion to triptych/vision/flow.py)",
     # item 1: a pipeline stage's helpers use the executor
     ("triptych.pipelines.stage_io", "triptych.executors"): "item 1 (the generic map below the task parts)",
 }
