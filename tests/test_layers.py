@@ -26,6 +26,7 @@ LAYER_OF = {
     "triptych": KERNEL,  # the package root: __version__ (and the lazy facade below)
     **{f"triptych.{name}": KERNEL for name in (
         "errors", "atomic", "folders", "media", "manifests", "fingerprints", "weights", "weights_rule", "registry",
+        "inputs",
         "schema", "stats", "results", "provenance", "methods", "progress", "labels", "published", "task_list",
         "tasks", "json_values", "threads", "allocator")},
     "triptych.vision": TOOLKITS,

@@ -29,6 +29,7 @@ import yaml
 
 from triptych import schema
 from triptych.errors import SpecError, TriptychError, UnknownNameError
+from triptych.inputs import KIND_DATA, METHOD_INPUTS, METRIC_INPUTS, Inputs, check_signature, parse_inputs
 from triptych.schema import nearest
 from triptych.stats import SamplingUnit
 from triptych.task_list import TASKS
@@ -75,9 +76,15 @@ class VariantSpec:
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
     weights: tuple[str, ...] = ()  # weights-registry names (triptych/data/weights.yaml) this formula loads
+    inputs: Inputs = Inputs()  # the keyword inputs its callable takes (triptych.inputs)
+    data: tuple[str, ...] | None = None  # the data its metric kind passes first (triptych.inputs.KIND_DATA)
+    where: str = ""  # the spec file and entry that declare it
 
     def load(self) -> Callable[..., Any]:
-        return load_callable(self.callable)
+        """The callable, checked against the declared ``inputs`` (``triptych.inputs.check_signature``)."""
+        fn = load_callable(self.callable)
+        check_signature(fn, self.inputs, self.data, tuple(self.params), self.where, self.callable)
+        return fn
 
 
 @dataclass(frozen=True)
@@ -170,9 +177,13 @@ class MethodSpec:
     params: dict[str, Any]
     source: str
     plugin: tuple[str, str] | None = None
+    inputs: Inputs = Inputs()  # the keyword inputs its factory takes besides params (triptych.inputs)
 
     def load(self) -> Callable[..., Any]:
-        return load_callable(self.callable)
+        """The factory, checked against the declared ``inputs`` (``triptych.inputs.check_signature``)."""
+        fn = load_callable(self.callable)
+        check_signature(fn, self.inputs, (), tuple(self.params), self.source, self.callable)
+        return fn
 
 
 def _number(e: dict[str, Any], key: str, where: str, kind: type = int) -> Any:
@@ -228,7 +239,9 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
         vwhere = f"{where} variant {vname!r}"
         v = schema.METRIC_VARIANT.check(v, vwhere)
         variants[vname] = VariantSpec(vname, _number(v, "version", vwhere), v["callable"], v["description"],
-                                      v["protocol"], _mapping(v, "params", vwhere), _names(v, "weights", vwhere))
+                                      v["protocol"], _mapping(v, "params", vwhere), _names(v, "weights", vwhere),
+                                      parse_inputs(v.get("inputs"), METRIC_INPUTS, vwhere), KIND_DATA.get(e["kind"]),
+                                      vwhere)
     default = e.get("default_variant")
     if default is not None and default not in variants:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
@@ -263,7 +276,8 @@ def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:
     e = schema.METHOD.check(e, where)
     return MethodSpec(name, _task(e["task"], where), _number(e, "version", where), e["description"], e["callable"],
-                      _names(e, "weights", where), _mapping(e, "params", where), where)
+                      _names(e, "weights", where), _mapping(e, "params", where), where,
+                      inputs=parse_inputs(e.get("inputs"), METHOD_INPUTS, where))
 
 
 def _check_benchmark_metrics(spec: BenchmarkSpec, metrics: dict[str, MetricSpec]) -> None:
