@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 import yaml
 
@@ -339,20 +339,38 @@ class Registry:
         return self.get("methods", name)
 
 
-def _parse_all(kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None,
-               taken: dict[str, Any]) -> dict[str, Any]:
-    """The entries of one YAML document (or plugin mapping), each checked against its schema; a name
-    already in ``taken`` is refused."""
+def read_document(text: str, where: str) -> Any:
+    """One registry YAML document, ``{}`` when empty; text that is not YAML is a ``SpecError`` naming ``where``."""
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: not valid YAML ({exc})", fix="fix the YAML syntax at the position named") from exc
+
+
+def parse_entries(what: str, doc: Any, where_file: str, parse: Callable[[str, Any, str], Any],
+                  taken: Mapping[str, str]) -> dict[str, Any]:
+    """The entries of one registry document (a mapping of name -> entry), each made by ``parse(name, entry,
+    where)``, which checks it against its schema; a name in ``taken`` (name -> where it is declared) is
+    refused, naming both places. Every registry reads its documents through this: metrics, benchmarks,
+    methods (YAML files and plugins) and weights (``triptych.weights``)."""
     if not isinstance(doc, dict):
         raise SpecError(f"{where_file}: expected a mapping of name -> entry, not {type(doc).__name__}")
     entries: dict[str, Any] = {}
     for name, entry in doc.items():
         where = f"{where_file}: {name}"
         if name in taken:
-            raise SpecError(f"{where}: the {kind[:-1]} name {name!r} is already declared in {taken[name].source}",
+            raise SpecError(f"{where}: the {what} name {name!r} is already declared in {taken[name]}",
                             fix="rename one of them; a plugin cannot replace a registered name")
-        entries[name] = dataclasses.replace(_PARSERS[kind](name, entry, where), plugin=plugin)
+        entries[name] = parse(name, entry, where)
     return entries
+
+
+def _parse_all(kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None,
+               taken: dict[str, Any]) -> dict[str, Any]:
+    """The entries of one YAML document (or plugin mapping) of ``kind``, recorded with their ``plugin``."""
+    declared = {name: spec.source for name, spec in taken.items()}
+    return {name: dataclasses.replace(spec, plugin=plugin)
+            for name, spec in parse_entries(kind[:-1], doc, where_file, _PARSERS[kind], declared).items()}
 
 
 def _plugin_entries(kind: str, point: Any, taken: dict[str, Any]) -> tuple[dict[str, Any], BrokenPlugin | None]:
@@ -379,8 +397,9 @@ def _load_kind(kind: str) -> tuple[dict[str, Any], list[BrokenPlugin]]:
     spec_dir = resources.files(_SPEC_PACKAGES[kind]) / "specs"
     for item in sorted(spec_dir.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".yaml") and item.name not in NOT_SPECS:
-            entries.update(_parse_all(kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
-                                      f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None, entries))
+            where = f"{_SPEC_PACKAGES[kind]}/specs/{item.name}"
+            entries.update(_parse_all(kind, read_document(item.read_text(encoding="utf-8"), where), where, None,
+                                      entries))
     broken = []
     for point in sorted(entry_points(group=f"triptych.{kind}"), key=lambda p: p.name):
         added, failure = _plugin_entries(kind, point, entries)
