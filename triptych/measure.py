@@ -107,13 +107,14 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs, threads: in
     fn = chosen.load()
     given = set(inputs.given_options())
     takes_trunk = "--weights" in given and "--weights" not in kind.OPTIONS
+    # --weights is the declared input ``trunk``, or ``weights`` for a kind that records the file itself
+    if "--weights" in given and not chosen.inputs.takes("trunk" if takes_trunk else "weights"):
+        what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
+                f"does not take a user file for its weights ({', '.join(chosen.weights)})")
+        raise InputError(f"metric {metric}:{chosen.name} {what}",
+                         fix="drop --weights; it replaces the network file of a metric with one "
+                             "(README, 'Perceptual and temporal metrics')")
     if takes_trunk:
-        if not chosen.inputs.takes("trunk"):
-            what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
-                    f"does not take a user file for its weights ({', '.join(chosen.weights)})")
-            raise InputError(f"metric {metric}:{chosen.name} {what}",
-                             fix="drop --weights; it replaces the network file of a metric with one "
-                                 "(README, 'Perceptual and temporal metrics')")
         given.discard("--weights")
     unused = sorted(given - kind.OPTIONS)
     if unused:

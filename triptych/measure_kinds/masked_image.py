@@ -36,6 +36,12 @@ def check_masks_option(m: Any, refused_fix: str) -> None:
         raise InputError(f"{metric} does not use masks", fix=refused_fix)
 
 
+def video_masks(masks: dict[str, Path] | None, frames: list[Pair]) -> dict[str, Any]:
+    """The input ``masks`` of one video as ``triptych.inputs.bind`` takes it (``{"masks": one mask per frame}``),
+    nothing without ``--mask``; ``masks`` from ``mask_paths``."""
+    return {} if masks is None else {"masks": [read_mask(masks[p.sample_id]) for p in frames]}
+
+
 def mask_paths(pairs: list[Pair], mask: Path, gt: Path) -> dict[str, Path]:
     """The mask of each pair: the file itself for a single pair, else the same relative path under ``mask``."""
     if not mask.exists():

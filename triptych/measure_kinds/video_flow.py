@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from triptych.errors import InputError
 from triptych.inputs import bind
-from triptych.media import Pair, check_same_size, pair_paths, read_mask, read_prediction, read_rgb
-from triptych.measure_kinds.masked_image import check_masks_option, mask_paths
+from triptych.media import Pair, check_same_size, pair_paths, read_prediction, read_rgb
+from triptych.measure_kinds.masked_image import check_masks_option, mask_paths, video_masks
 from triptych.metrics.aggregate import SampleMean
 
 OPTIONS: frozenset[str] = frozenset({"--flow-dir", "--mask"})
@@ -105,9 +105,7 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         if len(sizes) > 1:
             raise InputError(f"--gt video {video!r}: frames of different sizes {sorted(sizes)}",
                              fix="all frames of a video must have one size")
-        offered: dict[str, Any] = {}
-        if masks is not None:
-            offered["masks"] = [read_mask(masks[p.sample_id]) for p in pairs]
+        offered = video_masks(masks, pairs)
         if flow_dir is not None:
             offered["flow_dir"] = video_flow_dir(Path(flow_dir), video, single=len(videos) == 1)
         result = fn(pred_frames, gt_frames, **bind(m.variant.inputs, offered, metric), **m.params)

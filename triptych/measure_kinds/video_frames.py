@@ -22,9 +22,9 @@ import numpy as np
 
 from triptych.errors import InputError
 from triptych.inputs import bind
-from triptych.measure_kinds.masked_image import check_masks_option, mask_paths
+from triptych.measure_kinds.masked_image import check_masks_option, mask_paths, video_masks
 from triptych.measure_kinds.video_flow import group_videos
-from triptych.media import check_same_size, pair_paths, read_mask, read_prediction, read_rgb
+from triptych.media import check_same_size, pair_paths, read_prediction, read_rgb
 from triptych.metrics.aggregate import SampleMean
 
 OPTIONS: frozenset[str] = frozenset({"--mask"})
@@ -56,9 +56,7 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         if len(frames) < 2:
             raise InputError(f"--gt video {video!r}: {len(frames)} frame, so no consecutive pair",
                              fix="temporal metrics need at least 2 frames per video")
-        offered: dict[str, Any] = {"state": state}
-        if masks is not None:
-            offered["masks"] = [read_mask(masks[p.sample_id]) for p in frames]
+        offered = {"state": state, **video_masks(masks, frames)}
         kwargs = bind(m.variant.inputs, offered, f"{m.metric.name}:{m.variant.name}")
         try:
             values = [float(v) for v in fn(pred_frames, gt_frames, **kwargs, **m.params)]
