@@ -4,8 +4,9 @@ A metric variant (``metrics/specs/*.yaml``) and a method entry (``baselines/spec
 ``inputs`` the keyword inputs their callable receives, each one of the kinds below, as ``NAME: required``
 (the callable needs it) or ``NAME: optional`` (it can do without: a parameter with a default). An entry without
 ``inputs`` takes none (docs/conventions.md, "Declared inputs"). The registry checks the callable's signature
-against the declaration when it loads the callable (``check_signature``); nothing else reads signatures:
-``triptych measure`` and the benchmarks pass exactly the declared inputs that they have (``bind``).
+against the declaration when it loads the callable (``check_signature``); no caller reads a signature to
+decide what to pass: ``triptych measure``, the benchmarks and ``build_method`` pass exactly the declared inputs
+that they have (``bind``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ every other command works (``triptych list`` names it).
 Every entry lives in a YAML file inside the package that implements it (``metrics/specs/*.yaml``,
 ``benchmarks/specs/*.yaml``, ``baselines/specs/*.yaml``); each task keeps its own file, so tasks never
 edit one shared list. An entry points at its code as ``module:callable`` and is imported only when it
-is used (pyiqa imports every architecture at start-up; we do not).
+is used (pyiqa imports every architecture at start-up; we do not); a metric variant or method entry declares
+the keyword inputs its callable takes (``inputs``, ``triptych.inputs``), checked when the callable is loaded.
+The weights registry (``triptych.weights``) reads its YAML documents with the same parser (``parse_entries``).
 """
 
 from __future__ import annotations
