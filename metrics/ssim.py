@@ -106,7 +106,7 @@ def ssim_matlab3d(pred: np.ndarray, gt: np.ndarray) -> float:
     C2 = (0.03 L)^2; the mean over the full map. (AMT @ 70f988f; docs/protocols/frame_interpolation.md.)
 
     The window is separable, so it is applied axis by axis (``_blur3d``) instead of AMT's 11x11x11
-    ``conv3d``: the same numbers within float32 rounding (tests/test_metric_fixtures.py, 1e-5), and
+    ``conv3d``: the same numbers within float32 rounding (tests/metrics/test_metric_fixtures.py, 1e-5), and
     var_x + var_y, the only way the variances enter, takes one blur of x^2 + y^2.
     """
     x = np.clip(to_unit_float32(pred), 0.0, 1.0)

@@ -1,5 +1,5 @@
 """Write ``tests/data/pwcnet_reference_flows.npz``: flows computed by the reference's own PWC-Net code on fixed
-inputs, the known answer of ``tests/test_pwcnet.py``.
+inputs, the known answer of ``tests/metrics/test_pwcnet.py``.
 
 Usage: ``python scripts/make_pwcnet_reference_flows.py FLOLPIPS_CHECKOUT`` with a checkout of danier97/flolpips
 @ 26ea00f (its ``pwcnet.py`` is byte-for-byte the network of VFIBenchmark @ 40a05ec

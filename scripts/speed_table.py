@@ -1,9 +1,11 @@
 """Rewrite the README's speed table from the performance suites' pytest-benchmark JSON (docs/performance.md).
 
-    .venv/bin/pytest -m slow tests/perf/test_speed_targets.py --benchmark-enable --benchmark-json speed.json
+    .venv/bin/pytest -m slow tests/perf/test_speed_targets.py tests/perf/test_scale.py --benchmark-enable \
+        --benchmark-json speed.json
     .venv/bin/python scripts/speed_table.py speed.json
 
-Every benchmark that recorded a ``speed_row`` (tests/perf/test_speed_targets.py) becomes the row of its
+Every benchmark that recorded a ``speed_row`` (tests/perf/test_speed_targets.py, and the Ray target of
+tests/perf/test_scale.py) becomes the row of its
 suite: the result with its ratio, the target and whether it was met (or "busy": measured on a loaded
 machine, not judged), and the machine with its load. Rows of the table that no given file measures are
 kept as they are. Only the lines between the table's markers change.

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
 from PIL import Image
+
+from triptych.weights_rule import apply_weights_rule
 
 GOPRO_TEST_VIDEOS = ("GOPR0384_11_00", "GOPR0385_11_01", "GOPR0410_11_00", "GOPR0862_11_00", "GOPR0869_11_00",
                      "GOPR0881_11_01", "GOPR0384_11_05", "GOPR0396_11_00", "GOPR0854_11_00", "GOPR0868_11_00",
@@ -86,4 +90,27 @@ def make_adobe240(root: Path, videos: list[str], frames: int = 9, size: tuple[in
     """``test_frames/<video>/%06d.png``, folders created in the order given (not sorted)."""
     for v, video in enumerate(videos):
         _video(root / video, frames, size, v, step)
+    return root
+
+
+def rule_amt_s_checkpoint(path: Path, seed: int) -> Path:
+    """AMT-S with rule-built weights, saved as AMT releases its checkpoints (a dict with 'state_dict')."""
+    from triptych.baselines.amt import build_amt
+
+    model = build_amt("S")
+    apply_weights_rule(model, seed=seed, gain=1.0)
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path
+
+
+def adobe240_x8_test_frames(root: Path) -> Path:
+    """test_frames/ with 10 video folders: [9::10] selects the tenth, 9 smooth 520x516 frames (one x8 set)."""
+    for i in range(9):
+        (root / f"clip_{i:02d}").mkdir(parents=True)
+    video = root / "clip_09"
+    video.mkdir()
+    yy, xx = np.mgrid[0:516, 0:520]
+    for t in range(9):
+        frame = np.stack([(xx + 4 * t) % 256, (yy + 2 * t) % 256, (xx + yy) // 4 % 256], axis=-1).astype(np.uint8)
+        Image.fromarray(frame).save(video / f"{t:05d}.png")
     return root

@@ -18,7 +18,7 @@ import pandas as pd
 from triptych.compare import compare_runs
 from triptych.labels import method_label
 from triptych.results import read_run, read_samples
-from triptych.scoring import PYTHON_METHODS, score
+from triptych.scoring import score
 from triptych.stats import IntervalSettings
 
 
@@ -101,18 +101,14 @@ def evaluate(benchmark: str, method: Any = None, *, metrics: Sequence[str] | Non
     ...     def interpolate(self, frame0, frame1, t): return frame0.clone()
     >>> results = triptych.evaluate("sample-triplets", Copy(), out=getfixture("tmp_path"))  # doctest: +SKIP
     """
-    label = None
+    label, method_object = None, None
     if method is not None and not isinstance(method, str):
         label = method_label(None, name, in_process=True) if name else (getattr(method, "name", None)
                                                                         or type(method).__name__)
-        PYTHON_METHODS[label] = method
-    try:
-        run_dir = score(benchmark, Path(out), method=label or method, name=None if label else name,
-                        method_version=method_version,
-                        pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
-                        data_root=Path(data_root) if data_root is not None else None, executor=executor,
-                        workers=workers, ray_address=ray_address, metrics=metrics, fresh=fresh, interval=interval)
-    finally:
-        if label is not None:
-            PYTHON_METHODS.pop(label, None)
+        method_object = method
+    run_dir = score(benchmark, Path(out), method=label or method, name=None if label else name,
+                    method_version=method_version, method_object=method_object,
+                    pred_dir=Path(pred_dir) if pred_dir is not None else None, benchmark_variant=benchmark_variant,
+                    data_root=Path(data_root) if data_root is not None else None, executor=executor,
+                    workers=workers, ray_address=ray_address, metrics=metrics, fresh=fresh, interval=interval)
     return Results(run_dir)

@@ -1,101 +1,42 @@
-"""Where samples are scored: in this process, in a pool of local worker processes, or on a Ray cluster.
+"""A generic map: ``fn(*call)`` for each call, in this process, in a pool of local worker processes, or on a
+Ray cluster; results come back as ``(position, result)`` in completion order (docs/architecture.md, kernel).
 
-Every executor runs the same function, ``score_sample(job, index)``, on a picklable ``ScoreJob``; a worker
-rebuilds the benchmark, metrics and method once per process. Results come back in completion order and
-the caller writes each sample's rows as its own part (named by the sample's index), so neither the
-executor nor the number of workers can change a number or the order of the rows. A scored prediction
-folder's sample also returns the sha256 of every file it read (``triptych.fingerprints``).
+The executor knows nothing of what it runs: scoring passes ``triptych.scoring.score_sample`` and one
+``(job, index)`` per sample, a pipeline stage its per-image function (``pipelines/stage_io.py``). The caller
+writes each result as it arrives (a scored sample's rows as its own part, named by the sample's index), so
+neither the executor nor the number of workers can change a number or the order of the rows.
 
 Local workers never outlive the process that started them: each asks the kernel for SIGKILL when its
 parent dies (Linux ``PR_SET_PDEATHSIG``) and watches its parent's pid, so a ``kill -9`` of ``triptych
 score --workers N`` leaves no worker (and so no resource tracker, which exits with its last client).
+
+On Ray, one actor per worker runs chunks of calls (docs/scaling.md): whatever ``fn`` caches in its process (a
+benchmark, metrics and a method, loaded once) stays loaded for every chunk the actor runs, and each chunk's
+results stream back as soon as the chunk is done, the calls a chunk finished before one of them failed
+included, then that call's error, unchanged.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import signal
 import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from triptych.errors import TriptychError
-from triptych.fingerprints import hash_files, reading_under
 
 EXECUTORS = ("local", "ray")
+Completed = Iterator[tuple[int, Any]]  # (position of the call, its result), in completion order
 
 
-@dataclass(frozen=True)
-class ScoreJob:
-    """Everything a worker needs to score one sample of a benchmark, as plain values."""
-
-    benchmark: str
-    benchmark_variant: str | None
-    data_root: str
-    method: str | None
-    pred_dir: str | None
-    manifest_sha256: str  # verified by the caller before any scoring; workers do not hash the data again
-    metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
-    params: tuple[tuple[str, str], ...] = ()  # benchmark parameter overrides (scoring.load_benchmark)
-    weights: str | None = None  # absolute path of a checkpoint replacing the method's registry weights
-    device: str | None = None  # the method's device (scoring.score)
-
-
-@dataclass(frozen=True)
-class _Context:
-    data: Any
-    metrics: list[Any]
-    produce: Callable[[Any], Any]
-
-
-@functools.lru_cache(maxsize=4)
-def _context(job: ScoreJob) -> _Context:
-    from triptych import scoring
-
-    with scoring.trusting_manifest(job.manifest_sha256):
-        data = scoring.load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
-    produce = scoring.producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None,
-                               Path(job.weights) if job.weights else None, job.device)
-    return _Context(data, scoring.resolve_metrics(data.spec, job.metrics or None), produce)
-
-
-MeasuredValue = tuple[str, str, str, int, float, "dict[str, Any] | None"]
-Scored = tuple[list[MeasuredValue], "dict[str, str] | None"]  # the measurements, the prediction files read
-
-
-def score_sample(job: ScoreJob, index: int) -> Scored:
-    """Score sample ``index``: (sample_id, metric, metric variant, metric version, value, flags) per
-    measurement, where ``flags`` are the score's extras (e.g. ``{"no_face": True}``) or None; and, for a
-    prediction folder, ``{relative path: sha256}`` of each file read under it (None for a method)."""
-    ctx = _context(job)
-    sample = ctx.data.samples[index]
-    per_sample = [m for m in ctx.metrics if m.spec.level != "set"]  # set metrics: scoring.score, at the end
-
-    def measure() -> list[MeasuredValue]:
-        scores = ctx.data.task.measure(sample, ctx.produce(sample), per_sample)
-        return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value,
-                 s.extras) for s in scores]
-
-    if job.pred_dir is None:
-        return measure(), None
-    with reading_under(job.pred_dir) as opened:
-        measurements = measure()
-    return measurements, hash_files(job.pred_dir, opened, f"sample {index} of {job.benchmark}")
-
-
-Result = Iterator[tuple[int, Scored]]
-
-
-def run_in_process(job: ScoreJob, indices: Sequence[int]) -> Result:
-    for index in indices:
-        yield index, score_sample(job, index)
+def run_in_process(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Completed:
+    for position, call in enumerate(calls):
+        yield position, fn(*call)
 
 
 def _worker_init() -> None:
@@ -138,10 +79,10 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
                                initargs=(os.getpid(),))
 
 
-def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
-    """One sample per task on a ``local_pool`` of ``workers`` processes."""
+def run_in_pool(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int) -> Completed:
+    """One call per task on a ``local_pool`` of ``workers`` processes."""
     with local_pool(workers) as pool:
-        futures = {pool.submit(score_sample, job, index): index for index in indices}
+        futures = {pool.submit(fn, *call): position for position, call in enumerate(calls)}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()
@@ -150,14 +91,46 @@ def run_in_pool(job: ScoreJob, indices: Sequence[int], workers: int) -> Result:
                 future.cancel()
 
 
-def ray_map(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int,
-            address: str | None) -> Iterator[tuple[int, Any]]:
-    """``fn(*calls[i])`` as one Ray task each (a local instance, or the cluster at ``address``); yields
-    ``(i, result)`` in completion order. A worker's TriptychError arrives unchanged."""
+CHUNKS_PER_WORKER = 4  # a worker's share is cut in this many chunks: short tails, few round trips
+
+
+def chunks(count: int, workers: int) -> list[range]:
+    """Positions ``0..count-1`` cut in consecutive chunks, about ``CHUNKS_PER_WORKER`` per worker."""
+    size = max(1, -(-count // (workers * CHUNKS_PER_WORKER)))
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+class _ChunkWorker:
+    """A Ray actor: one process, one thread, that runs chunks of calls and keeps what ``fn`` caches."""
+
+    def __init__(self) -> None:
+        _worker_init()
+
+    def run(self, fn: Callable[..., Any], calls: list[tuple[int, tuple[Any, ...]]],
+            ) -> tuple[list[tuple[int, Any]], BaseException | None]:
+        """``(position, fn(*call))`` for each call up to the first that raises, and that call's error."""
+        done = []
+        for position, call in calls:
+            try:
+                done.append((position, fn(*call)))
+            except Exception as exc:  # returned, so the calls done before it are kept
+                return done, exc
+        return done, None
+
+
+def _ray() -> Any:
     try:
         import ray
     except ImportError as exc:
         raise TriptychError("--executor ray needs Ray", fix="pip install 'triptych[scale]' (or pip install ray)") from exc
+    return ray
+
+
+def ray_map(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: int, address: str | None) -> Completed:
+    """``fn(*calls[i])`` on ``workers`` Ray actors (a local instance, or the cluster at ``address``), each
+    given one chunk at a time (``chunks``); yields ``(i, result)`` as each chunk comes back. A call's error
+    arrives unchanged, after the results of the calls its chunk finished before it."""
+    ray = _ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
@@ -165,30 +138,30 @@ def ray_map(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], workers: i
             ray.init(address=address, **options)
         else:
             ray.init(num_cpus=workers, **options)
-    remote = ray.remote(num_cpus=1)(fn)
-    pending = {remote.remote(*call): index for index, call in enumerate(calls)}
+    todo = [[(p, calls[p]) for p in chunk] for chunk in chunks(len(calls), workers)]
+    todo.reverse()  # popped from the end: the first chunks first
+    actor = ray.remote(num_cpus=1)(_ChunkWorker)
+    actors = [actor.remote() for _ in range(min(workers, len(todo)))]
+    fn_ref = ray.put(fn)
+    pending = {}
+    for worker in actors:
+        pending[worker.run.remote(fn_ref, todo.pop())] = worker
     try:
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            index = pending.pop(done[0])
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            worker = pending.pop(ready[0])
             try:
-                yield index, ray.get(done[0])
+                done, error = ray.get(ready[0])
             except ray.exceptions.RayTaskError as exc:
                 raise (exc.cause if isinstance(exc.cause, BaseException) else exc) from None
+            if todo and error is None:
+                pending[worker.run.remote(fn_ref, todo.pop())] = worker
+            yield from done
+            if error is not None:
+                raise error
     finally:
-        for ref in pending:
-            ray.cancel(ref)
-
-
-def run_on_ray(job: ScoreJob, indices: Sequence[int], workers: int, address: str | None) -> Result:
-    """One Ray task per sample."""
-    for position, result in ray_map(_ray_score_sample, [(job, index) for index in indices], workers, address):
-        yield indices[position], result
-
-
-def _ray_score_sample(job: ScoreJob, index: int) -> Scored:
-    _worker_init()
-    return score_sample(job, index)
+        for worker in actors:  # its chunk in flight, if any, ends with it
+            ray.kill(worker)
 
 
 def check_executor(executor: str, workers: int) -> None:
@@ -201,11 +174,13 @@ def check_executor(executor: str, workers: int) -> None:
                                               "for N local processes")
 
 
-def run(job: ScoreJob, indices: Sequence[int], executor: str = "local", workers: int = 1,
-        address: str | None = None) -> Result:
+def run(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], executor: str = "local", workers: int = 1,
+        address: str | None = None) -> Completed:
+    """``fn(*call)`` for each of ``calls`` (``fn`` importable by name, the calls picklable, unless run in this
+    process): in this process (local, 1 worker), on a ``local_pool`` (local, N workers) or on Ray."""
     check_executor(executor, workers)
     if executor == "ray":
-        return run_on_ray(job, indices, workers, address)
+        return ray_map(fn, calls, workers, address)
     if workers == 1:
-        return run_in_process(job, indices)
-    return run_in_pool(job, indices, workers)
+        return run_in_process(fn, calls)
+    return run_in_pool(fn, calls, workers)

@@ -45,6 +45,9 @@ _SPEC_PACKAGES: dict[str, str] = {
     "methods": "triptych.baselines",
 }
 LEVELS = ("frame", "pair", "video", "triplet", "image", "set")
+# A benchmark's ``pooling``: per metric level, an aggregate reported beside the pooled mean (triptych.scoring):
+# per_video, each video's mean (videos named by the first part of the sample id) and the mean over videos.
+POOLINGS = ("per_video",)
 # Data files beside the specs that are not registry entries (read by their own loaders).
 NOT_SPECS = {"published_methods.yaml"}  # triptych.published
 
@@ -100,7 +103,6 @@ class MetricSpec:
     tasks: tuple[str, ...]
     variants: dict[str, VariantSpec]
     default_variant: str | None
-    needs: tuple[str, ...]
     gate_tolerance: float
     source: str
     plugin: tuple[str, str] | None = None  # (distribution, version) of the package that registered it
@@ -146,6 +148,8 @@ class BenchmarkSpec:
     plugin: tuple[str, str] | None = None
     # What the protocol draws independently (video, identity, triplet): what intervals resample (triptych.stats).
     sampling_unit: SamplingUnit = SamplingUnit()
+    # metric level -> one of POOLINGS: the aggregates reported beside the pooled mean (``{frame: per_video}``)
+    pooling: dict[str, str] = field(default_factory=dict)
 
     @property
     def benchmark(self) -> str:
@@ -205,7 +209,7 @@ def _mapping(e: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 
 def _names(e: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    """An optional list of names (``weights``, ``needs``), ``()`` when absent or null."""
+    """An optional list of names (``weights``), ``()`` when absent or null."""
     value = e.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SpecError(f"{where}: {key} must be a list of names, not {value!r}")
@@ -248,7 +252,7 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
     if default is not None and default not in variants:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
     return MetricSpec(name, e["description"], e["kind"], e["level"], e["direction"], e.get("unit", ""),
-                      _tasks(e["tasks"], f"{where} tasks"), variants, default, _names(e, "needs", where),
+                      _tasks(e["tasks"], f"{where} tasks"), variants, default,
                       _number(e, "gate_tolerance", where, float), where, value_range=str(e.get("range", "")),
                       paper=str(e.get("paper", "")))
 
@@ -272,7 +276,22 @@ def _parse_benchmark(name: str, e: dict[str, Any], where: str) -> BenchmarkSpec:
     return BenchmarkSpec(name, e["split"], _task(e["task"], where), _number(e, "version", where),
                          e["description"], e["loader"],
                          variants, default, metrics, _mapping(e, "params", where), where,
-                         sampling_unit=SamplingUnit.from_spec(e.get("sampling_unit"), f"{where}: sampling_unit"))
+                         sampling_unit=SamplingUnit.from_spec(e.get("sampling_unit"), f"{where}: sampling_unit"),
+                         pooling=_pooling(e.get("pooling"), where))
+
+
+def _pooling(value: Any, where: str) -> dict[str, str]:
+    """A benchmark's ``pooling``: a mapping of metric level -> one of ``POOLINGS`` (``{}`` when absent)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: pooling must be a mapping of metric level -> pooling, not {value!r}",
+                        fix="e.g. 'pooling: {frame: per_video}' (each video's mean and the mean over videos)")
+    for level, pooling in value.items():
+        schema.check_name(str(level), LEVELS, "metric level in pooling", where, fix=f"use one of {', '.join(LEVELS)}")
+        schema.check_name(str(pooling), POOLINGS, f"pooling of {level} metrics", where,
+                          fix=f"use one of {', '.join(POOLINGS)}")
+    return {str(level): str(pooling) for level, pooling in value.items()}
 
 
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:

@@ -181,11 +181,11 @@ def check_factory_keys(keys: Iterable[str], factory: Callable[..., Any], what: s
 # --- declarations ---------------------------------------------------------------------------------------------
 
 METRIC = Schema("metric entry", ("description", "kind", "level", "direction", "tasks", "variants", "gate_tolerance"),
-                ("unit", "default_variant", "needs", "range", "paper"))
+                ("unit", "default_variant", "range", "paper"))
 METRIC_VARIANT = Schema("metric variant", ("version", "callable", "description", "protocol"),
                         ("params", "weights", "inputs"))
 BENCHMARK = Schema("benchmark entry", ("split", "task", "version", "description", "loader", "variants", "metrics"),
-                   ("default_variant", "params", "sampling_unit"))
+                   ("default_variant", "params", "sampling_unit", "pooling"))
 BENCHMARK_METRIC = Schema("benchmark metric", ("metric", "variant"))
 METHOD = Schema("method entry", ("task", "version", "description", "callable"), ("weights", "params", "inputs"))
 RULE = Schema("gate rule", (), ("absolute", "relative", "significance"))  # significance: gate.judge_significance

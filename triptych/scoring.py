@@ -1,16 +1,20 @@
 """``triptych score``: benchmark + (method | prediction folder) -> one run in the results schema.
 
 Flow: the registry resolves the benchmark, its variant and its (metric, variant) pairs -> the benchmark's
-loader lists the samples and checks the data against its manifest -> for each sample the task module
-produces the prediction (from the method, or read from ``--pred-dir``) and measures it -> its rows are
-written as one part file -> ``finish`` merges the parts and records the aggregates and provenance.
+loader lists the samples and checks the data against its manifest -> the executor (``triptych.executors``,
+a generic map) runs ``score_sample`` for each sample, where the task module produces the prediction (from
+the method, or read from ``--pred-dir``) and measures it -> its rows are written as one part file ->
+``finish`` merges the parts and records the aggregates (with the pooling the benchmark spec declares) and
+provenance.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,7 +23,7 @@ import pandas as pd
 import triptych
 from triptych.errors import TriptychError
 from triptych.labels import method_label, method_version_of
-from triptych.executors import ScoreJob, check_executor
+from triptych.executors import check_executor
 from triptych.executors import run as run_executor
 from triptych.fingerprints import (PREDICTIONS, canonical, changes, current_predictions, hash_files, reading_under,
                                    summarize)
@@ -31,8 +35,7 @@ from triptych.results import (RunWriter, busy_run, folder_lock, new_run_id, requ
                               runs_of_request, wait_for)
 from triptych.schema import LoaderSchema, Schema, declared_schema, typed_override
 from triptych.stats import IntervalSettings, SamplingUnit, mean_interval, set_interval, units_of
-from triptych.tasks import BenchmarkData, MetricUse, Score
-from triptych.tasks import trusting_manifest  # noqa: F401 (the executors' worker enters it as scoring's)
+from triptych.tasks import BenchmarkData, MetricUse, Score, trusting_manifest
 from triptych.weights import describe as describe_weights
 from triptych.weights import describe_user_file
 
@@ -95,18 +98,15 @@ def load_benchmark(name: str, variant: str | None = None, data_root: Path | None
     return loader(spec, variant_name, {**variant_params, **overrides}, data_root or datasets_root())
 
 
-# Method objects handed to ``triptych.evaluate`` in this process, by name (scored in process only).
-PYTHON_METHODS: dict[str, Any] = {}
-
-
 def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-                  weights: Path | None = None, device: str | None = None) -> None:
+                  weights: Path | None = None, device: str | None = None, method_object: Any = None) -> None:
     """Exactly one of a method of the benchmark's task and an existing prediction folder; ``weights`` (a
     checkpoint replacing a registered method's registry weights) and ``device`` only with a registered
-    method whose factory takes them."""
+    method whose factory takes them. ``method_object`` is the object ``triptych.evaluate`` was given,
+    scored under the label ``method_name``."""
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
-    if device is not None and (method_name is None or method_name in PYTHON_METHODS
+    if device is not None and (method_name is None or method_object is not None
                                or not registry().method(method_name).inputs.takes("device")):
         what = "a prediction folder runs no model" if method_name is None else f"method {method_name!r} takes no device"
         raise TriptychError(f"--device {device}: {what}", fix="leave out --device")
@@ -114,14 +114,14 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
         raise TriptychError(f"--weights {weights} with --pred-dir: a prediction folder is scored as it is, "
                             "no model is run", fix="leave out --weights, or score the method with --method M "
                                                    "--weights FILE")
-    if weights is not None and method_name in PYTHON_METHODS:
+    if weights is not None and method_object is not None:
         raise TriptychError(f"--weights {weights} with the method object {method_name!r}",
                             fix="load the weights into the object before scoring it")
     if pred_dir is not None and not pred_dir.is_dir():
         raise TriptychError(f"--pred-dir {pred_dir}: no such folder", fix="check the path")
-    if method_name in PYTHON_METHODS:
+    if method_object is not None:
         protocol = PROTOCOLS[data.spec.task]
-        if not isinstance(PYTHON_METHODS[method_name], protocol):
+        if not isinstance(method_object, protocol):
             raise TriptychError(f"method object {method_name!r} does not implement {protocol.__name__}, which "
                                 f"benchmark {data.spec.name!r} ({data.spec.task}) needs",
                                 fix=f"give it the method documented in triptych.methods.{protocol.__name__}")
@@ -136,18 +136,88 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
 
 
 def producer(data: BenchmarkData, method_name: str | None, pred_dir: Path | None,
-             weights: Path | None = None, device: str | None = None) -> Callable[[Any], Any]:
+             weights: Path | None = None, device: str | None = None, method_object: Any = None) -> Callable[[Any], Any]:
     """sample -> prediction: run the registered method (on the checkpoint ``weights`` instead of its registry
-    weights when given, on ``device`` when given), or read the method's outputs from ``pred_dir``."""
-    check_request(data, method_name, pred_dir, weights, device)
+    weights when given, on ``device`` when given) or the method object, or read the method's outputs from
+    ``pred_dir``."""
+    check_request(data, method_name, pred_dir, weights, device, method_object)
     if pred_dir is not None:
         return lambda sample: data.task.read_prediction(pred_dir, sample)
-    if method_name in PYTHON_METHODS:
-        method = PYTHON_METHODS[method_name]
-        return lambda sample: data.task.predict(method, sample)
+    if method_object is not None:
+        return lambda sample: data.task.predict(method_object, sample)
     method = build_method(method_for_task(method_name, data.spec.task, weights), context=data.context,
                           invocation={**data.variant_params, **({"device": device} if device else {})})
     return lambda sample: data.task.predict(method, sample)
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Everything a worker needs to score one sample of a benchmark, as plain values."""
+
+    benchmark: str
+    benchmark_variant: str | None
+    data_root: str
+    method: str | None
+    pred_dir: str | None
+    manifest_sha256: str  # verified by the caller before any scoring; workers do not hash the data again
+    metrics: tuple[str, ...] = ()  # "metric:variant" overrides of the benchmark's metric set
+    params: tuple[tuple[str, str], ...] = ()  # benchmark parameter overrides (load_benchmark)
+    weights: str | None = None  # absolute path of a checkpoint replacing the method's registry weights
+    device: str | None = None  # the method's device (score)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What scoring a sample of a job reads: the benchmark's data, its per-sample metrics, the producer."""
+
+    data: BenchmarkData
+    metrics: list[MetricUse]
+    produce: Callable[[Any], Any]
+
+
+def _build_context(job: ScoreJob, method_object: Any = None) -> _Context:
+    with trusting_manifest(job.manifest_sha256):
+        data = load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
+    metrics = [m for m in resolve_metrics(data.spec, job.metrics or None) if m.spec.level != "set"]
+    return _Context(data, metrics, _job_producer(data, job, method_object))  # set metrics: once all are scored
+
+
+def _job_producer(data: BenchmarkData, job: ScoreJob, method_object: Any = None) -> Callable[[Any], Any]:
+    return producer(data, job.method, Path(job.pred_dir) if job.pred_dir else None,
+                    Path(job.weights) if job.weights else None, job.device, method_object)
+
+
+@functools.lru_cache(maxsize=4)
+def _context(job: ScoreJob) -> _Context:
+    """A worker's context of ``job``, built once per process (the benchmark, metrics and method loaded once)."""
+    return _build_context(job)
+
+
+MeasuredValue = tuple[str, str, str, int, float, "dict[str, Any] | None"]
+Scored = tuple[list[MeasuredValue], "dict[str, str] | None"]  # the measurements, the prediction files read
+
+
+def score_sample(job: ScoreJob, index: int) -> Scored:
+    """Score sample ``index`` of ``job`` in a worker (any executor: ``triptych.executors``): see ``_measure``."""
+    return _measure(_context(job), job, index)
+
+
+def _measure(ctx: _Context, job: ScoreJob, index: int) -> Scored:
+    """(sample_id, metric, metric variant, metric version, value, flags) per measurement of sample ``index``,
+    where ``flags`` are the score's extras (e.g. ``{"no_face": True}``) or None; and, for a prediction
+    folder, ``{relative path: sha256}`` of each file read under it (None for a method)."""
+    sample = ctx.data.samples[index]
+
+    def measure() -> list[MeasuredValue]:
+        scores = ctx.data.task.measure(sample, ctx.produce(sample), ctx.metrics)
+        return [(s.sample_id, s.metric.spec.name, s.metric.variant.name, s.metric.variant.version, s.value,
+                 s.extras) for s in scores]
+
+    if job.pred_dir is None:
+        return measure(), None
+    with reading_under(job.pred_dir) as opened:
+        measurements = measure()
+    return measurements, hash_files(job.pred_dir, opened, f"sample {index} of {job.benchmark}")
 
 
 def _stale_parts(writer: RunWriter, identity: dict[str, Any], pred_dir: Path | None) -> dict[str, list[str]]:
@@ -214,8 +284,11 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
           workers: int = 1, ray_address: str | None = None, metrics: Sequence[str] | None = None,
           params: dict[str, str] | None = None, weights: Path | None = None, fresh: bool = False,
           interval: IntervalSettings | None = None, device: str | None = None, name: str | None = None,
-          method_version: str | None = None) -> Path:
+          method_version: str | None = None, method_object: Any = None) -> Path:
     """Score one method (or a prediction folder) on one benchmark; returns the run folder.
+
+    ``method_object`` is a method object (``triptych.evaluate``), scored in this process under the label
+    ``method``.
 
     ``name`` and ``method_version`` label a prediction folder's run (default ``pred-dir``, no version):
     ``triptych.labels`` checks them; both are part of the request, so two named folders make two runs.
@@ -250,25 +323,24 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
     metric_names = list(metrics) if metrics else None
     metrics = resolve_metrics(data.spec, metric_names)
     weights = Path(weights).expanduser().resolve() if weights is not None else None
-    check_request(data, method, pred_dir, weights, device)
+    check_request(data, method, pred_dir, weights, device, method_object)
     set_metrics = [m for m in metrics if m.spec.level == "set"]
     if set_metrics and not hasattr(data.task, "measure_set"):
         raise TriptychError(f"benchmark {data.spec.name!r} cannot measure set-level metrics "
                             f"({', '.join(m.spec.name for m in set_metrics)})", fix="leave them out (--metric)")
     if pred_dir is not None and hasattr(data.task, "check_predictions"):
         data.task.check_predictions(pred_dir, data.samples)
-    python_method = PYTHON_METHODS.get(method) if method is not None else None
-    if python_method is not None and (executor != "local" or workers != 1):
+    if method_object is not None and (executor != "local" or workers != 1):
         raise TriptychError(f"method object {method!r} lives in this process, so it is scored in process",
                             fix="use executor 'local' with 1 worker, or register the method as a plugin")
-    method_spec = registry().method(method) if method is not None and python_method is None else None
+    method_spec = registry().method(method) if method is not None and method_object is None else None
     if method_spec is not None:  # before the run opens: its params, and a --param of how it is invoked
         check_method_keys(method_spec, [k for k in params if k in loader_schema_of(data.spec).invocation])
-    label = method_label(method, name, in_process=python_method is not None)
+    label = method_label(method, name, in_process=method_object is not None)
     given_version = method_version_of(method_version, registered=method_spec is not None)
     method_version = (str(method_spec.version) if method_spec is not None else given_version
-                      if given_version is not None else str(getattr(python_method, "version", ""))
-                      if python_method is not None else "")
+                      if given_version is not None else str(getattr(method_object, "version", ""))
+                      if method_object is not None else "")
     if method_spec is not None and method_spec.plugin:  # a plugin's rows carry its distribution's version
         method_version += " ({} {})".format(*method_spec.plugin)
     plugins = {f"method {method}": method_spec.plugin} if method_spec is not None and method_spec.plugin else {}
@@ -290,7 +362,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
                **({"weights_sha256": method_weights[0]["sha256"]} if method_weights else {}),
                **({"interval": interval.to_json()} if interval != IntervalSettings() else {}),
                **({"device": device} if device else {})}
-    identity = _identity(data, metrics, run_weights, method_spec, python_method, label, method_version,
+    identity = _identity(data, metrics, run_weights, method_spec, method_object, label, method_version,
                          request["pred_dir"])
     meta = run_metadata(
         data.spec.task, data.spec.benchmark, data.spec.split, data.variant, label, method_version,
@@ -301,7 +373,7 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
         weights=run_weights, seed=0,
         executor={"name": executor, "workers": workers, "ray_address": ray_address},
         plugins={what: {"distribution": dist, "version": ver} for what, (dist, ver) in plugins.items()},
-        method_source=("python object " + type(python_method).__qualname__ if python_method is not None
+        method_source=("python object " + type(method_object).__qualname__ if method_object is not None
                        else method_spec.source if method_spec is not None else "prediction folder"),
     )
     job = ScoreJob(data.spec.name, data.variant, str((data_root or datasets_root()).resolve()), method,
@@ -318,8 +390,8 @@ def score(benchmark: str, out: Path, method: str | None = None, pred_dir: Path |
               "it to finish", file=sys.stderr)
         wait_for(busy)
     if writer.meta.get("status") != "complete":
-        _score_parts(writer, data, job, metrics, set_metrics, identity, method, pred_dir, weights,
-                     executor, workers, ray_address, interval, device)
+        _score_parts(writer, data, job, metrics, set_metrics, identity, pred_dir, executor, workers,
+                     ray_address, interval, method_object)
     return writer.run_dir
 
 
@@ -349,12 +421,14 @@ def _identity(data: BenchmarkData, metrics: Sequence[MetricUse], run_weights: li
 
 
 def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics: list[MetricUse],
-                 set_metrics: list[MetricUse], identity: dict[str, Any], method: str | None, pred_dir: Path | None,
-                 weights: Path | None, executor: str, workers: int, ray_address: str | None,
-                 interval: IntervalSettings, device: str | None = None) -> None:
+                 set_metrics: list[MetricUse], identity: dict[str, Any], pred_dir: Path | None, executor: str,
+                 workers: int, ray_address: str | None, interval: IntervalSettings, method_object: Any) -> None:
     """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
-    merge the parts into the run's rows and aggregates."""
+    merge the parts into the run's rows and aggregates. A method object is scored in this process, with its
+    context built once here; every other job goes to the executor as ``score_sample`` calls."""
     todo = [i for i in range(len(data.samples)) if not writer.has_part(_part(i))]
+    work = (score_sample if method_object is None
+            else functools.partial(_measure, _build_context(job, method_object)))
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
     run_method = writer.meta["method"]
 
@@ -375,13 +449,15 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
     try:
         with sample_progress(f"{data.spec.name} {run_method}", len(data.samples),
                              len(data.samples) - len(todo)) as advance:
-            for index, (measurements, read) in run_executor(job, todo, executor, workers, ray_address):
+            for position, (measurements, read) in run_executor(work, [(job, i) for i in todo], executor, workers,
+                                                               ray_address):
+                index = todo[position]
                 writer.add_rows(rows(measurements), part=_part(index), extras=flags(measurements),
                                 fingerprint=fingerprint(read))
                 advance(_sample_label(data.samples[index], index))
         if set_metrics and not writer.has_part(SET_PART):
             with reading_under(pred_dir) if pred_dir is not None else nullcontext(set()) as opened:
-                scores = data.task.measure_set(data.samples, producer(data, method, pred_dir, weights, device), set_metrics)
+                scores = data.task.measure_set(data.samples, _job_producer(data, job, method_object), set_metrics)
             read = hash_files(pred_dir, opened, "the set-level metrics") if pred_dir is not None else None
             extras = {_key(s.metric): {**(s.extras or {}), **_set_interval(writer.run_dir, s, data.samples,
                                                                           data.spec.sampling_unit, interval)}
@@ -404,11 +480,11 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
         raise
     set_extras = writer.part_extras(SET_PART) if set_metrics else {}
     flagged = _flagged(writer, [p.stem for p in writer.parts() if p.stem != SET_PART])
-    per_video = data.spec.task == "video_inpainting"
     unit = data.spec.sampling_unit
     writer.finish(lambda samples: {
         "statistics": {**interval.to_json(), "sampling_unit": {"name": unit.name, "depth": unit.depth}},
-        "metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}), per_video, unit, interval)
+        "metrics": [_summary(m, samples, set_extras, flagged.get(_key(m), {}),
+                             data.spec.pooling.get(m.spec.level) == "per_video", unit, interval)
                     for m in metrics]})
 
 
@@ -498,16 +574,17 @@ def _summary(m: MetricUse, samples: pd.DataFrame, set_extras: dict[str, Any], fl
              interval: IntervalSettings = IntervalSettings()) -> dict[str, Any]:
     """The pooled aggregate of one metric variant, from the run's rows (the same rows whatever the resumes);
     a set-level metric adds the extras stored with the set part, and flags raised by samples' scores
-    (``flagged``) are listed under ``flagged``. With ``per_video`` (video completion), frame-level metrics
-    also get each video's mean and the mean over videos: E2FGVI reports the pooled mean over all frames,
-    DEVIL the mean of the per-video means (equal only when every video has as many frames). The aggregate's
+    (``flagged``) are listed under ``flagged``. With ``per_video`` (the benchmark spec's ``pooling`` of the
+    metric's level, e.g. ``{frame: per_video}`` for video completion), the metric also gets each video's mean
+    and the mean over videos: E2FGVI reports the pooled mean over all frames, DEVIL the mean of the
+    per-video means (equal only when every video has as many frames). The aggregate's
     ``interval`` resamples the sampling unit (a set metric's one value has none: see its note)."""
     acc = SampleMean(reduction="one value over the whole set" if m.spec.level == "set" else SampleMean.reduction)
     rows = samples.loc[(samples.metric == m.spec.name) & (samples.metric_variant == m.variant.name)]
     for value in rows["value"]:
         acc.update(float(value))
     videos = {}
-    if per_video and m.spec.level == "frame":
+    if per_video:
         for video, group in rows.groupby(rows.sample_id.str.split("/").str[0], sort=True):
             video_acc = SampleMean()
             for value in group["value"]:
