@@ -54,9 +54,9 @@ class DISFlow:
     2. Flows from time t, under linear motion (Jiang et al., Super SloMo, CVPR 2018, eq. 4):
        ``F_t0 = -(1 - t) t F01 + t^2 F10`` and ``F_t1 = (1 - t)^2 F01 - t (1 - t) F10``.
     3. Backward warping ``g_k(x) = I_k(x + F_tk(x))``, bilinear, edge samples clamped
-       (``triptych.metrics.ewarp.warp_backward``), on the float frames (never rounded).
+       (``triptych.vision.flow.warp_backward``), on the float frames (never rounded).
     4. Occlusion from forward-backward consistency (Sundaram et al. 2010, the rule of Lai et al. 2018:
-       ``|F + B_w|^2 > 0.01 (|F|^2 + |B_w|^2) + 0.5``, ``ewarp.forward_backward_mask``). A pixel of I0
+       ``|F + B_w|^2 > 0.01 (|F|^2 + |B_w|^2) + 0.5``, ``flow.forward_backward_mask``). A pixel of I0
        whose flow to I1 is inconsistent is hidden in I1: its content at time t is taken from I0 only, and
        likewise for I1. The inconsistency maps are warped to time t with the same flows, giving the
        visibilities ``V_t0 = 1 - occ1(x + F_t1)`` and ``V_t1 = 1 - occ0(x + F_t0)``.
@@ -72,8 +72,7 @@ class DISFlow:
         self.eps = float(eps)
 
     def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, t: float = 0.5) -> torch.Tensor:
-        from triptych.metrics.ewarp import forward_backward_mask, warp_backward
-        from triptych.vision.flow import dis_flow
+        from triptych.vision.flow import dis_flow, forward_backward_mask, warp_backward
 
         _check_pair("dis_flow", frame0, frame1, t)
         f0 = frame0.detach().to("cpu", torch.float32)

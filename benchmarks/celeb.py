@@ -50,7 +50,6 @@ their one row has ``sample_id`` ``"."`` (the whole set).
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -62,6 +61,7 @@ from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
 from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_files
+from triptych.inputs import bind
 from triptych.manifests import build_manifest
 from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
@@ -102,24 +102,17 @@ def load_celeb_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, An
     return BenchmarkData(spec, variant, params, refs.root, manifest, plan.images(), task, context=refs, extras=extras)
 
 
-def _bind(fn: Callable[..., Any], offered: dict[str, Any], catch_all: Sequence[str]) -> dict[str, Any]:
-    """The inputs a metric callable takes: those it names, and ``catch_all`` if it has ``**kwargs``."""
-    parameters = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    return {k: v for k, v in offered.items() if k in parameters or (takes_any and k in catch_all)}
-
-
-def _call(m: MetricUse, args: tuple[Any, ...], offered: dict[str, Any], catch_all: Sequence[str]) -> Any:
-    """The metric's result: a number, or (a set metric) an object with ``.value`` and ``.extras()``
-    (``metrics.fid.SetResult``), which ``Score.from_result`` reads."""
-    kwargs = {**_bind(m.fn, offered, catch_all), **m.variant.params}
-    try:
-        inspect.signature(m.fn).bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TriptychError(f"metric {m.spec.name}:{m.variant.name} ({m.variant.callable}) cannot be called by "
-                            f"this benchmark ({exc}); it offers {', '.join(offered)}",
-                            fix="name the inputs the callable needs as in triptych.benchmarks.celeb") from exc
-    return m.fn(*args, **kwargs)
+def _call(m: MetricUse, offered: dict[str, Any]) -> Any:
+    """The metric's result on the data of its kind, passed by name (``triptych.inputs.KIND_DATA``), with the
+    inputs its entry declares (``triptych.inputs.bind``): a number, or (a set metric) an object with
+    ``.value`` and ``.extras()`` (``metrics.fid.SetResult``), which ``Score.from_result`` reads."""
+    who = f"metric {m.spec.name}:{m.variant.name} ({m.variant.callable})"
+    data = m.variant.data or ()
+    if not data or any(d not in offered for d in data):
+        raise TriptychError(f"{who} cannot be called by this benchmark: its kind {m.spec.kind!r} takes "
+                            f"{', '.join(data) or 'data this benchmark does not know'}; it offers {', '.join(offered)}",
+                            fix="score it with a benchmark of its kind, or give it a kind in triptych.inputs.KIND_DATA")
+    return m.fn(**{d: offered[d] for d in data}, **bind(m.variant.inputs, offered, who), **m.variant.params)
 
 
 class LazyImages(Sequence[torch.Tensor]):
@@ -187,11 +180,12 @@ class CelebTask:
 
     def measure(self, sample: CelebImage, image: torch.Tensor, metrics: Sequence[MetricUse]) -> list[Score]:
         name = f"generated image {sample.sample_id}"
-        offered = {"references": list(sample.references), "prompt": sample.prompt, "name": name, "cache": self.cache}
+        offered = {"generated": image, "references": list(sample.references), "prompt": sample.prompt, "name": name,
+                   "cache": self.cache}
         scores = []
         for m in metrics:
             value, flags = face_score(self.no_face, name, m,
-                                      lambda: _call(m, (image,), offered, ("references", "name", "cache")))
+                                      lambda: _call(m, offered))
             scores.append(Score(sample.sample_id, m, float(getattr(value, "value", value)), flags))
         return scores
 
@@ -204,7 +198,7 @@ class CelebTask:
         offered = {"generated": LazyImages(samples, produce), "references": references, "real": references,
                    "groups": {g: LazyImages(members, produce) for g, members in by_group.items()},
                    "name": f"{len(samples)} generated images"}
-        return [Score.from_result(SET_SAMPLE_ID, m, _call(m, (), offered, ("name",))) for m in metrics]
+        return [Score.from_result(SET_SAMPLE_ID, m, _call(m, offered)) for m in metrics]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import torch
 from triptych.benchmarks.portrait_folders import id_slug, load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.folders import refuse_inexact, visible_entries, visible_files
+from triptych.inputs import bind
 from triptych.manifests import check_folders_listed
 from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
@@ -151,7 +152,8 @@ class LeaveOneOutTask:
             sample_id = f"{sample.sample_prefix}/{i}"
             name = f"generated image {sample_id}"
             for m in metrics:
+                offered = {"name": name, "cache": self.cache}  # the inputs it declares (triptych.inputs)
                 value, flags = face_score(self.no_face, name, m, lambda: m.fn(
-                    image, [sample.held_out], name=name, cache=self.cache, **m.variant.params))
+                    image, [sample.held_out], **bind(m.variant.inputs, offered, m.spec.name), **m.variant.params))
                 scores.append(Score(sample_id, m, float(value), flags))
         return scores

@@ -5,8 +5,8 @@ phoenix104104/fast_blind_video_consistency @ bce0c7e: ``evaluate_WarpError.py``,
 ``compute_flow_occlusion.py``, ``utils.py`` and the Resample2d forward kernel:
 
 - Pair (t, t+1), t = 0..T-2: frame t+1 is backward-warped into frame t's grid with the forward flow
-  F = F_(t->t+1): ``W(x) = I_(t+1)(x + F(x))`` (``warp_backward``).
-- Occlusion in frame t's grid (``occlusion_mask``): the reference calls ``detect_occlusion(bw, fw)``,
+  F = F_(t->t+1): ``W(x) = I_(t+1)(x + F(x))`` (``triptych.vision.flow.warp_backward``).
+- Occlusion in frame t's grid (``triptych.vision.flow.occlusion_mask``): the reference calls ``detect_occlusion(bw, fw)``,
   the reverse of its parameter names, so B_w = B(x + F(x)) is the backward flow B = F_(t+1->t) warped
   by F, and the motion boundary is taken on the FORWARD flow.
 - Per pair (``pair_error``): mean squared RGB error over the non-occluded pixels and 3 channels, on
@@ -34,13 +34,6 @@ from triptych.metrics.convert import to_unit_float32
 from triptych.vision import flow as flowlib
 from triptych.vision.flow import FlowPair
 
-# Occlusion thresholds of utils.detect_occlusion (Lai et al. 2018), applied in float32 as the reference does.
-FB_RELATIVE = np.float32(0.01)  # mask1: |F + B_w|^2 > 0.01 (|F|^2 + |B_w|^2) + 0.5
-FB_ABSOLUTE = np.float32(0.5)
-MB_RELATIVE = np.float32(0.01)  # mask2: |grad F|^2 > 0.01 |F|^2 + 0.002
-MB_ABSOLUTE = np.float32(0.002)
-
-
 @dataclass(frozen=True)
 class PairError:
     """One pair's error ``value = sse / n``; ``n`` = 3 x non-occluded pixels (H x W x 3 if none is visible)."""
@@ -66,140 +59,6 @@ class VideoEwarp:
     @property
     def occluded_pixels(self) -> list[int]:
         return [p.occluded for p in self.pairs]
-
-
-# --------------------------------------------------------------------------------------------------
-# Warping and occlusion
-
-
-@dataclass(frozen=True)
-class BilinearTaps:
-    """Where and how much a flow samples: for every pixel x of an (H, W) grid, the flat indices of the four
-    pixels around x + flow(x) (top-left, top-right, bottom-left, bottom-right, each clamped to the frame) and
-    their bilinear weights, float32, each (H * W,). Computed once per flow, they warp any number of planes
-    (``sample``): E_warp warps frame t+1 and the backward flow with the same forward flow."""
-
-    index: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    weight: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    shape: tuple[int, int]
-
-
-def bilinear_taps(flow: np.ndarray) -> BilinearTaps:
-    """The Resample2d forward kernel's taps of ``flow`` (H, W, 2): pixel centres at integer coordinates
-    (``grid_sample(align_corners=True)``); the sample position ``x + dx`` is float32 and the weights
-    ``alpha = xf - floor(xf)`` come from the unclamped position; each tap index is clamped to [0, W-1] x
-    [0, H-1], so samples outside the frame take the edge value (``padding_mode='border'``)."""
-    height, width = flow.shape[:2]
-    dx, dy = cv2.split(np.asarray(flow, dtype=np.float32))
-    xf = dx + np.arange(width, dtype=np.float32)[None, :]
-    yf = dy + np.arange(height, dtype=np.float32)[:, None]
-    x0, y0 = np.floor(xf), np.floor(yf)
-    alpha, beta = (xf - x0).ravel(), (yf - y0).ravel()
-    x_left = np.clip(x0, 0, width - 1).astype(np.intp).ravel()
-    x_right = np.clip(x0 + 1, 0, width - 1).astype(np.intp).ravel()
-    y_top = np.clip(y0, 0, height - 1).astype(np.intp).ravel() * width
-    y_bottom = np.clip(y0 + 1, 0, height - 1).astype(np.intp).ravel() * width
-    one = np.float32(1.0)
-    not_alpha, not_beta = one - alpha, one - beta
-    return BilinearTaps((y_top + x_left, y_top + x_right, y_bottom + x_left, y_bottom + x_right),
-                        (not_alpha * not_beta, alpha * not_beta, not_alpha * beta, alpha * beta), (height, width))
-
-
-def sample(taps: BilinearTaps, image: np.ndarray) -> list[np.ndarray]:
-    """The planes of ``image`` (H, W, C) sampled at the taps: C float32 (H, W) planes, not masked and not
-    clipped; per pixel ``w_tl I_tl + w_tr I_tr + w_bl I_bl + w_br I_br``, summed in that order. Plane by
-    plane: a gather from one contiguous plane is several times faster than from interleaved channels. The
-    taps are clamped into the frame already (``bilinear_taps``), so ``take(mode="wrap")`` never wraps: it
-    only skips numpy's bounds check, about a third of each gather's time."""
-    planes = []
-    for plane in cv2.split(np.asarray(image, dtype=np.float32)):
-        flat = plane.ravel()
-        out = flat.take(taps.index[0], mode="wrap")
-        out *= taps.weight[0]
-        for index, weight in zip(taps.index[1:], taps.weight[1:]):
-            term = flat.take(index, mode="wrap")
-            term *= weight
-            out += term
-        planes.append(out.reshape(taps.shape))
-    return planes
-
-
-def warp_backward(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``image`` (H, W, C) at x + flow(x): float32 (H, W, C), the Resample2d forward kernel
-    (``bilinear_taps``, then ``sample``): bilinear, edge-clamped taps, not masked, not clipped."""
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or flow.shape[:2] != image.shape[:2] or flow.ndim != 3 or flow.shape[2] != 2:
-        raise InputError(f"cannot warp an image of shape {image.shape} with a flow of shape {flow.shape}",
-                         fix="image (H, W, C) and flow (H, W, 2) must have the same H and W")
-    return np.stack(sample(bilinear_taps(flow), image), axis=-1)
-
-
-def flow_magnitude(flow: np.ndarray) -> np.ndarray:
-    """Squared magnitude ``dx^2 + dy^2`` (no square root), float32 (utils.compute_flow_magnitude)."""
-    return flow[..., 0] * flow[..., 0] + flow[..., 1] * flow[..., 1]
-
-
-def flow_gradients(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Forward differences ``(du_x, dv_x, du_y, dv_y)`` of a flow (utils.compute_flow_gradients).
-
-    ``du_c[y, x] = F_c[y, x] - F_c[y, x+1]`` (0 in the last column) and ``dv_c[y, x] = F_c[y, x] -
-    F_c[y+1, x]`` (0 in the last row). The differences are taken in float32 and stored as float64.
-    """
-    height, width = flow.shape[:2]
-    out = []
-    for c in (0, 1):
-        comp = flow[..., c]
-        du = np.zeros((height, width), np.float64)
-        dv = np.zeros((height, width), np.float64)
-        du[:, :-1] = comp[:, :-1] - comp[:, 1:]
-        dv[:-1, :] = comp[:-1, :] - comp[1:, :]
-        out += [du, dv]
-    return out[0], out[1], out[2], out[3]
-
-
-def forward_backward_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """mask1 of the occlusion rule, bool (H, W) in frame t's grid (utils.detect_occlusion).
-
-    B_w = B(x + F(x)) is the backward flow sampled by the forward flow with ``warp_backward``, and
-    mask1 = |F + B_w|^2 > 0.01 (|B_w|^2 + |F|^2) + 0.5, all in float32, with strict '>'.
-    """
-    return _forward_backward_test(forward, warp_backward(backward, forward))
-
-
-def _forward_backward_test(forward: np.ndarray, backward_warped: np.ndarray) -> np.ndarray:
-    """mask1 from F and the already warped B_w, (H, W, 2) (``forward_backward_mask``)."""
-    return flow_magnitude(forward + backward_warped) > (
-        FB_RELATIVE * (flow_magnitude(backward_warped) + flow_magnitude(forward)) + FB_ABSOLUTE)
-
-
-def _occlusion_from_warped(forward: np.ndarray, backward_warped: list[np.ndarray]) -> np.ndarray:
-    """``occlusion_mask`` from F and the planes (x, y) of B_w = B(x + F(x))."""
-    return _forward_backward_test(forward, cv2.merge(backward_warped)) | motion_boundary_mask(forward)
-
-
-def motion_boundary_mask(flow: np.ndarray) -> np.ndarray:
-    """mask2 of the occlusion rule, bool (H, W): du_x^2 + dv_x^2 + du_y^2 + dv_y^2 > 0.01 |F|^2 + 0.002.
-
-    ``flow_gradients`` gives the left side in float64; the right side is float32, as in
-    utils.detect_occlusion. The comparison is strict '>'.
-    """
-    du_x, dv_x, du_y, dv_y = flow_gradients(flow)
-    sq = np.square
-    return (sq(du_x) + sq(dv_x)) + (sq(du_y) + sq(dv_y)) > (MB_RELATIVE * flow_magnitude(flow) + MB_ABSOLUTE)
-
-
-def occlusion_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """Occluded pixels of pair t in frame t's grid, bool (H, W); True = occluded.
-
-    ``forward`` = F_(t->t+1), ``backward`` = B = F_(t+1->t). This is what ``compute_flow_occlusion.py``
-    computes with ``detect_occlusion(bw, fw)``, the arguments in the reverse order of the signature
-    (docs/protocols/video_completion.md): occluded = ``forward_backward_mask(F, B)`` (B_w = B(x + F(x))) OR
-    ``motion_boundary_mask(F)``, the motion boundary of the FORWARD flow. Passing the flows the other way
-    round gives a mask in frame t+1's grid, one of the fixture's listed mistakes.
-    """
-    forward = flowlib.check_flow(forward, "forward flow")
-    backward = flowlib.check_flow(backward, "backward flow", forward.shape[:2])
-    return np.logical_or(forward_backward_mask(forward, backward), motion_boundary_mask(forward))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,7 +102,7 @@ def pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
     if inext.ndim != 3 or inext.shape[:2] != forward.shape[:2]:
         raise InputError(f"frame t+1 {inext.shape} does not match the flow {forward.shape}",
                          fix="compute the flows on frames of the scored size")
-    return masked_error(warp_backward(inext, forward), frame_t, occluded)
+    return masked_error(flowlib.warp_backward(inext, forward), frame_t, occluded)
 
 
 def warping_pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
@@ -255,8 +114,8 @@ def warping_pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.
     if frame_next.ndim != 3 or frame_next.shape[:2] != forward.shape[:2]:
         raise InputError(f"frame t+1 {frame_next.shape} does not match the flow {forward.shape}",
                          fix="compute the flows on frames of the scored size")
-    warped = sample(bilinear_taps(forward), np.concatenate([frame_next, backward], axis=2))
-    return masked_error(cv2.merge(warped[:3]), frame_t, _occlusion_from_warped(forward, warped[3:]))
+    warped = flowlib.sample(flowlib.bilinear_taps(forward), np.concatenate([frame_next, backward], axis=2))
+    return masked_error(cv2.merge(warped[:3]), frame_t, flowlib.occlusion_from_warped(forward, warped[3:]))
 
 
 def mean_float32(values: Sequence[float]) -> float:
@@ -308,9 +167,10 @@ def hole_pair_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.nda
     > 0. ``value`` is NaN when no pixel qualifies (DEVIL's ``nanmean`` then skips the pair). Frame t+1,
     its hole indicator and B are warped with one set of bilinear taps of F."""
     indicator = (np.asarray(hole_next) > 0).astype(np.float32)[..., None]
-    warped = sample(bilinear_taps(forward), np.concatenate([to_unit_float32(frame_next), indicator, backward], axis=2))
+    warped = flowlib.sample(flowlib.bilinear_taps(forward),
+                            np.concatenate([to_unit_float32(frame_next), indicator, backward], axis=2))
     touched = (np.asarray(hole_t) > 0) | (warped[3] > 0)
-    return masked_error(cv2.merge(warped[:3]), frame_t, _occlusion_from_warped(forward, warped[4:]) | ~touched,
+    return masked_error(cv2.merge(warped[:3]), frame_t, flowlib.occlusion_from_warped(forward, warped[4:]) | ~touched,
                         empty=math.nan)
 
 

@@ -225,7 +225,7 @@ def clip_tensor(clip: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _no_tf32() -> Iterator[None]:
+def no_tf32() -> Iterator[None]:
     """Full float32 convolutions on CUDA (TF32 would move features by far more than the fixture's 1e-4
     tolerance; fixture README, "On a GPU"); the previous settings are restored."""
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
@@ -248,7 +248,7 @@ def i3d_features(clip: np.ndarray | torch.Tensor, model: InceptionI3d, *, batch_
     was_training = model.training
     model.train(batch_stats)
     try:
-        with torch.inference_mode(), _no_tf32():
+        with torch.inference_mode(), no_tf32():
             feature = model(x.to(device))[0]
     finally:
         model.train(was_training)

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from triptych.errors import InputError
-from triptych.metrics.i3d import InceptionI3d, _no_tf32, clip_tensor, load_i3d
+from triptych.metrics.convert import to_unit_float32
+from triptych.metrics.i3d import InceptionI3d, clip_tensor, load_i3d, no_tf32
 from triptych.metrics.perceptual import EPS, composite, device
-from triptych.metrics.temporal import _check_video, _unit
+from triptych.metrics.temporal import check_video
 from triptych.weights import per_file_cache
 
 PVCS_ENDPOINTS = ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f", "Mixed_5c")
@@ -52,7 +53,7 @@ def clip_distance(model: InceptionI3d, gt_clip: np.ndarray, comp_clip: np.ndarra
     where = next(model.parameters()).device
     x0, x1 = (clip_tensor(clip).to(where) for clip in (gt_clip, comp_clip))
     total = torch.zeros((), dtype=torch.float32, device=where)
-    with torch.inference_mode(), _no_tf32():
+    with torch.inference_mode(), no_tf32():
         for f0, f1 in zip(model.endpoint_maps(x0, PVCS_ENDPOINTS), model.endpoint_maps(x1, PVCS_ENDPOINTS)):
             n0 = f0 / (torch.sqrt(torch.sum(f0 ** 2, dim=1, keepdim=True)) + EPS)
             n1 = f1 / (torch.sqrt(torch.sum(f1 ** 2, dim=1, keepdim=True)) + EPS)
@@ -63,11 +64,11 @@ def clip_distance(model: InceptionI3d, gt_clip: np.ndarray, comp_clip: np.ndarra
 def pvcs_values(model: InceptionI3d, pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
                 masks: Sequence[np.ndarray] | None = None, window: int = WINDOW) -> list[float]:
     """The distance of each ``window``-frame window (stride 1) with a given I3D in eval mode."""
-    _check_video(pred_frames, gt_frames)
+    check_video(pred_frames, gt_frames)
     if masks is not None and len(masks) != len(gt_frames):
         raise InputError(f"{len(masks)} masks for {len(gt_frames)} frames", fix="give one mask per frame")
-    gt = [_unit(g) for g in gt_frames]
-    comp = [_unit(p if masks is None else composite(p, g, m))
+    gt = [to_unit_float32(g) for g in gt_frames]
+    comp = [to_unit_float32(p if masks is None else composite(p, g, m))
             for p, g, m in zip(pred_frames, gt_frames, masks if masks is not None else [None] * len(gt_frames))]
     while len(gt) < window:  # DEVIL pads both clips with the last ground-truth frame
         gt.append(gt[-1])

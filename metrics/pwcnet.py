@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from triptych.errors import InputError
-from triptych.metrics.i3d import _no_tf32
+from triptych.metrics.i3d import no_tf32
 
 WEIGHTS_NAME = "pwcnet_default"  # triptych/data/weights.yaml
 MAX_DISPLACEMENT = 4  # the cost volume's search radius: (2 * 4 + 1) ** 2 = 81 channels
@@ -231,7 +231,7 @@ def pwc_flow(model: PWCNet, frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndar
                          fix="all frames of a video must have one size")
     device = next(model.parameters()).device
     a, b = (_frame_tensor(f, n).to(device) for f, n in ((frame_a, "frame a"), (frame_b, "frame b")))
-    with torch.inference_mode(), _no_tf32():  # full float32 convolutions on CUDA too
+    with torch.inference_mode(), no_tf32():  # full float32 convolutions on CUDA too
         flow = model(a, b)[0].permute(1, 2, 0).float().cpu().numpy()
     return check_flow(flow, "PWC-Net flow", frame_a.shape[:2])
 

@@ -54,10 +54,13 @@ import torch
 import torch.nn.functional as F
 
 from triptych.errors import InputError
+from triptych.metrics.convert import to_unit_float32
 from triptych.metrics.perceptual import LpipsNet, composite, device, lpips_network, lpips_value, to_lpips_input
 
 
-def _check_video(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]) -> None:
+def check_video(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray]) -> None:
+    """A video metric's frames: as many predicted as ground-truth frames, and at least one consecutive pair
+    (docs/protocols/video_completion.md); an ``InputError`` naming the counts if not."""
     if len(pred_frames) != len(gt_frames):
         raise InputError(f"{len(pred_frames)} predicted frames but {len(gt_frames)} ground-truth frames",
                          fix="predict every frame of the video")
@@ -88,7 +91,7 @@ def crop_8x8(image: np.ndarray) -> np.ndarray:
 def tlp_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
                cut: int, crop: bool) -> list[float]:
     """tLP of each pair (t-1, t), t = cut+1 .. T-cut-1, with a given LPIPS network (raw, not x100)."""
-    _check_video(pred_frames, gt_frames)
+    check_video(pred_frames, gt_frames)
     first, stop = cut + 1, len(gt_frames) - cut
     if stop <= first:
         raise InputError(f"{len(gt_frames)} frames leave no pair after dropping {cut} at each end",
@@ -136,7 +139,7 @@ def _uint8(frame: np.ndarray) -> np.ndarray:
 def flolpips_values(network: LpipsNet, pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
                     flow: Any) -> list[float]:
     """FloLPIPS of each t = 0..T-2 with a given network and flow function ``flow(a, b) -> (H, W, 2)``."""
-    _check_video(pred_frames, gt_frames)
+    check_video(pred_frames, gt_frames)
     values = []
     for t in range(len(gt_frames) - 1):
         error = (flow(_uint8(gt_frames[t]), _uint8(gt_frames[t + 1]))
@@ -160,12 +163,6 @@ def flolpips(pred_frames: Sequence[np.ndarray], gt_frames: Sequence[np.ndarray],
 
 
 # --- DEVIL patch consistency -------------------------------------------------------------------------------
-
-def _unit(frame: np.ndarray) -> np.ndarray:
-    if frame.dtype == np.uint8:
-        return frame.astype(np.float32) / np.float32(255.0)
-    return frame.astype(np.float32)
-
 
 def patch_psnr(a: np.ndarray, b: np.ndarray) -> float:
     """skimage ``peak_signal_noise_ratio(a, b)`` of float32 [0, 1] patches: data_range 1, float32 difference
@@ -216,10 +213,10 @@ def _patch_consistency(best: Any, pred_frames: Sequence[np.ndarray], gt_frames: 
                        patch: int, search: int, seed: int) -> list[float]:
     """DEVIL's patch consistency of each pair (t-1, t), t = 1..T-1, with ``best(frame_a, frame_b, y, x,
     patch, search)`` scoring the placed patch against its best match (module docstring)."""
-    _check_video(pred_frames, gt_frames)
+    check_video(pred_frames, gt_frames)
     if masks is not None and len(masks) != len(gt_frames):
         raise InputError(f"{len(masks)} masks for {len(gt_frames)} frames", fix="give one mask per frame")
-    frames = [_unit(composite(p, g, m) if masks is not None else p)
+    frames = [to_unit_float32(composite(p, g, m) if masks is not None else p)
               for p, g, m in zip(pred_frames, gt_frames, masks if masks is not None else [None] * len(gt_frames))]
     h, w = frames[0].shape[:2]
     if h <= patch or w <= patch:

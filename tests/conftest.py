@@ -183,11 +183,13 @@ def kid_rule(monkeypatch):
     """Registers ``kid:rule`` (``kid:clean`` on the rule-weight Inception) for one test; returns ``kid:clean``."""
     import dataclasses
 
+    from triptych.inputs import Inputs
     from triptych.registry import registry
 
     kid = registry().metric("kid")
     clean = kid.variant("clean")
-    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=())
+    rule = dataclasses.replace(clean, name="rule", callable="conftest:kid_with_rule_weights", weights=(),
+                               inputs=Inputs())  # its network is fixed: no user trunk
     monkeypatch.setitem(registry().metrics, "kid", dataclasses.replace(kid, variants={**kid.variants, "rule": rule}))
     return clean
 

@@ -3,8 +3,9 @@
 The metric's ``kind`` (in its registry entry) says how inputs are fed to it; each kind is one module
 of ``triptych.measure_kinds``. The result is one JSON document of the shape in ``docs/conventions.md``.
 
-User trunks (``--weights FILE``): a variant whose callable takes a ``trunk`` parameter (every metric with a
-network but dlib's face similarity: LPIPS, DISTS, FID, CLIP, HPSv2, ...) gets the file in place of its first
+User trunks (``--weights FILE``): a variant that declares the input ``trunk`` (``inputs`` in its registry entry,
+``triptych.inputs``; every metric with a network but dlib's face similarity: LPIPS, DISTS, FID, CLIP, HPSv2,
+...) gets the file in place of its first
 registry weights entry, the trunk; the other entries (heads, learned weights) stay the registry's. The file
 is recorded with its sha256 (``weights.describe_user_file``, ``replaces`` naming that entry). Unless its
 sha256 is the entry's own, the rows' variant is ``VARIANT+user-<sha8>`` (e.g. ``alex+user-1a2b3c4d``), a
@@ -16,7 +17,6 @@ pairs on ``metric_variant``, ``leaderboard/sitedata.py``). Kinds that take ``--w
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -107,13 +107,14 @@ def measure(metric: str, variant: str | None, inputs: MeasureInputs, threads: in
     fn = chosen.load()
     given = set(inputs.given_options())
     takes_trunk = "--weights" in given and "--weights" not in kind.OPTIONS
+    # --weights is the declared input ``trunk``, or ``weights`` for a kind that records the file itself
+    if "--weights" in given and not chosen.inputs.takes("trunk" if takes_trunk else "weights"):
+        what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
+                f"does not take a user file for its weights ({', '.join(chosen.weights)})")
+        raise InputError(f"metric {metric}:{chosen.name} {what}",
+                         fix="drop --weights; it replaces the network file of a metric with one "
+                             "(README, 'Perceptual and temporal metrics')")
     if takes_trunk:
-        if "trunk" not in inspect.signature(fn).parameters:
-            what = ("has no network, so --weights has nothing to replace" if not chosen.weights else
-                    f"does not take a user file for its weights ({', '.join(chosen.weights)})")
-            raise InputError(f"metric {metric}:{chosen.name} {what}",
-                             fix="drop --weights; it replaces the network file of a metric with one "
-                                 "(README, 'Perceptual and temporal metrics')")
         given.discard("--weights")
     unused = sorted(given - kind.OPTIONS)
     if unused:

@@ -17,14 +17,14 @@ benchmark's ``BenchmarkData`` (for baselines such as ``other_id`` that draw on o
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 from triptych.errors import InputError, TriptychError
+from triptych.inputs import bind
 from triptych.media import read_rgb
 from triptych.registry import MethodSpec, registry
-from triptych.schema import check_factory_keys
+from triptych.schema import check_factory_keys, factory_parameters
 from triptych.task_list import TASK_INFO
 
 if TYPE_CHECKING:  # torch is imported where a method runs, not by a process that only scores files
@@ -58,14 +58,14 @@ PROTOCOLS: dict[str, type] = {task.name: globals()[task.method_protocol] for tas
 
 def method_for_task(name: str, task: str, weights: str | Path | None = None) -> MethodSpec:
     """The registered method ``name``, checked to serve ``task``; with ``weights`` (a command's --weights
-    FILE) passed as its factory's ``weights`` parameter, refused when the factory takes none."""
+    FILE) passed as its factory's ``weights`` input, refused when its entry declares none (``triptych.inputs``)."""
     spec = registry().method(name)
     if spec.task != task:
         raise TriptychError(f"method {name!r} is a {spec.task} method, not a {task} one",
                             fix=f"see 'triptych list methods' for {task} methods")
     if weights is None:
         return spec
-    if "weights" not in inspect.signature(spec.load()).parameters:
+    if not spec.inputs.takes("weights"):
         raise TriptychError(f"method {name!r} takes no weights file", fix="leave out --weights")
     if not Path(weights).is_file():
         raise InputError(f"--weights {weights}: no such file", fix="pass a .safetensors, .pt or .pth checkpoint")
@@ -88,17 +88,16 @@ def build_method(spec: MethodSpec, context: Any = None, invocation: dict[str, An
     ``invocation`` holds the benchmark variant's parameters: a factory that declares one of them by name
     (AMT's ``pad_divisor`` / ``scale_factor``, as each AMT benchmark script invokes the model) receives the
     benchmark's value, which overrides the method entry's default (``score`` refuses a ``--param`` of an
-    invocation key that the factory does not take). A factory that declares ``context`` receives the
-    benchmark data. A key of the entry's ``params`` that the factory does not take is refused.
+    invocation key that the factory does not take). A method whose entry declares the input ``context``
+    (``triptych.inputs``) receives the benchmark data. A key of the entry's ``params`` that the factory does
+    not take is refused.
     """
     factory = spec.load()
-    accepted = inspect.signature(factory).parameters
+    accepted = factory_parameters(factory) or ()
     check_method_keys(spec)
     kwargs = dict(spec.params)
     kwargs.update({k: v for k, v in (invocation or {}).items() if k in accepted})
-    if "context" in accepted:
-        kwargs["context"] = context
-    method = factory(**kwargs)
+    method = factory(**kwargs, **bind(spec.inputs, {"context": context}, f"method {spec.name!r}"))
     protocol = PROTOCOLS[spec.task]
     if not isinstance(method, protocol):
         raise TriptychError(f"method {spec.name!r} ({spec.callable}) does not implement {protocol.__name__}",

@@ -11,7 +11,9 @@ every other command works (``triptych list`` names it).
 Every entry lives in a YAML file inside the package that implements it (``metrics/specs/*.yaml``,
 ``benchmarks/specs/*.yaml``, ``baselines/specs/*.yaml``); each task keeps its own file, so tasks never
 edit one shared list. An entry points at its code as ``module:callable`` and is imported only when it
-is used (pyiqa imports every architecture at start-up; we do not).
+is used (pyiqa imports every architecture at start-up; we do not); a metric variant or method entry declares
+the keyword inputs its callable takes (``inputs``, ``triptych.inputs``), checked when the callable is loaded.
+The weights registry (``triptych.weights``) reads its YAML documents with the same parser (``parse_entries``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 import yaml
 
 from triptych import schema
 from triptych.errors import SpecError, TriptychError, UnknownNameError
+from triptych.inputs import KIND_DATA, METHOD_INPUTS, METRIC_INPUTS, Inputs, check_signature, parse_inputs
 from triptych.schema import nearest
 from triptych.stats import SamplingUnit
 from triptych.task_list import TASKS
@@ -78,9 +81,15 @@ class VariantSpec:
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
     weights: tuple[str, ...] = ()  # weights-registry names (triptych/data/weights.yaml) this formula loads
+    inputs: Inputs = Inputs()  # the keyword inputs its callable takes (triptych.inputs)
+    data: tuple[str, ...] | None = None  # the data its metric kind passes first (triptych.inputs.KIND_DATA)
+    where: str = ""  # the spec file and entry that declare it
 
     def load(self) -> Callable[..., Any]:
-        return load_callable(self.callable)
+        """The callable, checked against the declared ``inputs`` (``triptych.inputs.check_signature``)."""
+        fn = load_callable(self.callable)
+        check_signature(fn, self.inputs, self.data, tuple(self.params), self.where, self.callable)
+        return fn
 
 
 @dataclass(frozen=True)
@@ -174,9 +183,13 @@ class MethodSpec:
     params: dict[str, Any]
     source: str
     plugin: tuple[str, str] | None = None
+    inputs: Inputs = Inputs()  # the keyword inputs its factory takes besides params (triptych.inputs)
 
     def load(self) -> Callable[..., Any]:
-        return load_callable(self.callable)
+        """The factory, checked against the declared ``inputs`` (``triptych.inputs.check_signature``)."""
+        fn = load_callable(self.callable)
+        check_signature(fn, self.inputs, (), tuple(self.params), self.source, self.callable)
+        return fn
 
 
 def _number(e: dict[str, Any], key: str, where: str, kind: type = int) -> Any:
@@ -232,7 +245,9 @@ def _parse_metric(name: str, e: dict[str, Any], where: str) -> MetricSpec:
         vwhere = f"{where} variant {vname!r}"
         v = schema.METRIC_VARIANT.check(v, vwhere)
         variants[vname] = VariantSpec(vname, _number(v, "version", vwhere), v["callable"], v["description"],
-                                      v["protocol"], _mapping(v, "params", vwhere), _names(v, "weights", vwhere))
+                                      v["protocol"], _mapping(v, "params", vwhere), _names(v, "weights", vwhere),
+                                      parse_inputs(v.get("inputs"), METRIC_INPUTS, vwhere), KIND_DATA.get(e["kind"]),
+                                      vwhere)
     default = e.get("default_variant")
     if default is not None and default not in variants:
         raise SpecError(f"{where}: default_variant {default!r} is not among its variants{nearest(default, variants)}")
@@ -282,7 +297,8 @@ def _pooling(value: Any, where: str) -> dict[str, str]:
 def _parse_method(name: str, e: dict[str, Any], where: str) -> MethodSpec:
     e = schema.METHOD.check(e, where)
     return MethodSpec(name, _task(e["task"], where), _number(e, "version", where), e["description"], e["callable"],
-                      _names(e, "weights", where), _mapping(e, "params", where), where)
+                      _names(e, "weights", where), _mapping(e, "params", where), where,
+                      inputs=parse_inputs(e.get("inputs"), METHOD_INPUTS, where))
 
 
 def _check_benchmark_metrics(spec: BenchmarkSpec, metrics: dict[str, MetricSpec]) -> None:
@@ -344,20 +360,38 @@ class Registry:
         return self.get("methods", name)
 
 
-def _parse_all(kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None,
-               taken: dict[str, Any]) -> dict[str, Any]:
-    """The entries of one YAML document (or plugin mapping), each checked against its schema; a name
-    already in ``taken`` is refused."""
+def read_document(text: str, where: str) -> Any:
+    """One registry YAML document, ``{}`` when empty; text that is not YAML is a ``SpecError`` naming ``where``."""
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{where}: not valid YAML ({exc})", fix="fix the YAML syntax at the position named") from exc
+
+
+def parse_entries(what: str, doc: Any, where_file: str, parse: Callable[[str, Any, str], Any],
+                  taken: Mapping[str, str]) -> dict[str, Any]:
+    """The entries of one registry document (a mapping of name -> entry), each made by ``parse(name, entry,
+    where)``, which checks it against its schema; a name in ``taken`` (name -> where it is declared) is
+    refused, naming both places. Every registry reads its documents through this: metrics, benchmarks,
+    methods (YAML files and plugins) and weights (``triptych.weights``)."""
     if not isinstance(doc, dict):
         raise SpecError(f"{where_file}: expected a mapping of name -> entry, not {type(doc).__name__}")
     entries: dict[str, Any] = {}
     for name, entry in doc.items():
         where = f"{where_file}: {name}"
         if name in taken:
-            raise SpecError(f"{where}: the {kind[:-1]} name {name!r} is already declared in {taken[name].source}",
+            raise SpecError(f"{where}: the {what} name {name!r} is already declared in {taken[name]}",
                             fix="rename one of them; a plugin cannot replace a registered name")
-        entries[name] = dataclasses.replace(_PARSERS[kind](name, entry, where), plugin=plugin)
+        entries[name] = parse(name, entry, where)
     return entries
+
+
+def _parse_all(kind: str, doc: Any, where_file: str, plugin: tuple[str, str] | None,
+               taken: dict[str, Any]) -> dict[str, Any]:
+    """The entries of one YAML document (or plugin mapping) of ``kind``, recorded with their ``plugin``."""
+    declared = {name: spec.source for name, spec in taken.items()}
+    return {name: dataclasses.replace(spec, plugin=plugin)
+            for name, spec in parse_entries(kind[:-1], doc, where_file, _PARSERS[kind], declared).items()}
 
 
 def _plugin_entries(kind: str, point: Any, taken: dict[str, Any]) -> tuple[dict[str, Any], BrokenPlugin | None]:
@@ -384,8 +418,9 @@ def _load_kind(kind: str) -> tuple[dict[str, Any], list[BrokenPlugin]]:
     spec_dir = resources.files(_SPEC_PACKAGES[kind]) / "specs"
     for item in sorted(spec_dir.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".yaml") and item.name not in NOT_SPECS:
-            entries.update(_parse_all(kind, yaml.safe_load(item.read_text(encoding="utf-8")) or {},
-                                      f"{_SPEC_PACKAGES[kind]}/specs/{item.name}", None, entries))
+            where = f"{_SPEC_PACKAGES[kind]}/specs/{item.name}"
+            entries.update(_parse_all(kind, read_document(item.read_text(encoding="utf-8"), where), where, None,
+                                      entries))
     broken = []
     for point in sorted(entry_points(group=f"triptych.{kind}"), key=lambda p: p.name):
         added, failure = _plugin_entries(kind, point, entries)

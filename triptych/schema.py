@@ -182,11 +182,12 @@ def check_factory_keys(keys: Iterable[str], factory: Callable[..., Any], what: s
 
 METRIC = Schema("metric entry", ("description", "kind", "level", "direction", "tasks", "variants", "gate_tolerance"),
                 ("unit", "default_variant", "range", "paper"))
-METRIC_VARIANT = Schema("metric variant", ("version", "callable", "description", "protocol"), ("params", "weights"))
+METRIC_VARIANT = Schema("metric variant", ("version", "callable", "description", "protocol"),
+                        ("params", "weights", "inputs"))
 BENCHMARK = Schema("benchmark entry", ("split", "task", "version", "description", "loader", "variants", "metrics"),
                    ("default_variant", "params", "sampling_unit", "pooling"))
 BENCHMARK_METRIC = Schema("benchmark metric", ("metric", "variant"))
-METHOD = Schema("method entry", ("task", "version", "description", "callable"), ("weights", "params"))
+METHOD = Schema("method entry", ("task", "version", "description", "callable"), ("weights", "params", "inputs"))
 RULE = Schema("gate rule", (), ("absolute", "relative", "significance"))  # significance: gate.judge_significance
 WEIGHTS = Schema("weights entry", ("description", "urls", "filename", "size", "licence", "sha256", "sha256_source",
                                    "format", "container_key", "source"),

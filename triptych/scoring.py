@@ -11,7 +11,6 @@ provenance.
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import sys
 from contextlib import nullcontext
@@ -108,7 +107,7 @@ def check_request(data: BenchmarkData, method_name: str | None, pred_dir: Path |
     if (method_name is None) == (pred_dir is None):
         raise TriptychError("give exactly one of --method and --pred-dir")
     if device is not None and (method_name is None or method_object is not None
-                               or "device" not in inspect.signature(registry().method(method_name).load()).parameters):
+                               or not registry().method(method_name).inputs.takes("device")):
         what = "a prediction folder runs no model" if method_name is None else f"method {method_name!r} takes no device"
         raise TriptychError(f"--device {device}: {what}", fix="leave out --device")
     if weights is not None and pred_dir is not None:

@@ -51,12 +51,11 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Mapping
 
-import yaml
-
 from triptych.atomic import atomic_write, atomic_write_text
 from triptych.manifests import sha256_file  # re-exported: one hashing routine for data and weights
 from triptych import schema
 from triptych.errors import InputError, SpecError, TriptychError, UnknownNameError
+from triptych.registry import parse_entries, read_document
 
 FORMATS = ("safetensors", "pt", "pth", "bin", "onnx", "dat", "torchscript")
 STATE_DICT_FORMATS = ("safetensors", "pt", "pth", "bin")
@@ -187,15 +186,11 @@ def _parse_entry(name: str, e: Any, where: str) -> WeightSpec:
         package_version=None if e.get("package_version") is None else str(e["package_version"]))
 
 
-def parse_registry(text: str, where: str) -> dict[str, WeightSpec]:
-    """Parse one registry YAML document (name -> entry)."""
-    try:
-        doc = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise TriptychError(f"{where}: not valid YAML ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise TriptychError(f"{where}: expected a mapping of name -> entry")
-    return {name: _parse_entry(name, entry, f"{where}: {name}") for name, entry in doc.items()}
+def parse_registry(text: str, where: str, taken: WeightSpecs | None = None) -> dict[str, WeightSpec]:
+    """One registry YAML document (name -> entry), read by the registry's parser (``triptych.registry``:
+    ``read_document``, ``parse_entries``); a name already in ``taken`` is refused."""
+    declared = {name: spec.where for name, spec in (taken or {}).items()}
+    return parse_entries("weights", read_document(text, where), where, _parse_entry, declared)
 
 
 @functools.lru_cache(maxsize=8)
@@ -203,10 +198,7 @@ def _load_registry(extra: str) -> dict[str, WeightSpec]:
     entries: dict[str, WeightSpec] = {}
 
     def add(text: str, where: str) -> None:
-        for name, spec in parse_registry(text, where).items():
-            if name in entries:
-                raise TriptychError(f"{spec.where}: the name is already declared in {entries[name].where}")
-            entries[name] = spec
+        entries.update(parse_registry(text, where, entries))
 
     data = resources.files("triptych") / "data"
     for packaged in sorted((p for p in data.iterdir() if p.name.startswith("weights") and p.name.endswith(".yaml")),

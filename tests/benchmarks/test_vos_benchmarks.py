@@ -38,11 +38,12 @@ def vfid_with_rule_weights(pairs, *, batch_stats: bool):
 @pytest.fixture()
 def vfid_rule(monkeypatch):
     """Registers ``vfid:rule`` (``vfid:e2fgvi`` on rule weights) for one test."""
+    from triptych.inputs import Inputs
     from triptych.registry import registry
 
     vfid = registry().metric("vfid")
     rule = dataclasses.replace(vfid.variant("e2fgvi"), name="rule", callable="test_vos_benchmarks:vfid_with_rule_weights",
-                               weights=())
+                               weights=(), inputs=Inputs())  # rule weights: no user file
     monkeypatch.setitem(registry().metrics, "vfid", dataclasses.replace(vfid, variants={**vfid.variants, "rule": rule}))
 
 

@@ -67,7 +67,7 @@ def flow_pairs(tennis: Path, expected: dict) -> list[flow.FlowPair]:
 
 @pytest.fixture(scope="module")
 def masks(flow_pairs) -> list[np.ndarray]:
-    return [ewarp.occlusion_mask(p.forward, p.backward) for p in flow_pairs]
+    return [flow.occlusion_mask(p.forward, p.backward) for p in flow_pairs]
 
 
 def _rel(a: float, b: float) -> float:
@@ -121,7 +121,7 @@ def test_dataset_value_is_the_mean_over_videos(expected, videos, flow_pairs, rel
 def _zero_padded_warp(image: np.ndarray, flow_field: np.ndarray) -> np.ndarray:
     """grid_sample(padding_mode='zeros'): a 1-px zero border, then the border-clamped warp."""
     padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
-    return ewarp.warp_backward(padded, np.pad(flow_field, ((1, 1), (1, 1), (0, 0)), mode="edge"))[1:-1, 1:-1]
+    return flow.warp_backward(padded, np.pad(flow_field, ((1, 1), (1, 1), (0, 0)), mode="edge"))[1:-1, 1:-1]
 
 
 def _wrong(name: str, frames: list[np.ndarray], pairs: list[flow.FlowPair], masks: list[np.ndarray]) -> float:
@@ -134,10 +134,10 @@ def _wrong(name: str, frames: list[np.ndarray], pairs: list[flow.FlowPair], mask
             value = ewarp.masked_error(warped, frames[t], mask).value
         elif name == "WRONG_occlusion_args_in_signature_order":
             value = ewarp.pair_error(frames[t], frames[t + 1], pair.forward,
-                                     ewarp.occlusion_mask(pair.backward, pair.forward)).value
+                                     flow.occlusion_mask(pair.backward, pair.forward)).value
         elif name == "WRONG_mask1_only":
             value = ewarp.pair_error(frames[t], frames[t + 1], pair.forward,
-                                     ewarp.forward_backward_mask(pair.forward, pair.backward)).value
+                                     flow.forward_backward_mask(pair.forward, pair.backward)).value
         elif name == "WRONG_divide_by_pixels_not_pixels_x_3":
             error = ewarp.pair_error(frames[t], frames[t + 1], pair.forward, mask)
             value = error.sse / (error.n / 3)
@@ -168,13 +168,13 @@ def test_warp_is_bilinear_with_integer_centres_and_edge_clamping():
     image = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
     shift = np.zeros((3, 4, 2), np.float32)
     shift[..., 0] = 0.5  # half a pixel to the right
-    got = ewarp.warp_backward(image, shift)[..., 0]
+    got = flow.warp_backward(image, shift)[..., 0]
     assert got[0, 0] == pytest.approx(0.5) and got[1, 2] == pytest.approx(6.5)
     assert got[0, 3] == 3.0  # past the right edge: the edge value, not 0 and not masked
     far = np.full((3, 4, 2), -10.0, np.float32)
-    assert np.all(ewarp.warp_backward(image, far)[..., 0] == 0.0)  # all clamp to pixel (0, 0), value 0
+    assert np.all(flow.warp_backward(image, far)[..., 0] == 0.0)  # all clamp to pixel (0, 0), value 0
     far[...] = 10.0
-    assert np.all(ewarp.warp_backward(image, far)[..., 0] == 11.0)
+    assert np.all(flow.warp_backward(image, far)[..., 0] == 11.0)
 
 
 def test_no_visible_pixel_divides_by_all_pixels():
@@ -477,7 +477,7 @@ def test_ewarp_masked_equals_devils_formula_end_to_end(tmp_path, run_cli):
         Image.fromarray(holes[t].astype(np.uint8) * 255).save(tmp_path / "masks" / f"{t:05d}.png")
     comp = [np.where(holes[t][..., None], pred[t], gt[t]).astype(np.float32) / 255 for t in range(n)]
     per_pair = [_devil_masked_pair(comp[t], comp[t + 1], holes[t], holes[t + 1], flows[t][0],
-                                   ewarp.occlusion_mask(*flows[t])) for t in range(n - 1)]
+                                   flow.occlusion_mask(*flows[t])) for t in range(n - 1)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         want = float(np.nanmean(per_pair))

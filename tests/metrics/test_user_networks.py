@@ -30,7 +30,6 @@ import torch
 from PIL import Image
 
 from triptych import weights
-from triptych.measure_kinds.video_frames import mask_mode
 from triptych.registry import registry
 from triptych.weights_rule import rule_state_dict, rule_tensor
 
@@ -210,7 +209,7 @@ def test_every_network_metric_takes_a_user_file(metric, variant, tmp_path, run_c
     path = builders[replaced](tmp_path / "user")
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     args = _inputs(spec.kind, tmp_path)
-    if spec.kind.startswith("video_") and mask_mode(chosen.load()) == "required":
+    if spec.kind.startswith("video_") and chosen.inputs.mode("masks") == "required":
         args += ["--mask", tmp_path / "mask"]
     code, out, err = run_cli("measure", metric, "--variant", variant, *args, "--weights", path, "--json")
     kind = importlib.import_module(f"triptych.measure_kinds.{spec.kind}")

@@ -10,7 +10,6 @@ weights this suite cannot build (VFID's I3D, stored flows, face images) are writ
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import platform
@@ -108,13 +107,12 @@ def test_metric_speed_on_432x240_frames():
                 results[key] = _median_ms(lambda: fn(pred, gt, **params))
             elif spec.kind == "masked_image":
                 results[key] = _median_ms(lambda: fn(pred, gt, mask, **params))
-            elif spec.kind == "video_frames" and "masks" not in [
-                    n for n, q in inspect.signature(fn).parameters.items() if q.default is inspect.Parameter.empty]:
+            elif spec.kind == "video_frames" and variant.inputs.mode("masks") != "required":
                 results[key] = _median_ms(lambda: fn(video_p, video_g, **params), pairs)
             elif spec.kind == "video_frames":
                 results[key] = _median_ms(lambda: fn(video_p, video_g, [mask] * 3, **params), pairs)
-            elif spec.kind == "video_flow" and "flow_dir" not in inspect.signature(fn).parameters:
-                if "masks" in inspect.signature(fn).parameters:  # DEVIL's masked E_warp
+            elif spec.kind == "video_flow" and not variant.inputs.takes("flow_dir"):
+                if variant.inputs.takes("masks"):  # DEVIL's masked E_warp
                     params["masks"] = [mask] * 3
                 results[key] = _median_ms(lambda: fn(video_p, video_g, **params), pairs)
             else:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from triptych.errors import TriptychError, UnknownNameError
-from triptych.registry import _parse_metric, registry
+from triptych.registry import _parse_method, _parse_metric, registry
 
 
 def test_metrics_resolve_to_callables_with_versions():
@@ -44,6 +44,60 @@ def test_bad_yaml_entries_are_rejected_with_their_location():
         _parse_metric("x", {**good, "level": "clip"}, "f.yaml: x")
     with pytest.raises(TriptychError, match="lacks required key\\(s\\) variants"):
         _parse_metric("x", {k: v for k, v in good.items() if k != "variants"}, "f.yaml: x")
+
+
+def _variant(callable_: str, **extra):
+    entry = {"description": "d", "kind": "video_flow", "level": "video", "direction": "lower", "tasks": [],
+             "gate_tolerance": 0.1, "variants": {"v": {"version": 1, "callable": callable_, "description": "d",
+                                                       "protocol": "p", **extra}}}
+    return _parse_metric("x", entry, "f.yaml: x").variants["v"]
+
+
+def test_declared_inputs_are_checked_against_the_callable_when_it_is_loaded():
+    """inputs: an unknown input kind is refused where the entry is read (file, entry, key); a callable that
+    does not take a declared input, or requires one the entry does not declare, is refused when it is
+    loaded, naming the entry and the function."""
+    files = "triptych.metrics.ewarp:ewarp_files"
+    assert _variant(files, inputs={"flow_dir": "required"}).load().__name__ == "ewarp_files"
+    with pytest.raises(TriptychError, match=r"f\.yaml: x variant 'v': inputs: unknown input 'flowdir' "
+                                            r"\(did you mean 'flow_dir'"):
+        _variant(files, inputs={"flowdir": "required"})
+    with pytest.raises(TriptychError, match=r"inputs must be a mapping of input name -> required or optional"):
+        _variant(files, inputs=["flow_dir"])
+    with pytest.raises(TriptychError, match=r"f\.yaml: x variant 'v': triptych\.metrics\.ewarp:ewarp_files "
+                                            r"requires 'flow_dir', which the entry neither declares"):
+        _variant(files).load()
+    with pytest.raises(TriptychError, match=r"inputs declares 'flow_dir' optional, but .*ewarp_files requires it"):
+        _variant(files, inputs={"flow_dir": "optional"}).load()
+    with pytest.raises(TriptychError, match=r"f\.yaml: x variant 'v': inputs declares 'state', which "
+                                            r"triptych\.metrics\.ewarp:ewarp_dis does not take"):
+        _variant("triptych.metrics.ewarp:ewarp_dis", inputs={"state": "optional"}).load()
+    with pytest.raises(TriptychError, match=r"must take the data pred_frames, gt_frames first"):
+        _variant("triptych.metrics.psnr:psnr_amt").load()
+    method = {"task": "video_inpainting", "version": 1, "description": "d",
+              "callable": "triptych.baselines.inpainting:make_mean_fill"}
+    assert _parse_method("m", method, "m.yaml: m").inputs.names == ()  # no inputs: the entry takes none
+    with pytest.raises(TriptychError, match=r"m\.yaml: m: inputs declares 'weights', which "
+                                            r"triptych\.baselines\.inpainting:make_mean_fill does not take"):
+        _parse_method("m", {**method, "inputs": {"weights": "optional"}}, "m.yaml: m").load()
+    with pytest.raises(TriptychError, match=r"m\.yaml: m: inputs: unknown input 'masks'"):
+        _parse_method("m", {**method, "inputs": {"masks": "required"}}, "m.yaml: m")
+
+
+def test_every_packaged_entry_declares_the_inputs_its_callable_takes():
+    """Every packaged callable loads against its declaration, and the inputs the measure kinds and the
+    benchmarks feed are declared where the callable reads them."""
+    reg = registry()
+    for spec in reg.metrics.values():
+        for variant in spec.variants.values():
+            variant.load()
+    for method in reg.methods.values():
+        method.load()
+    assert reg.metric("ewarp").variant("files").inputs.mode("flow_dir") == "required"
+    assert reg.metric("pcons_psnr").variant("devil").inputs.mode("masks") == "optional"
+    assert reg.metric("pcons_psnr").variant("devil").inputs.takes("state")
+    assert reg.metric("psnr").variant("amt").inputs.names == ()
+    assert reg.method("other_id").inputs.takes("context") and reg.method("amt-s").inputs.takes("device")
 
 
 def test_list_command_prints_every_metric(run_cli):

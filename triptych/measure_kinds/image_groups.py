@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from triptych.errors import InputError
+from triptych.inputs import bind
 from triptych.measure_kinds.identity_images import _images
 from triptych.measure_kinds.video_set import SetValue
 from triptych.weights import describe
@@ -48,7 +49,9 @@ def check(m: Any, score: Callable[..., Any]) -> None:
 
 def run(m: Any, score: Callable[..., Any]) -> None:
     groups = groups_of(Path(m.inputs.pred))
-    result = score(groups, weights=m.inputs.weights, **m.variant.params)
+    offered = {"weights": m.inputs.weights}  # --weights, the input ``weights`` the variant declares
+    kwargs = bind(m.variant.inputs, offered, f"{m.metric.name}:{m.variant.name}")
+    result = score(groups, **kwargs, **m.variant.params)
     if m.inputs.weights is not None:  # the user's trunk stands in for one registry entry; the rest are the registry's
         m.weights = [result.weights, *(describe(n) for n in m.variant.weights if n != result.weights["replaces"])]
         m.user_trunk = result.weights  # labels the rows VARIANT+user-<sha8> unless it is the registry's file

@@ -10,7 +10,6 @@ the masks the benchmark variant scores with, e.g. E2FGVI's dilated ones). The me
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,12 +26,20 @@ def check(m: Any, fn: Callable[..., float]) -> None:
                              "--gt by relative path")
 
 
-def mask_mode(fn: Callable[..., Any]) -> str:
-    """``required``, ``optional`` or ``refused``: how the variant takes ``--mask``."""
-    param = inspect.signature(fn).parameters.get("masks")
-    if param is None:
-        return "refused"
-    return "required" if param.default is inspect.Parameter.empty else "optional"
+def check_masks_option(m: Any, refused_fix: str) -> None:
+    """``--mask`` as a video variant declares its input ``masks`` (``triptych.inputs``): required, optional or
+    refused."""
+    metric, mode = f"{m.metric.name}:{m.variant.name}", m.variant.inputs.mode("masks")
+    if mode == "required" and m.inputs.mask is None:
+        raise InputError(f"{metric} needs the hole masks", fix="pass --mask FOLDER laid out like --gt (> 0 = hole)")
+    if mode == "refused" and m.inputs.mask is not None:
+        raise InputError(f"{metric} does not use masks", fix=refused_fix)
+
+
+def video_masks(masks: dict[str, Path] | None, frames: list[Pair]) -> dict[str, Any]:
+    """The input ``masks`` of one video as ``triptych.inputs.bind`` takes it (``{"masks": one mask per frame}``),
+    nothing without ``--mask``; ``masks`` from ``mask_paths``."""
+    return {} if masks is None else {"masks": [read_mask(masks[p.sample_id]) for p in frames]}
 
 
 def mask_paths(pairs: list[Pair], mask: Path, gt: Path) -> dict[str, Path]:

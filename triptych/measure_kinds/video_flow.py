@@ -5,22 +5,23 @@ folder), and a folder of folders holds one video per sub-folder, paired by name.
 path as in ``triptych.media.pair_paths`` and are taken in sorted order. Pair t is frames (t, t+1) of
 that order.
 
-The variant's callable is ``fn(pred_frames, gt_frames[, flow_dir]) -> VideoEwarp``. If ``flow_dir`` is a
-required parameter, the variant reads stored flows and needs ``--flow-dir`` (``<flow-dir>/`` for one
-video, ``<flow-dir>/<video>/`` for several; docs/conventions.md). If it has no such parameter, the variant
-computes its flows from ``--gt`` and refuses ``--flow-dir``. The flows always come from the ground
+The variant's callable is ``fn(pred_frames, gt_frames[, masks][, flow_dir]) -> VideoEwarp``, with the inputs
+its registry entry declares (``inputs``, ``triptych.inputs``). A variant that declares ``flow_dir`` reads
+stored flows and needs ``--flow-dir`` (``<flow-dir>/`` for one video, ``<flow-dir>/<video>/`` for several;
+docs/conventions.md); one that does not computes its flows from ``--gt`` and refuses ``--flow-dir``.
+``masks`` (DEVIL's masked E_warp) is ``--mask``, as for ``video_frames``. The flows always come from the ground
 truth, so every method scored on a video is measured with the same flows.
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from triptych.errors import InputError
-from triptych.media import Pair, check_same_size, pair_paths, read_mask, read_prediction, read_rgb
-from triptych.measure_kinds.masked_image import mask_mode, mask_paths
+from triptych.inputs import bind
+from triptych.media import Pair, check_same_size, pair_paths, read_prediction, read_rgb
+from triptych.measure_kinds.masked_image import check_masks_option, mask_paths, video_masks
 from triptych.metrics.aggregate import SampleMean
 
 OPTIONS: frozenset[str] = frozenset({"--flow-dir", "--mask"})
@@ -46,14 +47,6 @@ def group_videos(pairs: list[Pair], gt_root: Path) -> dict[str, list[Pair]]:
     return {name: sorted(frames, key=lambda p: p.sample_id) for name, frames in sorted(videos.items())}
 
 
-def flow_dir_mode(fn: Callable[..., Any]) -> str:
-    """``required`` if the variant reads stored flows (a ``flow_dir`` parameter without default), else ``refused``."""
-    param = inspect.signature(fn).parameters.get("flow_dir")
-    if param is None:
-        return "refused"
-    return "required" if param.default is inspect.Parameter.empty else "optional"
-
-
 def video_flow_dir(flow_dir: Path, video: str, single: bool) -> Path:
     """Where the flows of ``video`` are: ``<flow-dir>/`` for a single video, ``<flow-dir>/<video>/`` for several."""
     if single:
@@ -68,14 +61,11 @@ def video_flow_dir(flow_dir: Path, video: str, single: bool) -> Path:
 
 def check(m: Any, fn: Callable[..., Any]) -> None:
     """``--flow-dir`` is required by a variant that reads stored flows and refused by one that computes them;
-    ``--mask`` is required by a variant with a ``masks`` parameter (DEVIL's masked E_warp) and refused by the
+    ``--mask`` is required by a variant that declares ``masks`` (DEVIL's masked E_warp) and refused by the
     others; checked before any weights are looked up."""
     metric = f"{m.metric.name}:{m.variant.name}"
-    if mask_mode(fn) == "required" and m.inputs.mask is None:
-        raise InputError(f"{metric} needs the hole masks", fix="pass --mask FOLDER laid out like --gt (> 0 = hole)")
-    if mask_mode(fn) == "refused" and m.inputs.mask is not None:
-        raise InputError(f"{metric} does not use masks", fix="drop --mask, or use ewarp_masked for the hole region")
-    mode = flow_dir_mode(fn)
+    check_masks_option(m, refused_fix="drop --mask, or use ewarp_masked for the hole region")
+    mode = m.variant.inputs.mode("flow_dir")
     flow_dir = m.inputs.flow_dir
     if mode == "required" and flow_dir is None:
         raise InputError(f"{metric} reads stored flows of the ground truth, and --flow-dir was not given",
@@ -115,12 +105,10 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         if len(sizes) > 1:
             raise InputError(f"--gt video {video!r}: frames of different sizes {sorted(sizes)}",
                              fix="all frames of a video must have one size")
-        kwargs: dict[str, Any] = {}
-        if masks is not None:
-            kwargs["masks"] = [read_mask(masks[p.sample_id]) for p in pairs]
+        offered = video_masks(masks, pairs)
         if flow_dir is not None:
-            kwargs["flow_dir"] = video_flow_dir(Path(flow_dir), video, single=len(videos) == 1)
-        result = fn(pred_frames, gt_frames, **kwargs, **m.params)
+            offered["flow_dir"] = video_flow_dir(Path(flow_dir), video, single=len(videos) == 1)
+        result = fn(pred_frames, gt_frames, **bind(m.variant.inputs, offered, metric), **m.params)
         m.aggregate.update(result.value)
         m.per_sample.append((video, result.value))
         per_pair[video] = result.per_pair

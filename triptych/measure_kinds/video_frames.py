@@ -5,24 +5,26 @@ the mean over its frame pairs; the dataset value is the mean over videos.
 folders one video per sub-folder; frames pair by relative path, in sorted order). The variant's callable
 is ``fn(pred_frames, gt_frames[, masks][, state], **params) -> list[float]`` (one value per scored pair):
 
-- a ``masks`` parameter without default needs ``--mask`` (a folder laid out like ``--gt``, > 0 = hole);
-  with a default, ``--mask`` is optional; without the parameter, ``--mask`` is refused;
-- a ``state`` parameter receives one dict shared by every video of the measurement, in sorted video
-  order, for formulas whose source carries state across videos (DEVIL's one patch RNG).
+- a variant that declares the input ``masks`` required needs ``--mask`` (a folder laid out like ``--gt``,
+  > 0 = hole); declared optional, ``--mask`` is optional; undeclared, ``--mask`` is refused;
+- a variant that declares ``state`` receives one dict shared by every video of the measurement, in sorted
+  video order, for formulas whose source carries state across videos (DEVIL's one patch RNG).
+
+The declared inputs are the ``inputs`` of the variant's registry entry (``triptych.inputs``).
 """
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from triptych.errors import InputError
-from triptych.measure_kinds.masked_image import mask_mode, mask_paths
+from triptych.inputs import bind
+from triptych.measure_kinds.masked_image import check_masks_option, mask_paths, video_masks
 from triptych.measure_kinds.video_flow import group_videos
-from triptych.media import check_same_size, pair_paths, read_mask, read_prediction, read_rgb
+from triptych.media import check_same_size, pair_paths, read_prediction, read_rgb
 from triptych.metrics.aggregate import SampleMean
 
 OPTIONS: frozenset[str] = frozenset({"--mask"})
@@ -30,11 +32,8 @@ REDUCTION = "mean over videos of the per-video value (each the mean over the vid
 
 
 def check(m: Any, fn: Callable[..., Any]) -> None:
-    metric, mode = f"{m.metric.name}:{m.variant.name}", mask_mode(fn)
-    if mode == "required" and m.inputs.mask is None:
-        raise InputError(f"{metric} needs the hole masks", fix="pass --mask FOLDER laid out like --gt (> 0 = hole)")
-    if mode == "refused" and m.inputs.mask is not None:
-        raise InputError(f"{metric} does not use masks", fix="drop --mask")
+    metric = f"{m.metric.name}:{m.variant.name}"
+    check_masks_option(m, refused_fix="drop --mask")
     if Path(m.inputs.pred).is_file() or Path(m.inputs.gt).is_file():
         raise InputError(f"{metric} scores videos: --pred and --gt must be folders of frames (or of videos)",
                          fix="point --pred and --gt at a folder of frames, or a folder of video folders")
@@ -44,7 +43,6 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
     gt_root = Path(m.inputs.gt)
     pairs = pair_paths(m.inputs.pred, gt_root)
     masks = mask_paths(pairs, Path(m.inputs.mask), gt_root) if m.inputs.mask is not None else None
-    takes_state = "state" in inspect.signature(fn).parameters
     state: dict[str, Any] = {}
     m.aggregate = SampleMean(reduction=REDUCTION)
     per_pair: dict[str, list[float]] = {}
@@ -58,13 +56,10 @@ def run(m: Any, fn: Callable[..., Any]) -> None:
         if len(frames) < 2:
             raise InputError(f"--gt video {video!r}: {len(frames)} frame, so no consecutive pair",
                              fix="temporal metrics need at least 2 frames per video")
-        kwargs: dict[str, Any] = dict(m.params)
-        if masks is not None:
-            kwargs["masks"] = [read_mask(masks[p.sample_id]) for p in frames]
-        if takes_state:
-            kwargs["state"] = state
+        offered = {"state": state, **video_masks(masks, frames)}
+        kwargs = bind(m.variant.inputs, offered, f"{m.metric.name}:{m.variant.name}")
         try:
-            values = [float(v) for v in fn(pred_frames, gt_frames, **kwargs)]
+            values = [float(v) for v in fn(pred_frames, gt_frames, **kwargs, **m.params)]
         except InputError as exc:
             raise InputError(f"video {video!r} ({frames[0].gt.parent}): {exc.message}", fix=exc.fix) from exc
         value = float(np.mean(np.asarray(values, dtype=np.float64)))

@@ -29,6 +29,7 @@ import numpy as np
 
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_entries
+from triptych.inputs import bind
 from triptych.media import IMAGE_SUFFIXES, Pair, image_size, pair_paths, read_prediction
 from triptych.metrics.convert import to_unit_float32
 
@@ -184,7 +185,9 @@ def check(m: Any, score: Callable[..., Any]) -> None:
 
 def run(m: Any, score: Callable[..., Any]) -> None:
     clip_len, stride, videos, pairs = _plan(m)
-    result = score(pairs, weights=m.inputs.weights, **m.variant.params)
+    offered = {"weights": m.inputs.weights}  # --weights, the input ``weights`` the variant declares
+    kwargs = bind(m.variant.inputs, offered, f"{m.metric.name}:{m.variant.name}")
+    result = score(pairs, **kwargs, **m.variant.params)
     n = len(result.clip_ids)
     unit = "videos" if clip_len is None else f"videos (clips of {clip_len} frames, stride {stride}, from " \
                                               f"{len(videos)} video folder{'s' if len(videos) != 1 else ''})"

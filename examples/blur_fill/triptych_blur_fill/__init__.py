@@ -17,5 +17,6 @@ def triptych_methods() -> dict:
         "version": 1,
         "description": "example plugin: fills the hole by normalized blur, coarse to fine",
         "callable": "triptych_blur_fill.method:make_blur_fill",
+        "inputs": {},  # none of weights, device, context (docs/conventions.md, "Declared inputs")
         "params": {"passes": 6},
     }}

@@ -15,5 +15,6 @@ def triptych_methods() -> dict:
         "version": 1,
         "description": "example plugin: a reference photo, mirrored and colour-jittered by the seed",
         "callable": "triptych_copy_jitter.method:make_copy_jitter",
+        "inputs": {},  # none of weights, device, context (docs/conventions.md, "Declared inputs")
         "params": {"strength": 0.1},
     }}

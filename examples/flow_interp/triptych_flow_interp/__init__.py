@@ -16,4 +16,5 @@ def triptych_methods() -> dict:
         "version": 1,
         "description": "example plugin: warps both frames halfway along OpenCV DIS flow and blends them",
         "callable": "triptych_flow_interp.method:make_dis_warp",
+        "inputs": {},  # none of weights, device, context (docs/conventions.md, "Declared inputs")
     }}
