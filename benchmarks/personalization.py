@@ -23,7 +23,6 @@ import torch
 from triptych.benchmarks.portrait_folders import id_slug, load_portraits
 from triptych.errors import InputError, TriptychError
 from triptych.folders import refuse_inexact, visible_entries, visible_files
-from triptych.inputs import bind
 from triptych.manifests import check_folders_listed
 from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
@@ -153,7 +152,6 @@ class LeaveOneOutTask:
             name = f"generated image {sample_id}"
             for m in metrics:
                 offered = {"name": name, "cache": self.cache}  # the inputs it declares (triptych.inputs)
-                value, flags = face_score(self.no_face, name, m, lambda: m.fn(
-                    image, [sample.held_out], **bind(m.variant.inputs, offered, m.spec.name), **m.variant.params))
+                value, flags = face_score(self.no_face, name, m, lambda: m(image, [sample.held_out], offered=offered))
                 scores.append(Score(sample_id, m, float(value), flags))
         return scores

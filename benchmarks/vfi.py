@@ -224,4 +224,4 @@ class FrameInterpolation:
 
     def measure(self, triplet: Triplet, prediction: np.ndarray, metrics: Sequence[MetricUse]) -> list[Score]:
         gt = self.read(triplet.gt)
-        return [Score(triplet.sample_id, m, float(m.fn(prediction, gt, **m.variant.params))) for m in metrics]
+        return [Score(triplet.sample_id, m, float(m(prediction, gt))) for m in metrics]

@@ -303,7 +303,7 @@ class VideoCompletion:
             composite, gt = self.composite(video, prediction, t)
             if t not in frame_scores:
                 sample_id = f"{video.name}/{video.frames[t].stem}"
-                frame_scores[t] = [Score(sample_id, m, float(m.fn(composite, gt, **m.variant.params)))
+                frame_scores[t] = [Score(sample_id, m, float(m(composite, gt)))
                                    for m in per_frame]
             return composite, gt
 
@@ -311,8 +311,7 @@ class VideoCompletion:
         count = len(video.frames)
         video_scores = []
         for m in (m for m in metrics if m.spec.level == "video"):
-            result = m.fn(LazyFrames(count, lambda t: window[t][0]), LazyFrames(count, lambda t: window[t][1]),
-                          **m.variant.params)
+            result = m(LazyFrames(count, lambda t: window[t][0]), LazyFrames(count, lambda t: window[t][1]))
             video_scores.append(Score(video.name, m, float(getattr(result, "value", result))))
         for t in range(count):
             if t not in frame_scores:
@@ -342,7 +341,7 @@ class VideoCompletion:
             return ClipPair(video.name, real, fake)
 
         pairs = [pair(video) for video in videos]
-        return [Score.from_result(SET_SAMPLE_ID, m, m.fn(pairs, **m.variant.params)) for m in metrics]
+        return [Score.from_result(SET_SAMPLE_ID, m, m(pairs)) for m in metrics]
 
 
 class FrameWindow:

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from triptych.errors import InputError, TriptychError
+from triptych.inputs import bind
 from triptych.manifests import Manifest, read_manifest, verify_manifest
 from triptych.registry import BenchmarkSpec, MetricSpec, VariantSpec
 
@@ -26,6 +27,12 @@ class MetricUse:
     spec: MetricSpec
     variant: VariantSpec
     fn: Callable[..., float]
+
+    def __call__(self, *data: Any, offered: Mapping[str, Any] | None = None) -> Any:
+        """The metric on its ``data`` with the variant's params and, of the inputs the caller ``offered``, those
+        the variant declares (``triptych.inputs.bind``: a required input the caller lacks is a clear error)."""
+        inputs = bind(self.variant.inputs, offered or {}, f"{self.spec.name}:{self.variant.name}")
+        return self.fn(*data, **inputs, **self.variant.params)
 
 
 @dataclass(frozen=True)
