@@ -207,8 +207,9 @@ class SecondOrderDeformableAlignment(nn.Module):
         taps = offset_1.size(1) // 2
         offset = torch.cat([offset_1 + flow_1.flip(1).repeat(1, taps, 1, 1),
                             offset_2 + flow_2.flip(1).repeat(1, taps, 1, 1)], dim=1)
-        return deform_conv2d(x, offset, self.weight, self.bias, stride=1, padding=1, dilation=1,
-                             mask=torch.sigmoid(mask))
+        # float32 always (a no-op at fp32): torchvision has no bfloat16 CPU kernel of the deformable conv
+        return deform_conv2d(x.float(), offset.float(), self.weight, self.bias, stride=1, padding=1, dilation=1,
+                             mask=torch.sigmoid(mask).float())
 
 
 class BidirectionalPropagation(nn.Module):
