@@ -376,7 +376,7 @@ class WindowAttention(nn.Module):
     1. the window's own T x 45 tokens;
     2. the surrounding tokens: k/v rolled by (-+2, -+4) rows/columns (top-left, top-right, bottom-left,
        bottom-right), windowed, and of each 4 x 45 stack the 120 positions of ``valid_ind_rolled`` (the
-       strips outside the window's own block);
+       strips outside the window's own block), gathered in one step (``_ring_index``);
     3. the pooled level: one token per window (a learned linear pooling of its 45 tokens), unfolded 5 x 9
        around the window with zero padding; keys falling in the padding get -100 added to their logits.
     Scale ``head_dim ** -0.5`` on the queries; softmax; projection. The reference scales the queries, forms the
@@ -411,6 +411,18 @@ class WindowAttention(nn.Module):
         cols = cols.view(b, t, c, kh, kw, -1).permute(0, 5, 1, 3, 4, 2).reshape(-1, t, kh * kw, c)
         return _heads(cols, self.heads)
 
+    def _ring_index(self, h: int, w: int) -> torch.Tensor:
+        """Flat token indices (nW * 120) of each window's surrounding strips. The reference rolls the map by
+        the four (+-2, +-4) shifts, windows each rolled map, concatenates the four 45-token stacks and keeps
+        ``valid_ind_rolled``; the same tokens are gathered here in one step (a roll reads row ``(r - dy) mod h``)."""
+        wh, ww = self.window
+        eh, ew = self.expand
+        shifts = torch.tensor(((-eh, -ew), (-eh, ew), (eh, -ew), (eh, ew)), device=self.valid_ind_rolled.device)
+        stack, pos = self.valid_ind_rolled // (wh * ww), self.valid_ind_rolled % (wh * ww)
+        rows = (torch.arange(0, h, wh, device=stack.device)[:, None, None] + pos // ww - shifts[stack, 0]) % h
+        cols = (torch.arange(0, w, ww, device=stack.device)[None, :, None] + pos % ww - shifts[stack, 1]) % w
+        return (rows * w + cols).view(-1)
+
     def _pooled_penalty(self, keys: torch.Tensor, b: int, t: int, nwh: int, nww: int) -> torch.Tensor:
         """The additive logit mask (B*nW, 1, 1, keys): -100 on the pooled keys that fall in the zero padding
         of a window's focal neighbourhood, 0 elsewhere."""
@@ -430,12 +442,11 @@ class WindowAttention(nn.Module):
         def windows(z: torch.Tensor) -> torch.Tensor:
             return to_windows(z, self.window).view(-1, t, wh * ww, c)
 
-        eh, ew = self.expand
-        shifts = ((-eh, -ew), (-eh, ew), (eh, -ew), (eh, ew))
+        ring = self._ring_index(h, w)
         rolled = []
         for z in (k, v):
-            ring = torch.cat([windows(torch.roll(z, shifts=s, dims=(2, 3))) for s in shifts], 2)
-            rolled.append(_heads(ring[:, :, self.valid_ind_rolled], self.heads))
+            strips = z.reshape(b, t, h * w, c)[:, :, ring].view(b, t, -1, len(self.valid_ind_rolled), c)
+            rolled.append(_heads(strips.transpose(1, 2).reshape(-1, t, len(self.valid_ind_rolled), c), self.heads))
 
         nwh, nww = pooled.shape[2:4]
         pooled_qkv = self.qkv(pooled).view(b, t, nwh, nww, 3, c).permute(4, 0, 1, 5, 2, 3)
