@@ -46,6 +46,7 @@ from triptych.baselines.amt_blocks import (
     pixel_grid,
     resize,
 )
+from triptych.baselines.precision import autocast, check_precision
 from triptych.errors import InputError, TriptychError
 from triptych.weights import state_mismatch
 
@@ -270,18 +271,21 @@ class AMTInterpolator:
     ``pad_divisor`` (None = no padding) and ``scale_factor`` are those of the AMT benchmark script being
     reproduced: vimeo90k.py / ucf101.py None and 1.0, snu_film.py 20 and 0.8, xiph.py 32 and 0.5,
     demo_2x.py 16 and 1.0. The output is the model's clamped prediction, unrounded. ``weights`` records
-    the provenance of the loaded file (``triptych.weights.describe`` / ``describe_user_file``).
+    the provenance of the loaded file (``triptych.weights.describe`` / ``describe_user_file``); ``precision``
+    is fp32, or bf16 / fp16 under autocast (``triptych.baselines.precision``).
     """
 
     def __init__(self, model: AMT, pad_divisor: int | None = None, scale_factor: float = 1.0,
-                 weights: dict[str, Any] | None = None) -> None:
+                 weights: dict[str, Any] | None = None, precision: str = "fp32") -> None:
         if not scale_factor > 0:
             raise TriptychError(f"scale_factor must be positive, not {scale_factor}", fix="use e.g. 1.0, 0.8 or 0.5")
         if pad_divisor is not None and (isinstance(pad_divisor, bool) or not isinstance(pad_divisor, int)
                                         or pad_divisor < 1):
             raise TriptychError(f"pad_divisor must be a positive integer or null, not {pad_divisor!r}",
                                 fix="use e.g. 16, 20 or 32, or null for no padding")
+        check_precision(precision, next(model.parameters()).device, model.config.name)
         self.model = model.eval().requires_grad_(False)
+        self.precision = precision
         self.pad_divisor = pad_divisor
         self.scale_factor = float(scale_factor)
         self.weights = weights
@@ -298,14 +302,14 @@ class AMTInterpolator:
         x0 = frame0.unsqueeze(0).to(device, torch.float32)
         x1 = frame1.unsqueeze(0).to(device, torch.float32)
         embt = torch.tensor(t).float().view(1, 1, 1, 1).to(device)
-        with torch.no_grad():
+        with torch.inference_mode(), autocast(self.precision, device):
             padder = InputPadder(x0.shape, self.pad_divisor) if self.pad_divisor else None
             if padder is not None:
                 x0, x1 = padder.pad(x0), padder.pad(x1)
             out = self.model(x0, x1, embt, scale_factor=self.scale_factor, eval=True)["imgt_pred"]
             if padder is not None:
                 out = padder.unpad(out)
-        return out[0].to("cpu")
+        return out[0].to("cpu", torch.float32)
 
 
 def load_weights(model: AMT, weights: str | None, registry_name: str | None = None) -> dict[str, Any]:
@@ -336,12 +340,13 @@ def load_weights(model: AMT, weights: str | None, registry_name: str | None = No
 
 
 def make_amt(variant: Variant, weights: str | None = None, pad_divisor: int | None = None,
-             scale_factor: float = 1.0, registry_name: str | None = None, device: str = "cpu") -> AMTInterpolator:
+             scale_factor: float = 1.0, registry_name: str | None = None, device: str = "cpu",
+             precision: str = "fp32") -> AMTInterpolator:
     """Build, load and wrap one AMT size (eval mode, no gradients); ``registry_name`` picks another
     released checkpoint of the size (e.g. ``amt_s_gopro``)."""
     model = build_amt(variant)
     provenance = load_weights(model, weights, registry_name)
-    return AMTInterpolator(model.to(device), pad_divisor, scale_factor, provenance)
+    return AMTInterpolator(model.to(device), pad_divisor, scale_factor, provenance, precision)
 
 
 def make_amt_s(weights: str | None = None, pad_divisor: int | None = None,
@@ -357,12 +362,12 @@ def make_amt_s_gopro(weights: str | None = None, pad_divisor: int | None = None,
 
 
 def make_amt_l(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu", precision: str = "fp32") -> AMTInterpolator:
     """AMT-L (registry weights ``amt_l`` unless a file is given)."""
-    return make_amt("L", weights, pad_divisor, scale_factor, device=device)
+    return make_amt("L", weights, pad_divisor, scale_factor, device=device, precision=precision)
 
 
 def make_amt_g(weights: str | None = None, pad_divisor: int | None = None,
-               scale_factor: float = 1.0, device: str = "cpu") -> AMTInterpolator:
+               scale_factor: float = 1.0, device: str = "cpu", precision: str = "fp32") -> AMTInterpolator:
     """AMT-G (registry weights ``amt_g`` unless a file is given)."""
-    return make_amt("G", weights, pad_divisor, scale_factor, device=device)
+    return make_amt("G", weights, pad_divisor, scale_factor, device=device, precision=precision)

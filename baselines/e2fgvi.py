@@ -43,6 +43,7 @@ from triptych.baselines.e2fgvi_blocks import (
     token_grid,
 )
 from triptych.baselines.inpainting import frames_to_uint8, masks_to_holes
+from triptych.baselines.precision import autocast, check_precision
 from triptych.baselines.video_window import NEIGHBOR_STRIDE, REF_STRIDE, complete_video
 from triptych.errors import InputError, TriptychError
 from triptych.weights import state_mismatch
@@ -113,7 +114,8 @@ class E2FGVI(nn.Module):
         for block in self.transformer:
             tokens = block(tokens, (fh, fw))
         enc = enc + self.sc(tokens, t, (fh, fw)).view(b, t, -1, fh, fw)
-        out = torch.tanh(self.decoder(enc.view(b * t, fc, fh, fw)))
+        # channels-last: the decoder's convolutions at 1/2 and full resolution run about 1.5x faster on CPU
+        out = torch.tanh(self.decoder(enc.view(b * t, fc, fh, fw).contiguous(memory_format=torch.channels_last)))
         return out, flows
 
 
@@ -163,7 +165,8 @@ def mirror_pad(x: torch.Tensor, multiple: tuple[int, int]) -> torch.Tensor:
 
 class E2FGVIInpainter:
     """``triptych.methods.Inpainter``: E2FGVI's test protocol (``triptych.baselines.video_window``) over
-    the model, on ``device`` (default: CUDA when available, else CPU).
+    the model, on ``device`` (default: CUDA when available, else CPU), at ``precision`` (fp32, or bf16 / fp16
+    under autocast: ``triptych.baselines.precision``).
 
     Returned frames: the merged composites ``c`` (quarter steps in [0, 255], module ``video_window``) as
     ``c / 255``. ``protocol_frames`` tells the harness that they already are the frames E2FGVI's
@@ -174,8 +177,10 @@ class E2FGVIInpainter:
     protocol_frames = True
 
     def __init__(self, model: E2FGVI, weights: dict[str, Any] | None = None, neighbor_stride: int = NEIGHBOR_STRIDE,
-                 ref_stride: int = REF_STRIDE, device: str | None = None) -> None:
+                 ref_stride: int = REF_STRIDE, device: str | None = None, precision: str = "fp32") -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        check_precision(precision, self.device, model.name)
+        self.precision = precision
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.weights = weights
         self.neighbor_stride = neighbor_stride
@@ -183,14 +188,14 @@ class E2FGVIInpainter:
 
     def window(self, frames: torch.Tensor, masks: torch.Tensor, num_local: int) -> torch.Tensor:
         """``video_window.WindowModel``: mask the frames (``frames * (1 - masks)``), mirror-pad for HQ,
-        run the generator, crop; (n, 3, H, W) in [-1, 1] on the CPU."""
+        run the generator, crop; (n, 3, H, W) float32 in [-1, 1] on the CPU."""
         h, w = frames.shape[-2:]
         masked = frames * (1 - masks)
         if self.model.hq:
             masked = mirror_pad(masked, HQ_PAD_MULTIPLE)
-        with torch.no_grad():
+        with torch.inference_mode(), autocast(self.precision, self.device):
             pred, _ = self.model(masked.to(self.device), num_local)
-        return pred[:, :, :h, :w].to("cpu")
+        return pred[:, :, :h, :w].to("cpu", torch.float32)
 
     def inpaint(self, frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         if frames.ndim != 4 or frames.shape[1] != 3 or masks.shape != (frames.shape[0], 1, *frames.shape[2:]):
@@ -208,20 +213,21 @@ class E2FGVIInpainter:
 
 
 def make_e2fgvi_method(hq: bool, weights: str | None = None, neighbor_stride: int = NEIGHBOR_STRIDE,
-                       ref_stride: int = REF_STRIDE, device: str | None = None) -> E2FGVIInpainter:
+                       ref_stride: int = REF_STRIDE, device: str | None = None,
+                       precision: str = "fp32") -> E2FGVIInpainter:
     """Build, load and wrap one generator (eval mode, no gradients)."""
     model = E2FGVI(hq)
     provenance = load_weights(model, weights)
-    return E2FGVIInpainter(model, provenance, neighbor_stride, ref_stride, device)
+    return E2FGVIInpainter(model, provenance, neighbor_stride, ref_stride, device, precision)
 
 
 def make_e2fgvi(weights: str | None = None, neighbor_stride: int = NEIGHBOR_STRIDE, ref_stride: int = REF_STRIDE,
-                device: str | None = None) -> E2FGVIInpainter:
+                device: str | None = None, precision: str = "fp32") -> E2FGVIInpainter:
     """E2FGVI (registry weights ``e2fgvi`` = E2FGVI-CVPR22.pth unless a file is given)."""
-    return make_e2fgvi_method(False, weights, neighbor_stride, ref_stride, device)
+    return make_e2fgvi_method(False, weights, neighbor_stride, ref_stride, device, precision)
 
 
 def make_e2fgvi_hq(weights: str | None = None, neighbor_stride: int = NEIGHBOR_STRIDE, ref_stride: int = REF_STRIDE,
-                   device: str | None = None) -> E2FGVIInpainter:
+                   device: str | None = None, precision: str = "fp32") -> E2FGVIInpainter:
     """E2FGVI-HQ (registry weights ``e2fgvi_hq`` = E2FGVI-HQ-CVPR22.pth unless a file is given)."""
-    return make_e2fgvi_method(True, weights, neighbor_stride, ref_stride, device)
+    return make_e2fgvi_method(True, weights, neighbor_stride, ref_stride, device, precision)

@@ -1,0 +1,37 @@
+"""Reduced-precision inference of the model ports (E2FGVI, E2FGVI-HQ, AMT): ``fp32`` (the default, the
+published numerics), ``bf16`` or ``fp16``.
+
+The network runs under ``torch.autocast`` with the chosen type (PyTorch keeps its float32-only operations
+in float32); frames go in and come out as float32. ``fp16`` runs on CUDA only; ``bf16`` also on CPU. A
+reduced precision is its own registered method (``e2fgvi-bf16``, ``amt-l-fp16``, ... in
+baselines/specs/e2fgvi.yaml and amt.yaml), so its runs are recorded under that name and never pair with
+published rows (README "Pairing rule": the method is not in baselines/specs/published_methods.yaml).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+
+from triptych.errors import InputError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device, method: str) -> None:
+    """``precision`` must be one of ``DTYPES``, and ``fp16`` needs a CUDA device."""
+    if precision not in DTYPES:
+        raise InputError(f"{method}: precision {precision!r} is not one of {', '.join(DTYPES)}",
+                         fix="use fp32 (published numerics), bf16 (CPU or CUDA) or fp16 (CUDA)")
+    if precision == "fp16" and device.type != "cuda":
+        raise InputError(f"{method}: precision fp16 runs on CUDA only, the device is {device}",
+                         fix="pass --device cuda, or use the bf16 method on CPU")
+
+
+def autocast(precision: str, device: torch.device) -> ContextManager[object]:
+    """The context a forward pass runs in: nothing for ``fp32``, else ``torch.autocast`` to the type."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])
