@@ -69,6 +69,13 @@ def _benchmark(**changes) -> dict:
     return {"typo-tennis": {**TENNIS, **changes}}
 
 
+def _metric(name: str, kind: str, level: str, variant: str, callable_: str, **fields) -> dict:
+    """A one-variant metric entry of a spec plugin; ``fields`` adds (or misspells) its direction."""
+    return {name: {"description": "d", "kind": kind, "level": level, "tasks": ["video_inpainting"],
+                   "gate_tolerance": 0.1, **fields,
+                   "variants": {variant: {"version": 1, "callable": callable_, "description": "d", "protocol": "p"}}}}
+
+
 def _rules(text: str):
     def setup(tmp: Path) -> list:
         (tmp / "rules.yaml").write_text(text)
@@ -149,20 +156,14 @@ CASES = [
          _with_plugin("benchmarks", _benchmark(pooling={"frames": "per_video"}), *_score_tennis()),
          ("unknown metric level in pooling 'frames' (did you mean 'frame'",)),
     Case("metric-entry-unknown-key",
-         _with_plugin("metrics", {"psnr2": {"description": "d", "kind": "fidelity", "level": "frame",
-                                            "directon": "higher", "tasks": ["video_inpainting"],
-                                            "gate_tolerance": 0.1, "variants": {"a": {
-                                                "version": 1, "callable": "triptych.metrics.psnr:psnr_amt",
-                                                "description": "d", "protocol": "p"}}}},
+         _with_plugin("metrics", _metric("psnr2", "fidelity", "frame", "a", "triptych.metrics.psnr:psnr_amt",
+                                         directon="higher"),
                       "measure", "psnr2", "--variant", "a", "--pred", REPO / "datasets/samples/tennis/frames/00000.png",
                       "--gt", REPO / "datasets/samples/tennis/frames/00000.png"),
          ("spec-plugin 9.9", "psnr2", "'directon' (did you mean 'direction'")),
     Case("metric-requires-undeclared-input",
-         _with_plugin("metrics", {"ewarp2": {"description": "d", "kind": "video_flow", "level": "video",
-                                             "direction": "lower", "tasks": ["video_inpainting"],
-                                             "gate_tolerance": 0.1, "variants": {"files": {
-                                                 "version": 1, "callable": "triptych.metrics.ewarp:ewarp_files",
-                                                 "description": "d", "protocol": "p"}}}},
+         _with_plugin("metrics", _metric("ewarp2", "video_flow", "video", "files",
+                                         "triptych.metrics.ewarp:ewarp_files", direction="lower"),
                       "measure", "ewarp2", "--pred", REPO / "datasets/samples/tennis/frames",
                       "--gt", REPO / "datasets/samples/tennis/frames"),
          ("spec-plugin 9.9", "ewarp2 variant 'files'", "triptych.metrics.ewarp:ewarp_files requires 'flow_dir'",
