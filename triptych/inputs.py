@@ -60,6 +60,10 @@ class Inputs:
     def takes(self, name: str) -> bool:
         return name in self.names
 
+    def declared(self) -> dict[str, str]:
+        """The declaration as a spec writes it: ``{name: required|optional}``."""
+        return {n: self.mode(n) for n in self.names}
+
 
 def parse_inputs(value: Any, known: Mapping[str, str], where: str) -> Inputs:
     """An entry's ``inputs``: a mapping of input name -> ``required`` / ``optional`` (absent or null: none),

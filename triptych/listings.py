@@ -24,8 +24,9 @@ def _plugin(spec: Any) -> str | None:
 def metric_records() -> list[dict[str, Any]]:
     return sorted(({"name": s.name, "variant": v.name, "version": v.version, "level": s.level,
                     "direction": s.direction, "unit": s.unit, "tasks": list(s.tasks), "protocol": v.protocol,
-                    "weights": list(v.weights), "description": v.description, "metric_description": s.description,
-                    "plugin": _plugin(s)} for s in registry().metrics.values() for v in s.variants.values()),
+                    "weights": list(v.weights), "inputs": v.inputs.declared(), "description": v.description,
+                    "metric_description": s.description, "plugin": _plugin(s)}
+                   for s in registry().metrics.values() for v in s.variants.values()),
                   key=lambda r: (r["name"], r["variant"]))
 
 
@@ -39,7 +40,8 @@ def benchmark_records() -> list[dict[str, Any]]:
 
 def method_records() -> list[dict[str, Any]]:
     return sorted(({"name": s.name, "task": s.task, "version": s.version, "weights": list(s.weights),
-                    "description": s.description, "plugin": _plugin(s)} for s in registry().methods.values()),
+                    "inputs": s.inputs.declared(), "description": s.description, "plugin": _plugin(s)}
+                   for s in registry().methods.values()),
                   key=lambda r: r["name"])
 
 
@@ -47,6 +49,12 @@ def weight_records() -> list[dict[str, Any]]:
     from triptych.weights import list_entries
 
     return sorted(list_entries(), key=lambda r: r["name"])
+
+
+def _inputs(declared: dict[str, str]) -> str:
+    """A record's declared inputs (triptych.inputs) in short: an optional one marked ``?`` (``masks,trunk?``),
+    ``-`` for none."""
+    return ",".join(n if mode == "required" else f"{n}?" for n, mode in declared.items()) or "-"
 
 
 def _tasks(tasks: Sequence[str]) -> str:
@@ -59,13 +67,13 @@ KINDS: dict[str, tuple[Callable[[], list[dict[str, Any]]], list[ListingColumn]]]
     "metrics": (metric_records, [("metric:variant", lambda r: f"{r['name']}:{r['variant']}"),
                                  ("ver", lambda r: f"v{r['version']}"), ("level", lambda r: r["level"]),
                                  ("better", lambda r: r["direction"]), ("tasks", lambda r: _tasks(r["tasks"])),
-                                 ("source", lambda r: r["protocol"])]),
+                                 ("source", lambda r: r["protocol"])]),  # inputs: in --json (room for the source)
     "benchmarks": (benchmark_records, [("benchmark", lambda r: r["name"]), ("task", lambda r: _tasks([r["task"]])),
                                        ("ver", lambda r: f"v{r['version']}"),
                                        ("variants", lambda r: ",".join(r["variants"])),
                                        ("description", lambda r: r["description"])]),
     "methods": (method_records, [("method", lambda r: r["name"]), ("task", lambda r: _tasks([r["task"]])),
-                                 ("ver", lambda r: f"v{r['version']}"),
+                                 ("ver", lambda r: f"v{r['version']}"), ("inputs", lambda r: _inputs(r["inputs"])),
                                  ("description", lambda r: r["description"])]),
     "weights": (weight_records, [("name", lambda r: r["name"]), ("here", lambda r: "yes" if r["present"] else "no"),
                                  ("pin", lambda r: _cut(r["pin"], 15)), ("format", lambda r: r["format"]),

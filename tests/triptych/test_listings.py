@@ -60,6 +60,15 @@ def test_list_json_has_structured_fields(run_cli):
     (tennis,) = [r for r in json.loads(out) if r["name"] == "sample-tennis"]
     assert tennis["metrics"] == ["psnr:e2fgvi", "ssim:win65"] and tennis["variants"] == ["e2fgvi"]
     assert tennis["task"] == "video_inpainting" and tennis["version"] == 1
+    (ewarp_files,) = [r for r in records if (r["name"], r["variant"]) == ("ewarp", "files")]
+    assert ewarp_files["inputs"] == registry().metric("ewarp").variant("files").inputs.declared() == {
+        "flow_dir": "required"} and psnr["inputs"] == {}
+    code, out, _ = run_cli("list", "methods")
+    (amt_s,) = [line for line in out.splitlines() if line.split()[0] == "amt-s"]
+    assert "weights?,device?" in amt_s  # the declared inputs, an optional one marked ?
+    code, out, _ = run_cli("list", "methods", "--json")
+    (amt_s,) = [r for r in json.loads(out) if r["name"] == "amt-s"]
+    assert amt_s["inputs"] == {"weights": "optional", "device": "optional"}
     code, out, _ = run_cli("list", "weights", "--json")
     assert [r["name"] for r in json.loads(out)] == sorted(weights_registry())
 

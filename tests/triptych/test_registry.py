@@ -100,6 +100,22 @@ def test_every_packaged_entry_declares_the_inputs_its_callable_takes():
     assert reg.method("other_id").inputs.takes("context") and reg.method("amt-s").inputs.takes("device")
 
 
+def test_every_packaged_declaration_is_complete():
+    """A packaged callable that can take an input (a parameter of that name, not set by its params) declares
+    it: an undeclared one is never passed, so a method would silently lose ``--device`` or ``--weights``."""
+    import inspect
+
+    from triptych.inputs import METHOD_INPUTS, METRIC_INPUTS
+
+    reg = registry()
+    entries = [(f"{s.name}:{v.name}", v.load(), v.inputs, v.params, METRIC_INPUTS)
+               for s in reg.metrics.values() if s.plugin is None for v in s.variants.values()]
+    entries += [(m.name, m.load(), m.inputs, m.params, METHOD_INPUTS) for m in reg.methods.values() if m.plugin is None]
+    undeclared = [f"{name}: {p}" for name, fn, inputs, params, known in entries
+                  for p in inspect.signature(fn).parameters if p in known and p not in params and not inputs.takes(p)]
+    assert undeclared == [], "declare these under inputs"
+
+
 def test_list_command_prints_every_metric(run_cli):
     code, out, _ = run_cli("list", "metrics", "--json")
     assert code == 0
