@@ -61,7 +61,6 @@ from triptych.benchmarks.celeb_protocol import CelebImage, id_slug, make_plan
 from triptych.benchmarks.personalization import check_generated, face_score, no_face_policy
 from triptych.errors import InputError, TriptychError
 from triptych.folders import visible_files
-from triptych.inputs import bind
 from triptych.manifests import build_manifest
 from triptych.methods import Generator, read_reference
 from triptych.registry import BenchmarkSpec
@@ -103,16 +102,17 @@ def load_celeb_benchmark(spec: BenchmarkSpec, variant: str, params: dict[str, An
 
 
 def _call(m: MetricUse, offered: dict[str, Any]) -> Any:
-    """The metric's result on the data of its kind, passed by name (``triptych.inputs.KIND_DATA``), with the
-    inputs its entry declares (``triptych.inputs.bind``): a number, or (a set metric) an object with
-    ``.value`` and ``.extras()`` (``metrics.fid.SetResult``), which ``Score.from_result`` reads."""
-    who = f"metric {m.spec.name}:{m.variant.name} ({m.variant.callable})"
+    """The metric's result on the data of its kind (``triptych.inputs.KIND_DATA``, in the order the registry
+    checked against its callable), with the inputs its entry declares (``MetricUse``): a number, or (a set
+    metric) an object with ``.value`` and ``.extras()`` (``metrics.fid.SetResult``), which
+    ``Score.from_result`` reads."""
     data = m.variant.data or ()
     if not data or any(d not in offered for d in data):
-        raise TriptychError(f"{who} cannot be called by this benchmark: its kind {m.spec.kind!r} takes "
+        raise TriptychError(f"metric {m.spec.name}:{m.variant.name} ({m.variant.callable}) cannot be called by this "
+                            f"benchmark: its kind {m.spec.kind!r} takes "
                             f"{', '.join(data) or 'data this benchmark does not know'}; it offers {', '.join(offered)}",
                             fix="score it with a benchmark of its kind, or give it a kind in triptych.inputs.KIND_DATA")
-    return m.fn(**{d: offered[d] for d in data}, **bind(m.variant.inputs, offered, who), **m.variant.params)
+    return m(*(offered[d] for d in data), offered=offered)
 
 
 class LazyImages(Sequence[torch.Tensor]):

@@ -175,11 +175,10 @@ class _Context:
     produce: Callable[[Any], Any]
 
 
-def _build_context(job: ScoreJob, method_object: Any = None) -> _Context:
-    with trusting_manifest(job.manifest_sha256):
-        data = load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
-    metrics = [m for m in resolve_metrics(data.spec, job.metrics or None) if m.spec.level != "set"]
-    return _Context(data, metrics, _job_producer(data, job, method_object))  # set metrics: once all are scored
+def _sample_context(data: BenchmarkData, metrics: Sequence[MetricUse], job: ScoreJob,
+                    method_object: Any = None) -> _Context:
+    """The context of scoring ``job``'s samples: its per-sample metrics (set metrics: once all are scored)."""
+    return _Context(data, [m for m in metrics if m.spec.level != "set"], _job_producer(data, job, method_object))
 
 
 def _job_producer(data: BenchmarkData, job: ScoreJob, method_object: Any = None) -> Callable[[Any], Any]:
@@ -190,7 +189,9 @@ def _job_producer(data: BenchmarkData, job: ScoreJob, method_object: Any = None)
 @functools.lru_cache(maxsize=4)
 def _context(job: ScoreJob) -> _Context:
     """A worker's context of ``job``, built once per process (the benchmark, metrics and method loaded once)."""
-    return _build_context(job)
+    with trusting_manifest(job.manifest_sha256):
+        data = load_benchmark(job.benchmark, job.benchmark_variant, Path(job.data_root), dict(job.params))
+    return _sample_context(data, resolve_metrics(data.spec, job.metrics or None), job)
 
 
 MeasuredValue = tuple[str, str, str, int, float, "dict[str, Any] | None"]
@@ -424,12 +425,12 @@ def _score_parts(writer: RunWriter, data: BenchmarkData, job: ScoreJob, metrics:
                  set_metrics: list[MetricUse], identity: dict[str, Any], pred_dir: Path | None, executor: str,
                  workers: int, ray_address: str | None, interval: IntervalSettings, method_object: Any) -> None:
     """Score the samples that have no part yet (and the set metrics), each part with its fingerprint, then
-    merge the parts into the run's rows and aggregates. A method object is scored in this process, with its
-    context built once here; every other job goes to the executor as ``score_sample`` calls."""
+    merge the parts into the run's rows and aggregates. A method object is scored in this process, with the
+    benchmark already loaded here; every other job goes to the executor as ``score_sample`` calls."""
     todo = sorted((i for i in range(len(data.samples)) if not writer.has_part(_part(i))),
                   key=lambda i: -_cost(data.samples[i]))  # longest first: the workers finish together
     work = (score_sample if method_object is None
-            else functools.partial(_measure, _build_context(job, method_object)))
+            else functools.partial(_measure, _sample_context(data, metrics, job, method_object)))
     unit = {m.spec.name: (m.spec.level, m.spec.unit) for m in metrics}
     run_method = writer.meta["method"]
 
