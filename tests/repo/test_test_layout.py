@@ -4,14 +4,15 @@ the source folder it tests, or in one of the cross-cutting folders, and imports 
 from __future__ import annotations
 
 import ast
+import tomllib
 
 from conftest import REPO
 
 TESTS = REPO / "tests"
 # source folders that have tests, as the tests' sub-folder -> the source folder it mirrors
 MIRRORED = {"metrics": "metrics", "baselines": "baselines", "benchmarks": "benchmarks", "pipelines": "pipelines",
-            "leaderboard": "leaderboard", "triptych": "triptych", "triptych/vision": "triptych/vision",
-            "triptych/commands": "triptych/commands", "scripts": "scripts"}
+            "leaderboard": "leaderboard", "core": "triptych", "core/vision": "triptych/vision",
+            "core/commands": "triptych/commands", "scripts": "scripts"}
 CROSS_CUTTING = {"repo", "bad_inputs", "perf"}
 SHARED_HELPERS = {"conftest.py", "vfi_fake_layouts.py", "vos_fake_layouts.py", "face_onnx.py"}
 
@@ -26,6 +27,16 @@ def test_every_test_module_sits_beside_the_source_folder_it_tests():
     assert not misplaced, f"move these into the tests/ folder of the source they test: {misplaced}"
     for tests_folder, source in MIRRORED.items():
         assert (REPO / source).is_dir(), f"tests/{tests_folder} mirrors {source}/, which does not exist"
+
+
+def test_no_tests_folder_shadows_the_installed_package():
+    """pytest puts tests/ on sys.path (rootdir conftest), so a tests/triptych folder would be imported as the
+    ``triptych`` package under a plain ``pytest``, and package data (triptych/data/tasks.yaml) would be looked up
+    in the tests folder: the core's tests live in tests/core."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    top_level = {name.split(".")[0] for name in pyproject["tool"]["setuptools"]["package-dir"]}
+    shadowing = sorted(p.name for p in TESTS.iterdir() if p.is_dir() and p.name in top_level)
+    assert not shadowing, f"rename these tests/ folders, they shadow an installed package: {shadowing}"
 
 
 def test_the_top_of_tests_holds_only_shared_helpers():
