@@ -5,6 +5,12 @@ here and checked by their state hash before any output is compared. Raw outputs 
 priors to 1e-6, detections (stable tie rule, ``dets_stable.npy``) to 1e-3 with the same count and prior
 indices. The CLI runs the released-checkpoint path: a ``.pth`` with the ``module.`` prefix, and a
 safetensors file without it.
+
+Detections are compared with the fixture through the stored raw outputs, not end to end: the fixture's raw
+outputs come from AVX-512 convolution kernels, another instruction set rounds within the 1e-4 the fixture
+allows, and with the rule weights' hundreds of near-equal face scores NMS then keeps other boxes (the fixture
+README promises detections for the post-processing alone). End to end, the detector's and the CLI's rows
+must be exactly the post-processing of the raw outputs they produced.
 """
 
 from __future__ import annotations
@@ -99,13 +105,20 @@ def test_raw_outputs_and_end_to_end_detections_match(fixture: Path, rule_models:
         stored = _stored(fixture, short, image, name)
         assert getattr(raw, name).shape == stored.shape
         assert np.abs(getattr(raw, name) - stored).max() <= 1e-4, name
-    dets = detector.detections(raw, 640, 640)
+    stored_raw = rf.RawOutputs(*(_stored(fixture, short, image, n) for n in ("loc", "conf", "landms")))
     stable = _stored(fixture, short, image, "dets_stable")
+    from_stored = detector.detections(stored_raw, 640, 640)
+    assert from_stored.shape == stable.shape
+    assert np.abs(from_stored - stable).max() <= 1e-3
+    dets = detector.detect(rgb)
     assert dets.shape == stable.shape
-    # Within 1e-3 row for row here (raw outputs agree bit for bit on this machine); the fixture README only
-    # promises that for the post-processing alone, so the end-to-end rows are compared as a set.
-    found = sum(np.abs(stable - row).max(axis=1).min() <= 1e-3 for row in dets)
-    assert found == len(stable)
+    assert np.array_equal(dets, detector.detections(raw, 640, 640))
+
+
+def _recipe_rows(raw_dir: Path, height: int, width: int) -> np.ndarray:
+    """The recipe detections of the raw outputs a ``faces --raw-npy`` run wrote."""
+    loc, conf, landms = (np.load(raw_dir / f"{name}.npy")[0] for name in ("loc", "conf", "landms"))
+    return rf.postprocess(loc, conf, landms, rf.prior_boxes(height, width), height, width)[0]
 
 
 def _save_released(model: rf.RetinaFace, path: Path) -> None:
@@ -124,12 +137,11 @@ def test_cli_faces_with_a_released_style_pth_and_raw_npy(run_cli, fixture: Path,
     report = json.loads(out)
     assert report["weights"][0]["sha256"] and report["weights"][0]["user_supplied"]
     rows = np.array(report["images"][0]["faces"], dtype=np.float64)
-    stable = _stored(fixture, "re50", "newton_0", "dets_stable").astype(np.float64)
     assert rows.shape == (750, 15)
-    assert sum(np.abs(stable - row).max(axis=1).min() <= 1e-3 for row in rows) == 750
     for name in ("loc", "conf", "landms"):
         written = np.load(tmp_path / "raw" / "newton_0_640" / f"{name}.npy")
         assert np.abs(written - _stored(fixture, "re50", "newton_0", name)).max() <= 1e-4
+    assert np.abs(rows - _recipe_rows(tmp_path / "raw" / "newton_0_640", 640, 640)).max() <= 1e-5
 
 
 def test_cli_faces_with_a_safetensors_file_and_min_score(run_cli, fixture: Path, rule_models: dict,
@@ -139,14 +151,15 @@ def test_cli_faces_with_a_safetensors_file_and_min_score(run_cli, fixture: Path,
     weights = tmp_path / "mnet.safetensors"
     save_file({k: v.contiguous() for k, v in rule_models["mobilenet0.25"].state_dict().items()}, str(weights))
     image = fixture / "inputs" / "scarlett_0_640.png"
-    stable = _stored(fixture, "mnet", "scarlett_0", "dets_stable")
     threshold = 0.5
     code, out, err = run_cli("faces", image, "--backbone", "mobilenet0.25", "--weights", weights, "--json",
-                             "--min-score", threshold)
+                             "--min-score", threshold, "--raw-npy", tmp_path / "raw")
     assert code == 0, err
     rows = np.array(json.loads(out)["images"][0]["faces"])
-    assert len(rows) == int((stable[:, 4] >= threshold).sum()) > 0
-    assert (rows[:, 4] >= threshold).all()
+    recipe = _recipe_rows(tmp_path / "raw" / "scarlett_0_640", 640, 640)
+    kept = recipe[recipe[:, 4] >= threshold]
+    assert 0 < len(kept) < len(recipe)  # the threshold cuts inside the recipe's rows
+    assert rows.shape == kept.shape and np.abs(rows - kept).max() <= 1e-5
 
 
 def test_wrong_backbone_file_names_the_keys_and_the_other_backbone(run_cli, rule_models: dict, tmp_path: Path) -> None:
