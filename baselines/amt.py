@@ -45,6 +45,7 @@ from triptych.baselines.amt_blocks import (
     combine_flows,
     pixel_grid,
     resize,
+    to_channels_last,
 )
 from triptych.baselines.precision import autocast, check_precision
 from triptych.errors import InputError, TriptychError
@@ -172,8 +173,12 @@ class AMT(nn.Module):
         coords = pixel_grid(b, h // 8, w // 8, img0.device)
         fmap0, fmap1 = self.feat_encoder(x0, x1)
         corr = CorrelationPyramid(fmap0, fmap1, self.config.corr_levels, self.config.corr_radius)
-        f0 = self.encoder(x0)  # 1/2, 1/4, 1/8, 1/16
-        f1 = self.encoder(x1)
+        # The context pyramid, decoders, updates and the merge run channels-last, oneDNN's fastest layout
+        # (docs/performance.md, "AMT"), both images through the pyramid as one batch; the correlation encoder
+        # stays channel-first, as its instance norms return it. Outputs stay within 1e-5 of the reference.
+        pyramid = self.encoder(to_channels_last(torch.cat([x0, x1], 0)))  # 1/2, 1/4, 1/8, 1/16
+        f0 = [level[:b] for level in pyramid]
+        f1 = [level[b:] for level in pyramid]
 
         flow0, flow1, ft = self.decoder4(f0[3], f1[3], embt)
         flows0, flows1, feats = [], [], []

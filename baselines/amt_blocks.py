@@ -40,7 +40,18 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     base = torch.cat([xs, ys], 1).to(image)
     step = torch.cat([flow[:, 0:1] / ((w - 1.0) / 2.0), flow[:, 1:2] / ((h - 1.0) / 2.0)], 1)
     grid = (base + step).permute(0, 2, 3, 1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    warped = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return warped.contiguous(memory_format=torch.channels_last) if is_channels_last(image) else warped
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a 4-D tensor is laid out channels-last (the layout of the decoders, ``AMT.forward``)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """The same values laid out channels-last (NHWC in memory): oneDNN's fastest convolution layout."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def pixel_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -107,8 +118,8 @@ class CorrelationPyramid:
             c1 = p1.reshape(b * h * w, 1, 1, 2) / 2 ** level + window
             out0.append(self._sample(self.forward_levels[level], c0).view(b, h, w, -1))
             out1.append(self._sample(self.backward_levels[level], c1).view(b, h, w, -1))
-        return (torch.cat(out0, -1).permute(0, 3, 1, 2).contiguous().float(),
-                torch.cat(out1, -1).permute(0, 3, 1, 2).contiguous().float())
+        # (B, h, w, C) permuted to (B, C, h, w) is a channels-last tensor as it stands: no copy
+        return torch.cat(out0, -1).permute(0, 3, 1, 2).float(), torch.cat(out1, -1).permute(0, 3, 1, 2).float()
 
 
 # --- the correlation feature encoder (RAFT-style, instance norm) ----------------------------------------------
@@ -162,7 +173,9 @@ class CorrelationEncoder(nn.Module):
 
     Stem: 7x7 stride-2 conv (3 -> ``stem``), instance norm, ReLU. Then named stages (``layer1``,
     ``layer2``, ``layer3`` and, in AMT-G, ``layer3_2``), each two units of ``unit`` kind whose first unit
-    carries the stage stride, and a 1x1 conv to ``out_dim``. Both images go through as one batch.
+    carries the stage stride, and a 1x1 conv to ``out_dim``. The reference passes both images as one batch;
+    the norms are per image, so each image goes through alone (channel-first, where oneDNN's batch-2 64-channel
+    convolutions are 1.4x slower than two batch-1 ones; docs/performance.md, "AMT").
     """
 
     def __init__(self, unit: UnitKind, stem: int, stages: Sequence[tuple[str, int, int]], out_dim: int) -> None:
@@ -177,13 +190,14 @@ class CorrelationEncoder(nn.Module):
             width = dim
         self.conv2 = nn.Conv2d(width, out_dim, kernel_size=1)
 
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.relu(self.norm1(self.conv1(torch.cat([img0, img1], 0))))
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.norm1(self.conv1(image.contiguous())))
         for name in self.stage_names:
             x = getattr(self, name)(x)
-        x = self.conv2(x)
-        f0, f1 = torch.split(x, [img0.shape[0], img1.shape[0]], 0)
-        return f0, f1
+        return self.conv2(x)
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features(img0), self.features(img1)
 
 
 # --- the context pyramid and the decoders (IFRNet-style, PReLU) ---------------------------------------------------
@@ -259,7 +273,10 @@ class InitialDecoder(nn.Module):
     def forward(self, f0: torch.Tensor, f1: torch.Tensor, embt: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h, w = f0.shape[2:]
-        out = self.convblock(torch.cat([f0, f1, embt.repeat(1, 1, h, w)], 1))
+        # the time map built as (B, h, w, 1) and viewed (B, 1, h, w): channels-last strides, so the
+        # concatenation keeps the features' layout (a channel-first map would turn it channel-first)
+        time_map = embt.permute(0, 2, 3, 1).repeat(1, h, w, 1).permute(0, 3, 1, 2)
+        out = self.convblock(torch.cat([f0, f1, time_map], 1))
         return out[:, 0:2], out[:, 2:4], out[:, 4:]
 
 
@@ -388,4 +405,5 @@ def combine_flows(comb_block: nn.Module, img0: torch.Tensor, img1: torch.Tensor,
     m = per_flow(mask, 1)
     candidates = m * warped0 + (1 - m) * warped1 + repeated(mean) + per_flow(img_res, 3)
     candidates = candidates.reshape(b, n, 3, h, w)
-    return candidates.mean(1) + comb_block(candidates.view(b, -1, h, w))
+    merged = candidates.mean(1) + comb_block(to_channels_last(candidates.view(b, -1, h, w)))
+    return merged.contiguous()  # the caller's frame, channel-first as the inputs came

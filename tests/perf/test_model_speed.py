@@ -67,6 +67,19 @@ def _amt_case(fixtures_dir: Path, variant: str) -> tuple[torch.nn.Module, torch.
             expected["tolerances"]["out_pre_clamp.npy"]["max_abs"], f"AMT-{variant} forward (432x240)")
 
 
+def _arithmetic_bound(model: torch.nn.Module, args: tuple, threads: int) -> tuple[float, float]:
+    """(GFLOP of one forward, by torch's FLOP counter; the best matrix-multiply GFLOP/s of this CPU at
+    ``threads``, a 2048^3 sgemm): a forward cannot take less than their ratio at these numerics."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(*args)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(_timed(lambda: a @ b)[1] for _ in range(5))
+    return counter.get_total_flops() / 1e9, 2 * 2048 ** 3 / best / 1e9
+
+
 def _timed(run: Callable[[], Any]) -> tuple[float, float, Any]:
     cpu, wall = time.process_time(), time.perf_counter()
     out = run()
@@ -87,6 +100,7 @@ def test_port_cpu_time_against_the_authors_code(benchmark, fixtures_dir, model, 
     torch.set_num_threads(threads)
     ours, theirs = [], []
     try:
+        gflop, peak = _arithmetic_bound(port, args, threads)
         with OtherLoad() as load:
             for _ in range(rounds):
                 with torch.no_grad():
@@ -100,8 +114,13 @@ def test_port_cpu_time_against_the_authors_code(benchmark, fixtures_dir, model, 
     (our_cpu, our_wall), (their_cpu, their_wall) = (min((c, w) for c, w, _ in runs) for runs in (ours, theirs))
     benchmark.pedantic(lambda: None, rounds=1)  # the row's numbers are the extra_info below
     benchmark.extra_info.update({"cpu_seconds": our_cpu, "reference_cpu_seconds": their_cpu, "wall_seconds": our_wall,
-                                 "reference_wall_seconds": their_wall, "torch_threads": threads, "max_abs_diff": diff})
+                                 "reference_wall_seconds": their_wall, "torch_threads": threads, "max_abs_diff": diff,
+                                 "gflop": gflop, "sgemm_gflops": peak})
     ratio = their_cpu / our_cpu
+    # CPU seconds over all threads against GFLOP at the per-thread rate: the floor is GFLOP / (peak / threads)
+    floor = gflop / (peak / threads)
     _verdict(benchmark, f"{what}, port vs the authors' code, {threads} thread{'s' if threads > 1 else ''}",
              f"{our_cpu:.2f} s vs {their_cpu:.2f} s of CPU ({ratio:.2f}x; wall {our_wall:.2f} s vs {their_wall:.2f} s; "
-             f"best of {rounds}), outputs within {diff:.1e}", ratio, GOAL, ratio >= GOAL, "x", load)
+             f"best of {rounds}), outputs within {diff:.1e}; {gflop:.0f} GFLOP at this CPU's sgemm rate "
+             f"({peak / threads:.0f} GFLOP/s a thread) is {floor:.2f} s, a ratio of at most {their_cpu / floor:.2f}x "
+             f"at these numerics", ratio, GOAL, ratio >= GOAL, "x", load)
