@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 
-from triptych.errors import TriptychError
 from triptych.media import read_rgb
 from triptych.vision import retinaface as rf
 from triptych.weights_rule import apply_weights_rule
