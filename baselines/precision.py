@@ -11,6 +11,7 @@ published rows (README "Pairing rule": the method is not in baselines/specs/publ
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import ContextManager
 
 import torch
@@ -28,6 +29,23 @@ def check_precision(precision: str, device: torch.device, method: str) -> None:
     if precision == "fp16" and device.type != "cuda":
         raise InputError(f"{method}: precision fp16 runs on CUDA only, the device is {device}",
                          fix="pass --device cuda, or use the bf16 method on CPU")
+    if precision == "bf16" and device.type == "cpu" and not native_cpu_bf16():
+        warnings.warn(f"{method}: this CPU has no bfloat16 instructions (AVX-512 or AMX), so oneDNN emulates "
+                      "bf16: expect it to run many times slower than fp32 (docs/performance.md, 'Reduced "
+                      "precision')", SlowPrecisionWarning, stacklevel=2)
+
+
+class SlowPrecisionWarning(UserWarning):
+    """A reduced precision that this device only emulates."""
+
+
+def native_cpu_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 with this CPU's own instructions (AVX-512 or AMX); without them
+    it emulates bf16, and an E2FGVI window took over 10 minutes instead of under one in float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def autocast(precision: str, device: torch.device) -> ContextManager[object]:

@@ -11,6 +11,7 @@ leave 3-5x room (other CPUs pick other kernels) and are still far below a broken
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 
 from triptych.baselines.amt import AMTInterpolator, build_amt
 from triptych.baselines.e2fgvi import E2FGVI, E2FGVIInpainter
+from triptych.baselines.precision import SlowPrecisionWarning, native_cpu_bf16
 from triptych.baselines.video_window import to_model_input
 from triptych.errors import InputError
 from triptych.media import read_rgb
@@ -40,6 +42,7 @@ def _rule_model(fixtures_dir: Path, name: str, model: torch.nn.Module) -> torch.
     return model.eval()
 
 
+@pytest.mark.filterwarnings("ignore::triptych.baselines.precision.SlowPrecisionWarning")  # emulated is still exact to test
 def test_amt_l_bf16_on_cpu_stays_near_the_float32_fixture(fixtures_dir):
     folder = fixtures_dir / "model_ports/amt_l"
     model = _rule_model(fixtures_dir, "amt_l", build_amt("L"))
@@ -54,6 +57,8 @@ def test_amt_l_bf16_on_cpu_stays_near_the_float32_fixture(fixtures_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not native_cpu_bf16(), reason="this CPU has no bfloat16 instructions: oneDNN emulates bf16 "
+                                                  "and a window takes over 10 minutes (docs/performance.md)")
 @pytest.mark.parametrize("name", ("e2fgvi", "e2fgvi_hq"))
 def test_e2fgvi_bf16_window_on_cpu_stays_near_the_float32_fixture(fixtures_dir, name):
     model = _rule_model(fixtures_dir, name, E2FGVI(name == "e2fgvi_hq"))
@@ -65,6 +70,20 @@ def test_e2fgvi_bf16_window_on_cpu_stays_near_the_float32_fixture(fixtures_dir, 
     assert pred.dtype == torch.float32
     assert diff.max() <= E2FGVI_BF16["max_abs"] and diff.mean() <= E2FGVI_BF16["mean_abs"]
     assert diff.max() > 1e-3  # the network really ran in bfloat16 (float32 stays within 2e-4)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_that_it_is_emulated():
+    model = build_amt("S")
+    if native_cpu_bf16():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SlowPrecisionWarning)
+            AMTInterpolator(model, precision="bf16")
+    else:
+        with pytest.warns(SlowPrecisionWarning, match="AMT-S: this CPU has no bfloat16 instructions"):
+            AMTInterpolator(model, precision="bf16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowPrecisionWarning)
+        AMTInterpolator(model)  # fp32 never warns
 
 
 def test_fp16_needs_cuda_and_unknown_precisions_are_refused():
