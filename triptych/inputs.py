@@ -83,8 +83,8 @@ def parse_inputs(value: Any, known: Mapping[str, str], where: str) -> Inputs:
 
 def check_signature(fn: Callable[..., Any], inputs: Inputs, data: tuple[str, ...] | None,
                     given: tuple[str, ...], where: str, ref: str) -> None:
-    """``fn`` (``ref``, declared at ``where``) takes its ``data`` first, accepts every declared input (a
-    an optional one with a default) and requires nothing else that its ``given`` params do not set. ``data``
+    """``fn`` (``ref``, declared at ``where``) takes its ``data`` first, accepts every declared input (an
+    optional one with a default) and requires nothing else that its ``given`` params do not set. ``data``
     None (a kind triptych does not know): the leading required parameters are the data."""
     parameters = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

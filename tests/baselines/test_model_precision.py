@@ -58,7 +58,7 @@ def test_amt_l_bf16_on_cpu_stays_near_the_float32_fixture(fixtures_dir):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not native_cpu_bf16(), reason="this CPU has no bfloat16 instructions: oneDNN emulates bf16 "
-                                                  "and a window takes over 10 minutes (docs/performance.md)")
+                                                  "and a window takes over 15 minutes (docs/performance.md)")
 @pytest.mark.parametrize("name", ("e2fgvi", "e2fgvi_hq"))
 def test_e2fgvi_bf16_window_on_cpu_stays_near_the_float32_fixture(fixtures_dir, name):
     model = _rule_model(fixtures_dir, name, E2FGVI(name == "e2fgvi_hq"))

@@ -114,10 +114,10 @@ def test_raw_outputs_and_end_to_end_detections_match(fixture: Path, rule_models:
     assert np.array_equal(dets, detector.detections(raw, 640, 640))
 
 
-def _recipe_rows(raw_dir: Path, height: int, width: int) -> np.ndarray:
+def _recipe_rows(detector: rf.RetinaFaceDetector, raw_dir: Path, height: int, width: int) -> np.ndarray:
     """The recipe detections of the raw outputs a ``faces --raw-npy`` run wrote."""
-    loc, conf, landms = (np.load(raw_dir / f"{name}.npy")[0] for name in ("loc", "conf", "landms"))
-    return rf.postprocess(loc, conf, landms, rf.prior_boxes(height, width), height, width)[0]
+    raw = rf.RawOutputs(*(np.load(raw_dir / f"{name}.npy") for name in ("loc", "conf", "landms")))
+    return detector.detections(raw, height, width)
 
 
 def _save_released(model: rf.RetinaFace, path: Path) -> None:
@@ -140,7 +140,8 @@ def test_cli_faces_with_a_released_style_pth_and_raw_npy(run_cli, fixture: Path,
     for name in ("loc", "conf", "landms"):
         written = np.load(tmp_path / "raw" / "newton_0_640" / f"{name}.npy")
         assert np.abs(written - _stored(fixture, "re50", "newton_0", name)).max() <= 1e-4
-    assert np.abs(rows - _recipe_rows(tmp_path / "raw" / "newton_0_640", 640, 640)).max() <= 1e-5
+    detector = rf.RetinaFaceDetector(rule_models["resnet50"], "resnet50", {})
+    assert np.abs(rows - _recipe_rows(detector, tmp_path / "raw" / "newton_0_640", 640, 640)).max() <= 1e-5
 
 
 def test_cli_faces_with_a_safetensors_file_and_min_score(run_cli, fixture: Path, rule_models: dict,
@@ -155,7 +156,8 @@ def test_cli_faces_with_a_safetensors_file_and_min_score(run_cli, fixture: Path,
                              "--min-score", threshold, "--raw-npy", tmp_path / "raw")
     assert code == 0, err
     rows = np.array(json.loads(out)["images"][0]["faces"])
-    recipe = _recipe_rows(tmp_path / "raw" / "scarlett_0_640", 640, 640)
+    detector = rf.RetinaFaceDetector(rule_models["mobilenet0.25"], "mobilenet0.25", {})
+    recipe = _recipe_rows(detector, tmp_path / "raw" / "scarlett_0_640", 640, 640)
     kept = recipe[recipe[:, 4] >= threshold]
     assert 0 < len(kept) < len(recipe)  # the threshold cuts inside the recipe's rows
     assert rows.shape == kept.shape and np.abs(rows - kept).max() <= 1e-5
